@@ -1,0 +1,113 @@
+"""The `irc` command line. Thin: parse, call the library, print.
+
+Heavy modules (onnx, onnxruntime, TensorFlow, PyTorch) are imported inside the
+commands so that `irc --help` starts fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from . import __version__
+from .errors import IrcError
+
+app = typer.Typer(
+    name="irc",
+    help="Compile trained neural networks (TensorFlow, PyTorch, ONNX) into standalone Rust.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+_state = {"debug": False}
+
+Force = Annotated[bool, typer.Option("--force", help="Overwrite OUT if it exists.")]
+Json = Annotated[bool, typer.Option("--json", help="Machine-readable output on stdout.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"irc {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")] = False,
+) -> None:
+    _state["debug"] = debug
+
+
+def check_writable(out: Path, force: bool) -> None:
+    """Refuse to overwrite an existing output unless --force."""
+    if out.exists() and not force:
+        raise IrcError(f"{out}: already exists (use --force to overwrite)")
+
+
+@app.command("import")
+def import_(
+    src: Annotated[str, typer.Argument(help="Model to import: a .onnx file.")],
+    out: Annotated[Path, typer.Option("-o", "--output", help="Where to write the ONNX model.")],
+    force: Force = False,
+) -> None:
+    """Import a model into irc's IR and write it as ONNX."""
+    from .ir import save
+    from .ir.onnx_io import load
+
+    check_writable(out, force)
+    graph = load(src)
+    save(graph, out)
+    typer.echo(f"wrote {out} ({graph.num_ops} nodes)", err=True)
+
+
+@app.command()
+def inspect(
+    model: Annotated[Path, typer.Argument(help="An .onnx file.")],
+    as_json: Json = False,
+) -> None:
+    """Summarize a model: inputs, outputs, opsets, op histogram, parameters."""
+    from .inspect import render_table, summarize
+
+    summary = summarize(model)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+    else:
+        render_table(summary)
+
+
+def main() -> None:
+    """Entry point: user errors print one line and exit 2; --debug shows tracebacks."""
+    import click
+
+    try:
+        rv = app(standalone_mode=False)
+    except IrcError as exc:
+        if _state["debug"]:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except Exception as exc:
+        if _state["debug"]:
+            raise
+        print(f"irc: internal error: {type(exc).__name__}: {exc} (rerun with --debug for the traceback)",
+              file=sys.stderr)
+        sys.exit(1)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

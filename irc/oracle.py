@@ -1,0 +1,176 @@
+"""onnxruntime as the numerical oracle: sessions, seeded inputs, comparison with tolerances."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from onnx import ModelProto, TensorProto, helper
+
+from .errors import ModelError
+from .ir import Graph, Value
+
+DEFAULT_BATCH = 2
+DEFAULT_DIM = 4
+"""Size given to a symbolic dimension other than the batch when making inputs."""
+
+
+@dataclass(frozen=True)
+class Tolerance:
+    atol: float
+    rtol: float
+
+
+TOLERANCES = {
+    np.dtype(np.float16): Tolerance(1e-2, 1e-2),
+    np.dtype(np.float32): Tolerance(1e-4, 1e-4),
+    np.dtype(np.float64): Tolerance(1e-9, 1e-9),
+}
+EXACT = Tolerance(0.0, 0.0)
+
+
+def tolerance_for(dtype: np.dtype) -> Tolerance:
+    """Default tolerance per dtype: exact for integers and bools."""
+    return TOLERANCES.get(np.dtype(dtype), EXACT if np.dtype(dtype).kind in "biuUSO" else Tolerance(1e-2, 1e-2))
+
+
+def session(model: ModelProto | str | os.PathLike, threads: int = 1, optimize: bool = True):
+    """An onnxruntime InferenceSession on the CPU."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    if not optimize:
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    source = model.SerializeToString() if isinstance(model, ModelProto) else str(model)
+    try:
+        return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"onnxruntime cannot load the model: {str(exc).splitlines()[0]}") from None
+
+
+def run(model: ModelProto | str | os.PathLike, feeds: dict[str, np.ndarray],
+        threads: int = 1, optimize: bool = True) -> dict[str, np.ndarray]:
+    """Run onnxruntime once; outputs by name."""
+    sess = session(model, threads, optimize)
+    names = [o.name for o in sess.get_outputs()]
+    return dict(zip(names, sess.run(names, feeds), strict=True))
+
+
+def concrete_shape(value: Value, batch: int = DEFAULT_BATCH) -> tuple[int, ...]:
+    """A shape to feed: symbolic or unknown dims become ``batch`` (first axis) or DEFAULT_DIM."""
+    if value.shape is None:
+        return (batch,)
+    return tuple(
+        d if isinstance(d, int) and d >= 0 else (batch if i == 0 else DEFAULT_DIM)
+        for i, d in enumerate(value.shape)
+    )
+
+
+def random_inputs(graph: Graph, batch: int = DEFAULT_BATCH, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random feeds for every graph input that is not an initializer.
+
+    Integer inputs are kept small and non-negative since they are usually
+    indices, lengths or token ids.
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for value in graph.inputs:
+        if value.name in graph.initializers:
+            continue
+        if value.dtype is None:
+            raise ModelError(f"input {value.name!r} has no tensor type; pass the inputs explicitly")
+        dtype = helper.tensor_dtype_to_np_dtype(value.dtype)
+        shape = concrete_shape(value, batch)
+        feeds[value.name] = random_array(rng, dtype, shape, value.dtype)
+    return feeds
+
+
+def random_array(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...],
+                 elem_type: int | None = None) -> np.ndarray:
+    dtype = np.dtype(dtype)
+    if elem_type == TensorProto.BOOL or dtype == np.bool_:
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        return rng.integers(0, 3, size=shape).astype(dtype)
+    if dtype.kind == "f" or dtype.kind == "V":
+        return rng.standard_normal(shape).astype(dtype)
+    if dtype.kind in "OUS":
+        return np.array(rng.choice(["a", "b", "c"], size=shape), dtype=object)
+    raise ModelError(f"cannot make random data of dtype {dtype}")
+
+
+@dataclass
+class OutputDiff:
+    name: str
+    max_abs: float
+    max_rel: float
+    max_ulp: float
+    ok: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest distance in units in the last place between float arrays of the same dtype."""
+    if a.dtype.kind != "f" or a.dtype != b.dtype or a.size == 0:
+        return 0.0
+    bits = {2: np.int16, 4: np.int32, 8: np.int64}[a.dtype.itemsize]
+    ia, ib = a.view(bits).astype(np.int64), b.view(bits).astype(np.int64)
+    # Map sign-magnitude float bit patterns onto a monotonic integer line.
+    sign = np.int64(1) << (a.dtype.itemsize * 8 - 1)
+    ia = np.where(ia < 0, -(ia & (sign - 1)), ia)
+    ib = np.where(ib < 0, -(ib & (sign - 1)), ib)
+    finite = np.isfinite(a) & np.isfinite(b)
+    return float(np.max(np.abs(ia - ib)[finite], initial=0))
+
+
+def compare_arrays(name: str, expected: np.ndarray, actual: np.ndarray,
+                   tol: Tolerance | None = None) -> OutputDiff:
+    expected, actual = np.asarray(expected), np.asarray(actual)
+    if expected.shape != actual.shape:
+        return OutputDiff(name, float("inf"), float("inf"), float("inf"), False,
+                          f"shape {actual.shape} != expected {expected.shape}")
+    if expected.dtype.kind in "OUS":
+        same = bool(np.array_equal(expected, actual))
+        return OutputDiff(name, 0.0 if same else float("inf"), 0.0 if same else float("inf"), 0.0, same)
+    tol = tol or tolerance_for(expected.dtype)
+    e = expected.astype(np.float64)
+    a = actual.astype(np.float64)
+    both_nan = np.isnan(e) & np.isnan(a)
+    same_inf = np.isinf(e) & (e == a)
+    diff = np.where(both_nan | same_inf, 0.0, np.abs(e - a))
+    diff = np.where(np.isnan(diff), np.inf, diff)
+    rel = diff / np.maximum(np.abs(e), np.finfo(np.float64).tiny)
+    max_abs = float(diff.max(initial=0.0))
+    max_rel = float(np.where(diff == 0, 0.0, rel).max(initial=0.0))
+    ok = bool(np.all(diff <= tol.atol + tol.rtol * np.abs(np.where(np.isfinite(e), e, 0))))
+    ulp = ulp_distance(expected, actual.astype(expected.dtype)) if expected.dtype.kind == "f" else 0.0
+    return OutputDiff(name, max_abs, max_rel, ulp, ok)
+
+
+def compare(expected: dict[str, np.ndarray], actual: dict[str, np.ndarray],
+            tol: Tolerance | None = None) -> list[OutputDiff]:
+    """Compare outputs by name; a missing output is a failure."""
+    diffs = []
+    for name, exp in expected.items():
+        if name not in actual:
+            diffs.append(OutputDiff(name, float("inf"), float("inf"), float("inf"), False, "missing"))
+        else:
+            diffs.append(compare_arrays(name, exp, actual[name], tol))
+    return diffs
+
+
+def save_feeds(feeds: dict[str, np.ndarray], directory: Path) -> dict[str, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = {}
+    for i, (name, array) in enumerate(feeds.items()):
+        paths[name] = directory / f"input_{i}.npy"
+        np.save(paths[name], array)
+    return paths
