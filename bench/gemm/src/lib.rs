@@ -1,0 +1,4 @@
+//! Builds irc's runtime GEMM exactly as the generated crates ship it, for tests and benches.
+
+#[path = "../../../irc/backends/rust/runtime/gemm.rs"]
+pub mod gemm;

@@ -1,0 +1,235 @@
+//! GEMM micro-benchmark: GFLOP/s of irc's runtime sgemm (each microkernel) and of
+//! ndarray's `general_mat_mul` (matrixmultiply) on the same operands, plus this core's
+//! measured FMA peak. Prints one JSON document.
+//!
+//! Usage: `gemm-bench [--quick] [--seconds S] [--size MxNxK]...` (S = time spent per
+//! measurement, default 0.3; `--size` replaces the default size list).
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use irc_gemm_bench::gemm::{sgemm_with_isa, Epilogue, Isa};
+use ndarray::linalg::general_mat_mul;
+use ndarray::Array2;
+
+struct Options {
+    quick: bool,
+    seconds: f64,
+    /// Explicit `MxNxK` sizes replacing the default list.
+    sizes: Vec<(usize, usize, usize)>,
+}
+
+fn parse_args() -> Options {
+    let mut opts = Options { quick: false, seconds: 0.3, sizes: Vec::new() };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--quick" => opts.quick = true,
+            "--seconds" => {
+                opts.seconds = args.next().and_then(|s| s.parse().ok()).unwrap_or_else(|| usage("--seconds needs a number"))
+            }
+            "--size" => {
+                let spec = args.next().unwrap_or_else(|| usage("--size needs MxNxK"));
+                let dims: Vec<usize> = spec.split('x').filter_map(|d| d.parse().ok()).collect();
+                match dims[..] {
+                    [m, n, k] => opts.sizes.push((m, n, k)),
+                    _ => usage(&format!("bad size {spec}, expected MxNxK")),
+                }
+            }
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    opts
+}
+
+fn usage(msg: &str) -> ! {
+    eprintln!("error: {msg}\nusage: gemm-bench [--quick] [--seconds S] [--size MxNxK]...");
+    std::process::exit(2);
+}
+
+/// Median seconds per call of `f`, over calls filling about `budget` seconds (after warm-up).
+fn time_per_call(budget: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    f();
+    let mut samples = Vec::new();
+    let start = Instant::now();
+    while samples.len() < 5 || (start.elapsed().as_secs_f64() < budget && samples.len() < 100_000) {
+        let t = Instant::now();
+        f();
+        samples.push(t.elapsed().as_secs_f64());
+    }
+    samples.sort_by(f64::total_cmp);
+    samples[samples.len() / 2]
+}
+
+/// Deterministic operands in [-1, 1).
+fn filled(len: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 40) as f32 / (1u64 << 23) as f32 - 1.0
+        })
+        .collect()
+}
+
+struct Measurement {
+    m: usize,
+    n: usize,
+    k: usize,
+    /// (engine name, GFLOP/s)
+    results: Vec<(String, f64)>,
+}
+
+fn measure(m: usize, n: usize, k: usize, opts: &Options, isas: &[Isa]) -> Measurement {
+    let flops = 2.0 * (m * n * k) as f64;
+    let a = filled(m * k, 1);
+    let b = filled(k * n, 2);
+    let mut c = vec![0.0f32; m * n];
+    let mut results = Vec::new();
+    for &isa in isas {
+        let secs = time_per_call(opts.seconds, || {
+            sgemm_with_isa(
+                isa, m, n, k, 1.0, black_box(&a), k as isize, 1, &b, n as isize, 1, 0.0, &mut c, n as isize, 1,
+                &Epilogue::NONE,
+            );
+            black_box(&mut c);
+        });
+        results.push((format!("irc_{isa:?}").to_lowercase(), flops / secs / 1e9));
+    }
+    let a2 = Array2::from_shape_vec((m, k), a).expect("shape");
+    let b2 = Array2::from_shape_vec((k, n), b).expect("shape");
+    let mut c2 = Array2::<f32>::zeros((m, n));
+    let secs = time_per_call(opts.seconds, || {
+        general_mat_mul(1.0, black_box(&a2), &b2, 0.0, &mut c2);
+        black_box(&mut c2);
+    });
+    results.push(("ndarray_matrixmultiply".to_string(), flops / secs / 1e9));
+    Measurement { m, n, k, results }
+}
+
+/// Single-core FMA peak, measured: independent register-only FMA chains (no memory
+/// traffic) on the widest vector unit, enough chains to cover the FMA latency.
+mod peak {
+    #[cfg(target_arch = "x86_64")]
+    use std::arch::x86_64::*;
+
+    /// GFLOP/s of `reps` passes over 16 independent zmm FMA chains (16 lanes × 2 flops).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f")]
+    fn avx512(reps: u64) -> f32 {
+        let x = _mm512_set1_ps(0.999_999);
+        let y = _mm512_set1_ps(1e-7);
+        let mut acc = [_mm512_set1_ps(1.0); 16];
+        for _ in 0..reps {
+            for a in acc.iter_mut() {
+                *a = _mm512_fmadd_ps(*a, x, y);
+            }
+        }
+        acc.iter().map(|&a| _mm512_reduce_add_ps(a)).sum()
+    }
+
+    /// The same with ymm chains (8 lanes × 2 flops).
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    fn avx2(reps: u64) -> f32 {
+        let x = _mm256_set1_ps(0.999_999);
+        let y = _mm256_set1_ps(1e-7);
+        // 12 chains: with the two constants that fills the 16 ymm registers of AVX2
+        // encoding without spilling.
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..reps {
+            for a in acc.iter_mut() {
+                *a = _mm256_fmadd_ps(*a, x, y);
+            }
+        }
+        let mut out = [0.0f32; 8];
+        let mut total = 0.0;
+        for a in acc {
+            // SAFETY: `out` holds 8 floats.
+            unsafe { _mm256_storeu_ps(out.as_mut_ptr(), a) };
+            total += out.iter().sum::<f32>();
+        }
+        total
+    }
+
+    /// (unit name, GFLOP/s) for each unit this CPU has; best of several runs.
+    pub fn measure() -> Vec<(&'static str, f64)> {
+        let mut out = Vec::new();
+        #[cfg(target_arch = "x86_64")]
+        {
+            let reps = 20_000_000u64;
+            if is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU reported avx512f.
+                let g = best(|| unsafe { avx512(std::hint::black_box(reps)) }, reps as f64 * 16.0 * 16.0 * 2.0);
+                out.push(("avx512_fma_zmm", g));
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: the CPU reported avx2 and fma.
+                let g = best(|| unsafe { avx2(std::hint::black_box(reps)) }, reps as f64 * 12.0 * 8.0 * 2.0);
+                out.push(("avx2_fma_ymm", g));
+            }
+        }
+        out
+    }
+
+    fn best(f: impl Fn() -> f32, flops: f64) -> f64 {
+        (0..5)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                std::hint::black_box(f());
+                flops / t.elapsed().as_secs_f64() / 1e9
+            })
+            .fold(0.0, f64::max)
+    }
+}
+
+fn json_results(items: &[(String, f64)]) -> String {
+    let body: Vec<String> = items.iter().map(|(k, v)| format!("\"{k}\": {v:.2}")).collect();
+    format!("{{{}}}", body.join(", "))
+}
+
+fn main() {
+    let opts = parse_args();
+    let isas: Vec<Isa> = [Isa::Avx512, Isa::Avx2, Isa::Generic]
+        .into_iter()
+        .filter(|&isa| isa.or_supported() == isa)
+        .collect();
+    let detected = Isa::detect();
+    let started = Instant::now();
+    let peaks = peak::measure();
+    let peak = peaks.iter().map(|p| p.1).fold(0.0, f64::max);
+    let sizes: Vec<(usize, usize, usize)> = if !opts.sizes.is_empty() {
+        opts.sizes.clone()
+    } else if opts.quick {
+        vec![(64, 64, 64), (256, 256, 256), (1, 1024, 1024)]
+    } else {
+        let mut v: Vec<_> = [64, 128, 256, 384, 512, 768, 1024].iter().map(|&s| (s, s, s)).collect();
+        v.extend([(1, 1024, 1024), (8, 1024, 1024), (3136, 64, 576), (196, 256, 2304)]);
+        v
+    };
+    let rows: Vec<Measurement> = sizes.iter().map(|&(m, n, k)| measure(m, n, k, &opts, &isas)).collect();
+    let mut out = String::from("{\n");
+    out += &format!("  \"detected_isa\": \"{}\",\n", format!("{detected:?}").to_lowercase());
+    out += &format!(
+        "  \"peak\": {{\"gflops\": {peak:.2}, \"units\": {}, \"how\": \"best of 5 runs of 12-16 independent register-only FMA chains per vector width (no loads or stores), 2 flops per lane per FMA, one core\"}},\n",
+        json_results(&peaks.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>())
+    );
+    out += "  \"sgemm\": [\n";
+    let lines: Vec<String> = rows
+        .iter()
+        .map(|r| {
+            let best_irc = r.results.iter().filter(|(k, _)| k.starts_with("irc_")).map(|x| x.1).fold(0.0, f64::max);
+            let auto = r.results.iter().find(|(k, _)| *k == format!("irc_{detected:?}").to_lowercase()).map_or(best_irc, |x| x.1);
+            format!(
+                "    {{\"m\": {}, \"n\": {}, \"k\": {}, \"gflops\": {}, \"irc_pct_of_peak\": {:.1}}}",
+                r.m, r.n, r.k, json_results(&r.results), 100.0 * auto / peak
+            )
+        })
+        .collect();
+    out += &lines.join(",\n");
+    out += &format!("\n  ],\n  \"seconds\": {:.1}\n}}", started.elapsed().as_secs_f64());
+    println!("{out}");
+}

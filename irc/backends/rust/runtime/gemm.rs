@@ -1,0 +1,900 @@
+//! Single-precision matrix multiplication for irc's generated runtime.
+//!
+//! [`sgemm`] computes `C = alpha·A·B + beta·C`; [`sgemm_ex`] additionally applies an
+//! [`Epilogue`] (a bias per row or per column, then an activation) inside the loop that
+//! writes C, so a fused `Gemm + bias + Relu` reads and writes C exactly once.
+//!
+//! # Layout contract
+//!
+//! Every matrix is a strided view into a slice, in the style of the `matrixmultiply`
+//! crate: element `(i, j)` of a view with row stride `rs` and column stride `cs` lives at
+//! `slice[i * rs + j * cs]`. Strides are counted in elements, not bytes. `A` is `m × k`,
+//! `B` is `k × n`, `C` is `m × n`. Row-major is `(rs, cs) = (cols, 1)`, column-major is
+//! `(1, rows)`, and a transposed view is the same slice with the two strides swapped.
+//!
+//! * Every offset `i * rs + j * cs` reached by a valid `(i, j)` must lie in `0..slice.len()`
+//!   (checked with `assert!`, so a bad view panics instead of reading out of bounds). With
+//!   the view anchored at index 0 this means strides are non-negative in practice.
+//! * `C` should not map two `(i, j)` to one element (e.g. a zero stride): the result is
+//!   then unspecified, though still memory-safe.
+//! * `beta == 0.0` means C is write-only: its old contents (NaN, infinities) are ignored.
+//! * Bias slices must hold at least `m` (per row) or `n` (per column) values.
+//!
+//! # Parallel use
+//!
+//! The kernel is single-threaded. To spread one product over threads, split C (and A)
+//! into disjoint row blocks, e.g. with `chunks_mut(rows * rsc)` on a row-major C, and call
+//! [`sgemm`] once per block with `m` set to the block's row count; a per-row bias slice is
+//! then sliced the same way. Each thread keeps its own packing buffers.
+//!
+//! # How it is fast
+//!
+//! BLIS-style blocking: panels of B (`KC × NC`) and A (`MC × KC`) are packed into
+//! contiguous slivers that a register-blocked microkernel streams through (AVX-512F,
+//! AVX2+FMA or portable, chosen at run time). Packing buffers are thread-local and reused,
+//! so steady-state calls do not allocate. Single-row products (`m == 1`, and `n == 1` by
+//! transposition) and products with fewer rows than one microkernel tile take a GEMV path
+//! that streams B once without packing.
+
+use std::cell::RefCell;
+
+/// Activation applied to every element of C after the bias.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// Identity.
+    None,
+    /// `max(x, 0)`; NaN stays NaN.
+    Relu,
+    /// `min(max(x, min), max)` (ReLU6 is `Clip { min: 0.0, max: 6.0 }`); NaN stays NaN.
+    Clip { min: f32, max: f32 },
+}
+
+/// Bias added to C after `alpha·A·B + beta·C`.
+#[derive(Clone, Copy, Debug)]
+pub enum Bias<'a> {
+    /// No bias.
+    None,
+    /// One value per row of C (`len >= m`).
+    PerRow(&'a [f32]),
+    /// One value per column of C (`len >= n`), e.g. a Dense layer's bias.
+    PerCol(&'a [f32]),
+}
+
+/// Work done in the loop that writes C: `C = act(alpha·A·B + beta·C + bias)`.
+///
+/// A residual add needs no field: preload C with the residual and pass `beta = 1.0`.
+#[derive(Clone, Copy, Debug)]
+pub struct Epilogue<'a> {
+    pub bias: Bias<'a>,
+    pub activation: Activation,
+}
+
+impl Epilogue<'_> {
+    /// Plain GEMM: no bias, no activation.
+    pub const NONE: Epilogue<'static> = Epilogue { bias: Bias::None, activation: Activation::None };
+}
+
+/// Instruction set of the microkernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Isa {
+    /// Plain Rust, any target.
+    Generic,
+    /// x86-64 AVX2 + FMA (256-bit).
+    Avx2,
+    /// x86-64 AVX-512F (512-bit).
+    Avx512,
+}
+
+impl Isa {
+    /// The widest instruction set this CPU supports.
+    pub fn detect() -> Isa {
+        #[cfg(target_arch = "x86_64")]
+        {
+            // The AVX-512 path also runs the AVX2+FMA GEMV kernels, so it needs all three.
+            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+            if avx2 && is_x86_feature_detected!("avx512f") {
+                return Isa::Avx512;
+            }
+            if avx2 {
+                return Isa::Avx2;
+            }
+        }
+        Isa::Generic
+    }
+
+    /// `self` if the CPU supports it, otherwise the best supported one below it.
+    pub fn or_supported(self) -> Isa {
+        match (self, Isa::detect()) {
+            (_, Isa::Generic) | (Isa::Generic, _) => Isa::Generic,
+            (Isa::Avx512, Isa::Avx2) => Isa::Avx2,
+            (wanted, _) => wanted,
+        }
+    }
+}
+
+/// `C = alpha·A·B + beta·C` for strided views (see the module documentation).
+///
+/// # Panics
+/// If a view reaches outside its slice.
+#[allow(clippy::too_many_arguments)] // the matrixmultiply-style signature is the contract
+pub fn sgemm(
+    m: usize, n: usize, k: usize, alpha: f32,
+    a: &[f32], rsa: isize, csa: isize,
+    b: &[f32], rsb: isize, csb: isize,
+    beta: f32, c: &mut [f32], rsc: isize, csc: isize,
+) {
+    sgemm_ex(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, &Epilogue::NONE);
+}
+
+/// [`sgemm`] followed by a fused epilogue: `C = act(alpha·A·B + beta·C + bias)`.
+///
+/// # Panics
+/// If a view or a bias slice is out of bounds.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_ex(
+    m: usize, n: usize, k: usize, alpha: f32,
+    a: &[f32], rsa: isize, csa: isize,
+    b: &[f32], rsb: isize, csb: isize,
+    beta: f32, c: &mut [f32], rsc: isize, csc: isize,
+    epilogue: &Epilogue,
+) {
+    sgemm_with_isa(Isa::detect(), m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, epilogue);
+}
+
+/// [`sgemm_ex`] with a chosen microkernel (downgraded if the CPU lacks it); for tests and
+/// benchmarks that compare the kernels.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_with_isa(
+    isa: Isa,
+    m: usize, n: usize, k: usize, alpha: f32,
+    a: &[f32], rsa: isize, csa: isize,
+    b: &[f32], rsb: isize, csb: isize,
+    beta: f32, c: &mut [f32], rsc: isize, csc: isize,
+    epilogue: &Epilogue,
+) {
+    check_view("A", a.len(), m, k, rsa, csa);
+    check_view("B", b.len(), k, n, rsb, csb);
+    check_view("C", c.len(), m, n, rsc, csc);
+    let (row_bias, col_bias) = match epilogue.bias {
+        Bias::None => (std::ptr::null(), std::ptr::null()),
+        Bias::PerRow(v) => {
+            assert!(v.len() >= m, "sgemm: per-row bias has {} values, C has {m} rows", v.len());
+            (v.as_ptr(), std::ptr::null())
+        }
+        Bias::PerCol(v) => {
+            assert!(v.len() >= n, "sgemm: per-column bias has {} values, C has {n} columns", v.len());
+            (std::ptr::null(), v.as_ptr())
+        }
+    };
+    let epi = Epi::new(row_bias, col_bias, epilogue.activation);
+    let problem = Problem {
+        m, n, k, alpha, beta,
+        a: View { ptr: a.as_ptr(), rs: rsa, cs: csa },
+        b: View { ptr: b.as_ptr(), rs: rsb, cs: csb },
+        c: ViewMut { ptr: c.as_mut_ptr(), rs: rsc, cs: csc },
+        epi,
+    };
+    // SAFETY: the three views and the bias were bounds-checked above against slices that
+    // outlive this call; `c` is borrowed mutably, so nothing else aliases it.
+    unsafe { problem.run(isa.or_supported()) }
+}
+
+/// Panics unless every `(i, j)` of a `rows × cols` view lies inside a slice of `len`.
+fn check_view(name: &str, len: usize, rows: usize, cols: usize, rs: isize, cs: isize) {
+    if rows == 0 || cols == 0 {
+        return;
+    }
+    let reach = |count: usize, stride: isize| -> Option<(isize, isize)> {
+        let last = isize::try_from(count - 1).ok()?.checked_mul(stride)?;
+        Some((last.min(0), last.max(0)))
+    };
+    let bounds = reach(rows, rs).zip(reach(cols, cs)).and_then(|((rlo, rhi), (clo, chi))| {
+        Some((rlo.checked_add(clo)?, rhi.checked_add(chi)?))
+    });
+    match bounds {
+        Some((lo, hi)) if lo >= 0 && (hi as usize) < len => {}
+        _ => panic!("sgemm: {name} view ({rows}x{cols}, strides {rs},{cs}) exceeds its slice of {len}"),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Internal representation: raw strided views, valid for the whole call (checked above).
+
+#[derive(Clone, Copy)]
+struct View {
+    ptr: *const f32,
+    rs: isize,
+    cs: isize,
+}
+
+impl View {
+    /// Pointer to element `(i, j)`. Caller keeps `(i, j)` inside the checked view.
+    #[inline(always)]
+    unsafe fn at(self, i: usize, j: usize) -> *const f32 {
+        unsafe { self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }
+    }
+
+    fn transposed(self) -> View {
+        View { ptr: self.ptr, rs: self.cs, cs: self.rs }
+    }
+}
+
+#[derive(Clone, Copy)]
+struct ViewMut {
+    ptr: *mut f32,
+    rs: isize,
+    cs: isize,
+}
+
+impl ViewMut {
+    #[inline(always)]
+    unsafe fn at(self, i: usize, j: usize) -> *mut f32 {
+        unsafe { self.ptr.offset(i as isize * self.rs + j as isize * self.cs) }
+    }
+}
+
+/// The epilogue as raw pointers already offset to the current tile (null = no bias).
+#[derive(Clone, Copy)]
+struct Epi {
+    row: *const f32,
+    col: *const f32,
+    lo: f32,
+    hi: f32,
+    clamp: bool,
+    /// False for every K block but the last: the bias and activation apply once.
+    apply: bool,
+}
+
+impl Epi {
+    fn new(row: *const f32, col: *const f32, activation: Activation) -> Epi {
+        let (lo, hi, clamp) = match activation {
+            Activation::None => (f32::NEG_INFINITY, f32::INFINITY, false),
+            Activation::Relu => (0.0, f32::INFINITY, true),
+            Activation::Clip { min, max } => (min, max, true),
+        };
+        Epi { row, col, lo, hi, clamp, apply: true }
+    }
+
+    /// The epilogue of the sub-block starting at row `i`, column `j`.
+    #[inline(always)]
+    unsafe fn at(self, i: usize, j: usize) -> Epi {
+        let shift = |p: *const f32, by: usize| if p.is_null() { p } else { unsafe { p.add(by) } };
+        Epi { row: shift(self.row, i), col: shift(self.col, j), ..self }
+    }
+
+    fn transposed(self) -> Epi {
+        Epi { row: self.col, col: self.row, ..self }
+    }
+
+    fn skipped(self) -> Epi {
+        Epi { apply: false, ..self }
+    }
+
+    /// Bias and activation of element `(r, j)` relative to this epilogue's origin.
+    #[inline(always)]
+    unsafe fn finish(&self, mut v: f32, r: usize, j: usize) -> f32 {
+        if !self.apply {
+            return v;
+        }
+        unsafe {
+            if !self.row.is_null() {
+                v += *self.row.add(r);
+            }
+            if !self.col.is_null() {
+                v += *self.col.add(j);
+            }
+        }
+        // Written with comparisons (not f32::max) so that NaN propagates like the SIMD path.
+        if self.clamp {
+            if v < self.lo {
+                v = self.lo;
+            } else if v > self.hi {
+                v = self.hi;
+            }
+        }
+        v
+    }
+}
+
+/// `C = epi(alpha·A·B + beta·C)` for one call, on raw views.
+#[derive(Clone, Copy)]
+struct Problem {
+    m: usize,
+    n: usize,
+    k: usize,
+    alpha: f32,
+    beta: f32,
+    a: View,
+    b: View,
+    c: ViewMut,
+    epi: Epi,
+}
+
+impl Problem {
+    /// `Cᵀ = Bᵀ·Aᵀ`: the same product seen with rows and columns swapped.
+    fn transposed(self) -> Problem {
+        Problem {
+            m: self.n,
+            n: self.m,
+            a: self.b.transposed(),
+            b: self.a.transposed(),
+            c: ViewMut { ptr: self.c.ptr, rs: self.c.cs, cs: self.c.rs },
+            epi: self.epi.transposed(),
+            ..self
+        }
+    }
+
+    /// Picks the algorithm. Safety: views valid, C not aliased (see `sgemm_with_isa`).
+    unsafe fn run(self, isa: Isa) {
+        let Problem { m, n, k, .. } = self;
+        if m == 0 || n == 0 {
+            return;
+        }
+        unsafe {
+            if k == 0 || self.alpha == 0.0 {
+                return self.scale_only();
+            }
+            // The kernels write row-major tiles best; a column-major C, or a single
+            // column, is the transposed problem. A single row never is, so this cannot
+            // bounce back and forth.
+            let col_major_c = self.c.rs == 1 && self.c.cs != 1;
+            if m > 1 && (n == 1 || col_major_c) {
+                return self.transposed().run(isa);
+            }
+            let kernel = Kernel::for_isa(isa);
+            if m < kernel.mr && gemv_friendly(self.b) {
+                for i in 0..m {
+                    gemv_row(isa, &self, i);
+                }
+                return;
+            }
+            gemm_packed(&kernel, &self);
+        }
+    }
+
+    /// `C = epi(beta·C)`, when `A·B` contributes nothing.
+    unsafe fn scale_only(self) {
+        for i in 0..self.m {
+            for j in 0..self.n {
+                unsafe {
+                    let p = self.c.at(i, j);
+                    let v = if self.beta == 0.0 { 0.0 } else { self.beta * *p };
+                    *p = self.epi.finish(v, i, j);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Packed, cache-blocked GEMM.
+
+/// K depth of a packed panel: an MR×KC sliver of A plus a KC×NR sliver of B fit in L1.
+const KC: usize = 256;
+/// Rows of A packed at once (≈ KC·MC·4 bytes, kept in L2).
+const MC: usize = 144;
+/// Columns of B packed at once (KC·NC·4 bytes, kept in L2/L3).
+const NC: usize = 2048;
+
+/// Microkernel: `kc` steps over packed slivers, then writes one tile of C.
+type KernelFn = unsafe fn(kc: usize, a: *const f32, b: *const f32, tile: &Tile);
+
+struct Kernel {
+    mr: usize,
+    nr: usize,
+    run: KernelFn,
+}
+
+impl Kernel {
+    fn for_isa(isa: Isa) -> Kernel {
+        match isa {
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => Kernel { mr: x86::AVX512_MR, nr: 32, run: x86::kernel_avx512 },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => Kernel { mr: 6, nr: 16, run: x86::kernel_avx2 },
+            _ => Kernel { mr: GENERIC_MR, nr: GENERIC_NR, run: kernel_generic },
+        }
+    }
+}
+
+/// Where and how a microkernel writes its `mr × nr` result.
+struct Tile {
+    c: *mut f32,
+    rs: isize,
+    cs: isize,
+    /// Valid rows and columns (smaller than mr/nr at the edges of C).
+    rows: usize,
+    cols: usize,
+    alpha: f32,
+    beta: f32,
+    epi: Epi,
+}
+
+impl Tile {
+    /// Scalar write of a tile held in `acc` (row stride `nr`): the edge and strided case.
+    unsafe fn store_generic(&self, acc: &[f32], nr: usize) {
+        for r in 0..self.rows {
+            for j in 0..self.cols {
+                unsafe {
+                    let p = self.c.offset(r as isize * self.rs + j as isize * self.cs);
+                    let mut v = self.alpha * acc[r * nr + j];
+                    if self.beta != 0.0 {
+                        v += self.beta * *p;
+                    }
+                    *p = self.epi.finish(v, r, j);
+                }
+            }
+        }
+    }
+}
+
+/// 16 extra floats let a buffer start on a 64-byte line whatever the allocator returns.
+const ALIGN_SLACK: usize = 16;
+
+thread_local! {
+    static PACK_BUFFER: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on a 64-byte-aligned scratch slice of `len` floats, reused across calls.
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let aligned = |v: &mut Vec<f32>| -> usize {
+        if v.len() < len + ALIGN_SLACK {
+            v.resize(len + ALIGN_SLACK, 0.0);
+        }
+        v.as_ptr().align_offset(64).min(ALIGN_SLACK)
+    };
+    PACK_BUFFER.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut v) => {
+            let start = aligned(&mut v);
+            f(&mut v[start..start + len])
+        }
+        // Re-entered from inside `f` (not done today): fall back to a fresh buffer.
+        Err(_) => {
+            let mut v = Vec::new();
+            let start = aligned(&mut v);
+            f(&mut v[start..start + len])
+        }
+    })
+}
+
+fn round_up(x: usize, to: usize) -> usize {
+    x.div_ceil(to) * to
+}
+
+unsafe fn gemm_packed(kernel: &Kernel, p: &Problem) {
+    let (mr, nr) = (kernel.mr, kernel.nr);
+    let mc_step = (MC / mr).max(1) * mr;
+    let nc_step = (NC / nr).max(1) * nr;
+    let kc_max = KC.min(p.k);
+    let mc_max = round_up(mc_step.min(p.m), mr);
+    let nc_max = round_up(nc_step.min(p.n), nr);
+    with_scratch(kc_max * (mc_max + nc_max), |buf| {
+        let (a_pack, b_pack) = buf.split_at_mut(kc_max * mc_max);
+        for jc in (0..p.n).step_by(nc_step) {
+            let nc = nc_step.min(p.n - jc);
+            for pc in (0..p.k).step_by(KC) {
+                let kc = KC.min(p.k - pc);
+                let beta = if pc == 0 { p.beta } else { 1.0 };
+                let epi = if pc + kc == p.k { p.epi } else { p.epi.skipped() };
+                unsafe {
+                    pack_b(kc, nc, nr, p.b.at(pc, jc), p.b, b_pack);
+                    for ic in (0..p.m).step_by(mc_step) {
+                        let mc = mc_step.min(p.m - ic);
+                        pack_a(kc, mc, mr, p.a.at(ic, pc), p.a, a_pack);
+                        let block = Block { ic, jc, mc, nc, kc, beta, epi };
+                        block.multiply(kernel, p, a_pack, b_pack);
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// One packed `mc × kc` block of A times one packed `kc × nc` panel of B.
+struct Block {
+    ic: usize,
+    jc: usize,
+    mc: usize,
+    nc: usize,
+    kc: usize,
+    beta: f32,
+    epi: Epi,
+}
+
+impl Block {
+    unsafe fn multiply(&self, kernel: &Kernel, p: &Problem, a_pack: &[f32], b_pack: &[f32]) {
+        let (mr, nr) = (kernel.mr, kernel.nr);
+        // Column slivers outside, row slivers inside: one B sliver stays in L1 while the
+        // A slivers stream from L2.
+        for jr in (0..self.nc).step_by(nr) {
+            for ir in (0..self.mc).step_by(mr) {
+                let (i, j) = (self.ic + ir, self.jc + jr);
+                unsafe {
+                    let tile = Tile {
+                        c: p.c.at(i, j),
+                        rs: p.c.rs,
+                        cs: p.c.cs,
+                        rows: mr.min(self.mc - ir),
+                        cols: nr.min(self.nc - jr),
+                        alpha: p.alpha,
+                        beta: self.beta,
+                        epi: self.epi.at(i, j),
+                    };
+                    let a = a_pack.as_ptr().add(ir * self.kc);
+                    let b = b_pack.as_ptr().add(jr * self.kc);
+                    (kernel.run)(self.kc, a, b, &tile);
+                }
+            }
+        }
+    }
+}
+
+/// Packs `mc × kc` of A (starting at `origin`) as `mr`-row slivers, each stored k-major
+/// (`mr` values per k step), rows past `mc` zero-filled.
+unsafe fn pack_a(kc: usize, mc: usize, mr: usize, origin: *const f32, a: View, dst: &mut [f32]) {
+    debug_assert!(dst.len() >= round_up(mc, mr) * kc);
+    let out = dst.as_mut_ptr();
+    for (s, i0) in (0..mc).step_by(mr).enumerate() {
+        let rows = mr.min(mc - i0);
+        let sliver = unsafe { out.add(s * mr * kc) };
+        for r in 0..mr {
+            for p in 0..kc {
+                unsafe {
+                    let v = if r < rows { *origin.offset((i0 + r) as isize * a.rs + p as isize * a.cs) } else { 0.0 };
+                    *sliver.add(p * mr + r) = v;
+                }
+            }
+        }
+    }
+}
+
+/// Packs `kc × nc` of B (starting at `origin`) as `nr`-column slivers, each stored
+/// k-major (`nr` values per k step), columns past `nc` zero-filled.
+unsafe fn pack_b(kc: usize, nc: usize, nr: usize, origin: *const f32, b: View, dst: &mut [f32]) {
+    debug_assert!(dst.len() >= round_up(nc, nr) * kc);
+    let out = dst.as_mut_ptr();
+    for (s, j0) in (0..nc).step_by(nr).enumerate() {
+        let cols = nr.min(nc - j0);
+        let sliver = unsafe { out.add(s * nr * kc) };
+        for p in 0..kc {
+            unsafe {
+                let src = origin.offset(p as isize * b.rs + j0 as isize * b.cs);
+                let row = sliver.add(p * nr);
+                if b.cs == 1 && cols == nr {
+                    std::ptr::copy_nonoverlapping(src, row, nr);
+                } else {
+                    for j in 0..nr {
+                        *row.add(j) = if j < cols { *src.offset(j as isize * b.cs) } else { 0.0 };
+                    }
+                }
+            }
+        }
+    }
+}
+
+const GENERIC_MR: usize = 4;
+const GENERIC_NR: usize = 8;
+
+/// Portable microkernel (LLVM vectorizes the fixed-size inner loops with baseline SIMD).
+unsafe fn kernel_generic(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
+    let mut acc = [0.0f32; GENERIC_MR * GENERIC_NR];
+    // SAFETY: the packed slivers hold kc·MR and kc·NR floats.
+    let (a, b) = unsafe {
+        (std::slice::from_raw_parts(a, kc * GENERIC_MR), std::slice::from_raw_parts(b, kc * GENERIC_NR))
+    };
+    for (av, bv) in a.chunks_exact(GENERIC_MR).zip(b.chunks_exact(GENERIC_NR)) {
+        for (row, &x) in acc.chunks_exact_mut(GENERIC_NR).zip(av) {
+            for (c, &y) in row.iter_mut().zip(bv) {
+                *c += x * y;
+            }
+        }
+    }
+    unsafe { tile.store_generic(&acc, GENERIC_NR) }
+}
+
+// ---------------------------------------------------------------------------------------
+// GEMV: one row of C from one row of A, B streamed once without packing.
+
+/// Columns of C accumulated per pass over B's rows (a 4 KiB stack buffer).
+const GEMV_CHUNK: usize = 1024;
+
+/// B's layout lets a row of C be computed by streaming B: contiguous rows or columns.
+fn gemv_friendly(b: View) -> bool {
+    b.cs == 1 || b.rs == 1
+}
+
+/// Row `i` of C. Safety: as `Problem::run`, and B is `gemv_friendly` or any layout.
+unsafe fn gemv_row(isa: Isa, p: &Problem, i: usize) {
+    unsafe {
+        let a = View { ptr: p.a.at(i, 0), rs: 0, cs: p.a.cs };
+        let c = p.c.at(i, 0);
+        let epi = p.epi.at(i, 0);
+        if p.b.cs == 1 {
+            gemv_rows_of_b(isa, p, a, c, epi);
+        } else {
+            gemv_cols_of_b(isa, p, a, c, epi);
+        }
+    }
+}
+
+/// Writes `c[j] = epi(alpha·acc[j] + beta·c[j])` for the `acc.len()` columns from `j0`.
+unsafe fn gemv_finish(p: &Problem, acc: &[f32], c: *mut f32, j0: usize, epi: Epi) {
+    for (j, &v) in (j0..).zip(acc) {
+        unsafe {
+            let cp = c.offset(j as isize * p.c.cs);
+            let mut x = p.alpha * v;
+            if p.beta != 0.0 {
+                x += p.beta * *cp;
+            }
+            *cp = epi.finish(x, 0, j);
+        }
+    }
+}
+
+/// B with contiguous rows: C's row is a sum of B's rows scaled by A's entries.
+unsafe fn gemv_rows_of_b(isa: Isa, p: &Problem, a: View, c: *mut f32, epi: Epi) {
+    let mut acc = [0.0f32; GEMV_CHUNK];
+    for j0 in (0..p.n).step_by(GEMV_CHUNK) {
+        let w = GEMV_CHUNK.min(p.n - j0);
+        let acc = &mut acc[..w];
+        acc.fill(0.0);
+        unsafe {
+            let row = |q: usize| std::slice::from_raw_parts(p.b.at(q, j0), w);
+            let coef = |q: usize| *a.at(0, q);
+            let mut q = 0;
+            while q + 4 <= p.k {
+                let rows = [row(q), row(q + 1), row(q + 2), row(q + 3)];
+                let coefs = [coef(q), coef(q + 1), coef(q + 2), coef(q + 3)];
+                axpy4(isa, acc, coefs, rows);
+                q += 4;
+            }
+            while q < p.k {
+                let (x, r) = (coef(q), row(q));
+                acc.iter_mut().zip(r).for_each(|(s, &y)| *s += x * y);
+                q += 1;
+            }
+            gemv_finish(p, acc, c, j0, epi);
+        }
+    }
+}
+
+/// `acc += Σ coefs[t]·rows[t]`, the GEMV inner loop (four rows per pass over `acc`).
+fn axpy4(isa: Isa, acc: &mut [f32], coefs: [f32; 4], rows: [&[f32]; 4]) {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Generic {
+        // SAFETY: `Isa::or_supported` only keeps Avx2/Avx512 when `detect` saw avx2+fma.
+        return unsafe { x86::axpy4_avx2(acc, coefs, rows) };
+    }
+    let _ = isa;
+    let [r0, r1, r2, r3] = rows;
+    let [x0, x1, x2, x3] = coefs;
+    for ((((s, &y0), &y1), &y2), &y3) in acc.iter_mut().zip(r0).zip(r1).zip(r2).zip(r3) {
+        *s += x0 * y0 + x1 * y1 + x2 * y2 + x3 * y3;
+    }
+}
+
+/// B with contiguous columns (a transposed weight): each C entry is a dot product.
+unsafe fn gemv_cols_of_b(isa: Isa, p: &Problem, a: View, c: *mut f32, epi: Epi) {
+    with_scratch(p.k, |a_row| {
+        // A's row made contiguous so both dot operands stream.
+        for (q, x) in a_row.iter_mut().enumerate() {
+            *x = unsafe { *a.at(0, q) };
+        }
+        let col = |j: usize| unsafe { std::slice::from_raw_parts(p.b.at(0, j), p.k) };
+        let mut j = 0;
+        while j < p.n {
+            // Past the last column, repeat it: the extra sums are computed, never written.
+            let w = 4.min(p.n - j);
+            let cols = [col(j), col(j + 1.min(w - 1)), col(j + 2.min(w - 1)), col(j + 3.min(w - 1))];
+            let acc = dot4(isa, a_row, cols);
+            unsafe { gemv_finish(p, &acc[..w], c, j, epi) };
+            j += w;
+        }
+    });
+}
+
+/// Four dot products of `x` with `cols`.
+fn dot4(isa: Isa, x: &[f32], cols: [&[f32]; 4]) -> [f32; 4] {
+    #[cfg(target_arch = "x86_64")]
+    if isa != Isa::Generic {
+        // SAFETY: as in `axpy4`.
+        return unsafe { x86::dot4_avx2(x, cols) };
+    }
+    let _ = isa;
+    cols.map(|col| x.iter().zip(col).map(|(a, b)| a * b).sum())
+}
+
+// ---------------------------------------------------------------------------------------
+// x86-64 kernels. Every function here is `unsafe` because it needs CPU features that the
+// caller proved with `is_x86_feature_detected!` (through `Isa`), and reads raw pointers
+// into packed buffers whose sizes the driver guarantees.
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use super::Tile;
+    use std::arch::x86_64::*;
+
+    /// Rows of the AVX-512 tile: 12×32 floats use 24 of the 32 zmm registers.
+    pub const AVX512_MR: usize = 12;
+
+    /// 6×16 tile: 12 ymm accumulators + 2 B vectors + 1 broadcast of A.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn kernel_avx2(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
+        const MR: usize = 6;
+        const NR: usize = 16;
+        let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        unsafe {
+            for q in 0..kc {
+                let bq = b.add(q * NR);
+                let (b0, b1) = (_mm256_loadu_ps(bq), _mm256_loadu_ps(bq.add(8)));
+                let aq = a.add(q * MR);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let x = _mm256_broadcast_ss(&*aq.add(r));
+                    row[0] = _mm256_fmadd_ps(x, b0, row[0]);
+                    row[1] = _mm256_fmadd_ps(x, b1, row[1]);
+                }
+            }
+            if tile.rows == MR && tile.cols == NR && tile.cs == 1 {
+                store_rows_avx2(&acc, tile);
+            } else {
+                let mut buf = [0.0f32; MR * NR];
+                for (r, row) in acc.iter().enumerate() {
+                    _mm256_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
+                    _mm256_storeu_ps(buf.as_mut_ptr().add(r * NR + 8), row[1]);
+                }
+                tile.store_generic(&buf, NR);
+            }
+        }
+    }
+
+    /// Full tile, contiguous rows of C: alpha, beta and the epilogue in vector registers.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_rows_avx2<const MR: usize, const V: usize>(acc: &[[__m256; V]; MR], t: &Tile) {
+        let alpha = _mm256_set1_ps(t.alpha);
+        let beta = _mm256_set1_ps(t.beta);
+        let (lo, hi) = (_mm256_set1_ps(t.epi.lo), _mm256_set1_ps(t.epi.hi));
+        let apply = t.epi.apply;
+        for (r, row) in acc.iter().enumerate() {
+            unsafe {
+                let cr = t.c.offset(r as isize * t.rs);
+                let row_bias = if apply && !t.epi.row.is_null() { *t.epi.row.add(r) } else { 0.0 };
+                for (h, &v) in row.iter().enumerate() {
+                    let cp = cr.add(h * 8);
+                    let mut x = _mm256_mul_ps(v, alpha);
+                    if t.beta != 0.0 {
+                        x = _mm256_fmadd_ps(_mm256_loadu_ps(cp), beta, x);
+                    }
+                    if apply {
+                        x = _mm256_add_ps(x, _mm256_set1_ps(row_bias));
+                        if !t.epi.col.is_null() {
+                            x = _mm256_add_ps(x, _mm256_loadu_ps(t.epi.col.add(h * 8)));
+                        }
+                        if t.epi.clamp {
+                            // max/min return their second operand when one is NaN: x.
+                            x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+                        }
+                    }
+                    _mm256_storeu_ps(cp, x);
+                }
+            }
+        }
+    }
+
+    /// MR×32 tile: 2·MR zmm accumulators + 2 B vectors + 1 broadcast of A.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
+        const MR: usize = AVX512_MR;
+        const NR: usize = 32;
+        let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        unsafe {
+            for q in 0..kc {
+                let bq = b.add(q * NR);
+                let (b0, b1) = (_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16)));
+                let aq = a.add(q * MR);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*aq.add(r));
+                    row[0] = _mm512_fmadd_ps(x, b0, row[0]);
+                    row[1] = _mm512_fmadd_ps(x, b1, row[1]);
+                }
+            }
+            if tile.rows == MR && tile.cols == NR && tile.cs == 1 {
+                store_rows_avx512(&acc, tile);
+            } else {
+                let mut buf = [0.0f32; MR * NR];
+                for (r, row) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
+                    _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR + 16), row[1]);
+                }
+                tile.store_generic(&buf, NR);
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    unsafe fn store_rows_avx512<const MR: usize, const V: usize>(acc: &[[__m512; V]; MR], t: &Tile) {
+        let alpha = _mm512_set1_ps(t.alpha);
+        let beta = _mm512_set1_ps(t.beta);
+        let (lo, hi) = (_mm512_set1_ps(t.epi.lo), _mm512_set1_ps(t.epi.hi));
+        let apply = t.epi.apply;
+        for (r, row) in acc.iter().enumerate() {
+            unsafe {
+                let cr = t.c.offset(r as isize * t.rs);
+                let row_bias = if apply && !t.epi.row.is_null() { *t.epi.row.add(r) } else { 0.0 };
+                for (h, &v) in row.iter().enumerate() {
+                    let cp = cr.add(h * 16);
+                    let mut x = _mm512_mul_ps(v, alpha);
+                    if t.beta != 0.0 {
+                        x = _mm512_fmadd_ps(_mm512_loadu_ps(cp), beta, x);
+                    }
+                    if apply {
+                        x = _mm512_add_ps(x, _mm512_set1_ps(row_bias));
+                        if !t.epi.col.is_null() {
+                            x = _mm512_add_ps(x, _mm512_loadu_ps(t.epi.col.add(h * 16)));
+                        }
+                        if t.epi.clamp {
+                            x = _mm512_min_ps(hi, _mm512_max_ps(lo, x));
+                        }
+                    }
+                    _mm512_storeu_ps(cp, x);
+                }
+            }
+        }
+    }
+
+    /// `acc += Σ coefs[t]·rows[t]`, 8 lanes at a time; rows are at least `acc.len()` long.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn axpy4_avx2(acc: &mut [f32], coefs: [f32; 4], rows: [&[f32]; 4]) {
+        let n = acc.len();
+        assert!(rows.iter().all(|r| r.len() >= n));
+        let x = coefs.map(|v| _mm256_set1_ps(v));
+        let s = acc.as_mut_ptr();
+        let mut j = 0;
+        unsafe {
+            while j + 8 <= n {
+                let mut t = _mm256_loadu_ps(s.add(j));
+                for (xv, row) in x.iter().zip(&rows) {
+                    t = _mm256_fmadd_ps(*xv, _mm256_loadu_ps(row.as_ptr().add(j)), t);
+                }
+                _mm256_storeu_ps(s.add(j), t);
+                j += 8;
+            }
+        }
+        for j in j..n {
+            acc[j] += coefs[0] * rows[0][j] + coefs[1] * rows[1][j] + coefs[2] * rows[2][j] + coefs[3] * rows[3][j];
+        }
+    }
+
+    /// Four dot products of `x` with `cols`, 16 lanes per step (two accumulators each).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn dot4_avx2(x: &[f32], cols: [&[f32]; 4]) -> [f32; 4] {
+        let k = x.len();
+        assert!(cols.iter().all(|c| c.len() >= k));
+        let mut acc = [[_mm256_setzero_ps(); 2]; 4];
+        let mut q = 0;
+        unsafe {
+            while q + 16 <= k {
+                let x0 = _mm256_loadu_ps(x.as_ptr().add(q));
+                let x1 = _mm256_loadu_ps(x.as_ptr().add(q + 8));
+                for (a, col) in acc.iter_mut().zip(&cols) {
+                    a[0] = _mm256_fmadd_ps(x0, _mm256_loadu_ps(col.as_ptr().add(q)), a[0]);
+                    a[1] = _mm256_fmadd_ps(x1, _mm256_loadu_ps(col.as_ptr().add(q + 8)), a[1]);
+                }
+                q += 16;
+            }
+        }
+        let mut out = [0.0f32; 4];
+        for ((o, a), col) in out.iter_mut().zip(&acc).zip(&cols) {
+            *o = hsum_avx(_mm256_add_ps(a[0], a[1]));
+            *o += x[q..].iter().zip(&col[q..k]).map(|(u, v)| u * v).sum::<f32>();
+        }
+        out
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    fn hsum_avx(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps::<1>(v));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps::<1>(s, s));
+        _mm_cvtss_f32(s)
+    }
+}
