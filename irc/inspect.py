@@ -74,8 +74,11 @@ def render_table(summary: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
-    console.print(f"[bold]{summary['file']}[/]  graph {summary['name']!r}  "
+    import sys
+
+    # Model-controlled names may contain [brackets]: never read them as rich markup.
+    console = Console(width=None if sys.stdout.isatty() else 160, markup=False, highlight=False)
+    console.print(f"{summary['file']}  graph {summary['name']!r}  "
                   f"ir_version {summary['ir_version']}  producer {summary['producer'] or '?'}")
     io = Table("", "name", "dtype", "shape", box=None, pad_edge=False)
     for kind in ("inputs", "outputs"):

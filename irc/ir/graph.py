@@ -83,6 +83,7 @@ class Attr:
     value: Any
     doc_string: str = ""
     ref_attr_name: str = ""
+    extra: Any = None  # AttributeProto fields the IR does not model
 
 
 class Op:
@@ -182,6 +183,8 @@ class ModelInfo:
     metadata_props: dict[str, str] = field(default_factory=dict)
     # Model-local functions, training info and any future field, kept verbatim.
     extra: ModelProto | None = None
+    # The opset_import entries as loaded, reused on save while opset_imports is unchanged.
+    loaded_opsets: tuple[dict[str, int], list] | None = None
 
 
 class Graph:
@@ -247,7 +250,10 @@ class Graph:
 
     def topological_ops(self) -> list[Op]:
         """Ops in a topological order that keeps the original order where it can."""
-        order = nx.lexicographical_topological_sort(self.nx, key=lambda n: n.order)
+        # Values sort before every op so that each op runs as soon as its inputs
+        # exist and ops keep their relative order wherever dependencies allow.
+        order = nx.lexicographical_topological_sort(
+            self.nx, key=lambda n: (isinstance(n, Op), n.order))
         return [n for n in order if isinstance(n, Op)]
 
     def all_graphs(self) -> Iterator[Graph]:
@@ -418,6 +424,8 @@ class Graph:
         plain = (self.producer(new) is not None and not self.is_output(new)
                  and new.name not in self.initializers and new.name not in self.captured)
         name = old.name
+        if new.dtype is None and new.type_proto is None:  # an output must stay typed
+            new.dtype, new.shape = old.dtype, old.shape
         self.rename(old, self.unique_name(name + "_replaced"))
         if plain:
             self.rename(new, name)

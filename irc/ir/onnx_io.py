@@ -73,6 +73,7 @@ def from_onnx(model: ModelProto | str | os.PathLike, base_dir: str | None = None
         model_version=model.model_version,
         doc_string=model.doc_string,
         metadata_props={p.key: p.value for p in model.metadata_props},
+        loaded_opsets=({o.domain: o.version for o in model.opset_import}, list(model.opset_import)),
         extra=_rest(model, {"ir_version", "opset_import", "producer_name", "producer_version",
                             "domain", "model_version", "doc_string", "metadata_props", "graph"}),
     )
@@ -80,19 +81,35 @@ def from_onnx(model: ModelProto | str | os.PathLike, base_dir: str | None = None
 
 
 def _rest(proto: Message, modeled: set[str]) -> Message | None:
-    """A proto holding only the fields of ``proto`` that the IR does not model."""
+    """A proto holding what the IR does not model: unmodeled fields, and modeled scalar
+    fields that were explicitly set to their default (proto2 records that presence)."""
     rest = type(proto)()
     for fd, val in proto.ListFields():
         if fd.name in modeled:
+            if not fd.is_repeated and fd.message_type is None and not val:
+                setattr(rest, fd.name, val)
             continue
         target = getattr(rest, fd.name)
-        if fd.label == fd.LABEL_REPEATED:
+        if fd.is_repeated:
             target.extend(val)
         elif fd.message_type is not None:
             target.CopyFrom(val)
         else:
             setattr(rest, fd.name, val)
     return rest if rest.ListFields() else None
+
+
+def _start(proto_type: type, extra: Message | None, **fields) -> Message:
+    """A new proto: the kept ``extra`` fields first, then the IR's non-default fields."""
+    proto = proto_type()
+    if extra is not None:
+        proto.CopyFrom(extra)
+    proto.MergeFrom(proto_type(**_nonempty(**fields)))
+    return proto
+
+
+def _nonempty(**fields) -> dict:
+    return {k: v for k, v in fields.items() if v}
 
 
 def _set_type(value: Value, type_proto: TypeProto | None, present: bool) -> None:
@@ -183,6 +200,11 @@ def _resolve_or_placeholder(g: Graph, name: str) -> Value:
     return value if value is not None else g.capture(name)
 
 
+_ATTR_FIELDS = {"name", "type", "doc_string", "ref_attr_name", "f", "i", "s", "t", "g",
+                "sparse_tensor", "tp", "floats", "ints", "strings", "tensors", "graphs",
+                "sparse_tensors", "type_protos"}
+
+
 def _read_attr(ap: AttributeProto, g: Graph, base_dir: str | None) -> Attr:
     t = ap.type
     if t == AttributeProto.GRAPH:
@@ -200,7 +222,9 @@ def _read_attr(ap: AttributeProto, g: Graph, base_dir: str | None) -> Attr:
         if t in (AttributeProto.INTS, AttributeProto.FLOATS, AttributeProto.STRINGS,
                  AttributeProto.SPARSE_TENSORS, AttributeProto.TYPE_PROTOS):
             value = list(value)
-    return Attr(ap.name, t, value, ap.doc_string, ap.ref_attr_name)
+    attr = Attr(ap.name, t, value, ap.doc_string, ap.ref_attr_name)
+    attr.extra = _rest(ap, _ATTR_FIELDS)
+    return attr
 
 
 # -- writing -------------------------------------------------------------------
@@ -213,7 +237,8 @@ def _inline_tensor(name: str, tensor: Tensor) -> TensorProto:
 def to_onnx(graph: Graph, tensor_writer: TensorWriter = _inline_tensor) -> ModelProto:
     """The ONNX model of the IR, weights inline (see :func:`save` for big models)."""
     info = graph.model or ModelInfo()
-    model = ModelProto(
+    model = _start(
+        ModelProto, info.extra,
         ir_version=info.ir_version,
         producer_name=info.producer_name,
         producer_version=info.producer_version,
@@ -221,18 +246,19 @@ def to_onnx(graph: Graph, tensor_writer: TensorWriter = _inline_tensor) -> Model
         model_version=info.model_version,
         doc_string=info.doc_string,
     )
-    for domain, version in info.opset_imports.items():
-        model.opset_import.append(helper.make_opsetid(domain, version))
+    if info.loaded_opsets and info.loaded_opsets[0] == info.opset_imports:
+        model.opset_import.extend(info.loaded_opsets[1])
+    else:
+        for domain, version in info.opset_imports.items():
+            model.opset_import.add(**_nonempty(domain=domain, version=version))
     for key, val in info.metadata_props.items():
         model.metadata_props.add(key=key, value=val)
     model.graph.CopyFrom(_write_graph(graph, tensor_writer))
-    if info.extra is not None:
-        model.MergeFrom(info.extra)
     return model
 
 
 def _value_info(value: Value) -> ValueInfoProto:
-    vi = ValueInfoProto(name=value.name, doc_string=value.doc_string)
+    vi = _start(ValueInfoProto, value.extra, name=value.name, doc_string=value.doc_string)
     orig = value._orig_type
     if orig is not None and orig[0] == value.dtype and orig[1] == value.shape:
         if orig[2] is not None:
@@ -251,13 +277,11 @@ def _value_info(value: Value) -> ValueInfoProto:
                     dim.dim_value = d
                 elif isinstance(d, str):
                     dim.dim_param = d
-    if value.extra is not None:
-        vi.MergeFrom(value.extra)
     return vi
 
 
 def _write_graph(g: Graph, tensor_writer: TensorWriter) -> GraphProto:
-    gp = GraphProto(name=g.name, doc_string=g.doc_string)
+    gp = _start(GraphProto, g.extra, name=g.name, doc_string=g.doc_string)
     gp.input.extend(_value_info(v) for v in g.inputs)
     for name, value in g.initializers.items():
         if value.sparse is not None:
@@ -276,20 +300,16 @@ def _write_graph(g: Graph, tensor_writer: TensorWriter) -> GraphProto:
             continue
         if value.dtype is not None or value.type_proto is not None or value.in_value_info:
             gp.value_info.append(_value_info(value))
-    if g.extra is not None:
-        gp.MergeFrom(g.extra)
     return gp
 
 
 def _write_node(op: Op, tensor_writer: TensorWriter) -> NodeProto:
-    node = NodeProto(op_type=op.op_type, domain=op.domain, name=op.name,
-                     doc_string=op.doc_string, overload=op.overload)
+    node = _start(NodeProto, op.extra, op_type=op.op_type, domain=op.domain, name=op.name,
+                  doc_string=op.doc_string, overload=op.overload)
     node.input.extend(v.name if v is not None else "" for v in op.inputs)
     node.output.extend(v.name if v is not None else "" for v in op.outputs)
     for attr in op.attrs.values():
         node.attribute.append(_write_attr(attr, tensor_writer))
-    if op.extra is not None:
-        node.MergeFrom(op.extra)
     return node
 
 
@@ -299,8 +319,8 @@ def _tensor_name(tensor: Tensor) -> str:
 
 
 def _write_attr(attr: Attr, tensor_writer: TensorWriter) -> AttributeProto:
-    ap = AttributeProto(name=attr.name, type=attr.type, doc_string=attr.doc_string,
-                        ref_attr_name=attr.ref_attr_name)
+    ap = _start(AttributeProto, attr.extra, name=attr.name, type=attr.type,
+                doc_string=attr.doc_string, ref_attr_name=attr.ref_attr_name)
     t, v = attr.type, attr.value
     if t == AttributeProto.FLOAT:
         ap.f = v

@@ -86,7 +86,8 @@ class Tensor:
         if self._proto is not None and not self.is_external:
             proto = TensorProto()
             proto.CopyFrom(self._proto)
-            proto.name = name
+            if proto.name != name:
+                proto.name = name
             return proto
         if self._proto is not None:
             proto = TensorProto()
@@ -94,7 +95,8 @@ class Tensor:
             del proto.external_data[:]
             proto.data_location = TensorProto.DEFAULT
             proto.raw_data = self.raw_bytes()
-            proto.name = name
+            if proto.name != name:
+                proto.name = name
             return proto
         return _array_to_proto(self._array, self.elem_type, name)
 
