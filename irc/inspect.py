@@ -71,10 +71,10 @@ def _human_bytes(n: int) -> str:
 
 
 def render_table(summary: dict) -> None:
+    import sys
+
     from rich.console import Console
     from rich.table import Table
-
-    import sys
 
     # Model-controlled names may contain [brackets]: never read them as rich markup.
     console = Console(width=None if sys.stdout.isatty() else 160, markup=False, highlight=False)

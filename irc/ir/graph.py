@@ -241,7 +241,7 @@ class Graph:
         """The value's data if known at compile time (initializer or Constant output)."""
         if value is None:
             return None
-        if value.const is not None and not (value in self.inputs):
+        if value.const is not None and value not in self.inputs:
             return value.const.numpy()
         op = self.producer(value)
         if op is not None and op.op_type == "Constant" and op.domain in ("", "ai.onnx"):
