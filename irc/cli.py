@@ -54,18 +54,49 @@ def check_writable(out: Path, force: bool) -> None:
 
 @app.command("import")
 def import_(
-    src: Annotated[str, typer.Argument(help="Model to import: a .onnx file.")],
+    src: Annotated[str, typer.Argument(
+        help="Model to import: .onnx, a SavedModel directory, .keras, .h5, .tflite, .pt2, or a "
+             "Python spec pkg.module:attr naming an nn.Module, a Keras model, a tf.function or a "
+             "zero-argument factory returning one.")],
     out: Annotated[Path, typer.Option("-o", "--output", help="Where to write the ONNX model.")],
+    framework: Annotated[str | None, typer.Option(
+        "--framework", help="onnx, tensorflow (tf, keras, tflite) or pytorch (torch); "
+                            "default: detected from SRC.")] = None,
+    signature: Annotated[str, typer.Option(
+        "--signature", help="SavedModel signature to convert.")] = "serving_default",
+    input_shape: Annotated[list[str] | None, typer.Option(
+        "--input-shape", help="NAME:D0,D1,... input shape, repeatable; '?' for any size, "
+                              "':int64' suffix for the dtype (e.g. x:2,3,224,224).")] = None,
+    dynamic_batch: Annotated[bool, typer.Option(
+        "--dynamic-batch", help="Make the first axis of every input a symbolic batch.")] = False,
+    opset: Annotated[int | None, typer.Option(
+        "--opset", help="ONNX opset to produce: default 18 for TensorFlow and PyTorch; an .onnx "
+                        "file keeps its own opset unless given.")] = None,
+    no_check: Annotated[bool, typer.Option(
+        "--no-check", help="Skip comparing the source framework with onnxruntime.")] = False,
+    atol: Annotated[float | None, typer.Option("--atol", help="Absolute tolerance of the check.")] = None,
+    rtol: Annotated[float | None, typer.Option("--rtol", help="Relative tolerance of the check.")] = None,
     force: Force = False,
+    as_json: Json = False,
 ) -> None:
-    """Import a model into irc's IR and write it as ONNX."""
+    """Import a model from any framework, check the conversion, and write it as ONNX."""
+    from .frontends import ImportOptions, import_model, raise_if_failed
+    from .frontends.report import summary, text_lines
     from .ir import save
-    from .ir.onnx_io import load
 
     check_writable(out, force)
-    graph = load(src)
-    save(graph, out)
-    typer.echo(f"wrote {out} ({graph.num_ops} nodes)", err=True)
+    options = ImportOptions(framework=framework, signature=signature, input_shapes=input_shape,
+                            dynamic_batch=dynamic_batch, opset=opset, check=not no_check,
+                            atol=atol, rtol=rtol)
+    result = import_model(src, options)
+    if not as_json:
+        typer.echo("\n".join(text_lines(result)), err=True)
+    if result.ok:
+        save(result.graph, out)
+    if as_json:
+        typer.echo(json.dumps(summary(result, out, result.ok), indent=2))
+    raise_if_failed(result)
+    typer.echo(f"wrote {out} ({result.graph.num_ops} nodes)", err=True)
 
 
 @app.command()

@@ -1,0 +1,305 @@
+"""TensorFlow and Keras through tf2onnx.
+
+tf2onnx's ``from_keras`` does not work with Keras 3, so every Keras model goes
+through a ``tf.function`` with an explicit input signature; SavedModels go
+through their signature function. Either way the user's input names come from
+the signature and the output names are restored after conversion.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import IrcError, ModelError
+from .options import ImportOptions
+from .source import Conversion, Source, require
+
+
+def _tf():
+    """Import TensorFlow and tf2onnx quietly (they log a lot at import and conversion)."""
+    require("tensorflow")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+    import tf2onnx
+
+    for name in ("tf2onnx", "tensorflow", "absl"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    tf.get_logger().setLevel(logging.ERROR)
+    return tf, tf2onnx
+
+
+def convert(source: Source, options: ImportOptions) -> Conversion:
+    """Convert whatever ``source`` names: Keras model, tf.function, SavedModel, .keras/.h5, .tflite."""
+    tf, _ = _tf()
+    if source.obj is not None:
+        return _from_object(source.obj, source.spec, options)
+    path = source.path
+    suffix = path.suffix.lower()
+    if path.is_dir():
+        return from_saved_model(path, options)
+    if suffix in (".keras", ".h5", ".hdf5"):
+        return from_keras(_load_keras(path), options)
+    if suffix == ".tflite":
+        return from_tflite(path, options)
+    raise ModelError(f"{path}: not a TensorFlow model: expected a SavedModel directory, "
+                     ".keras, .h5 or .tflite")
+
+
+def _load_keras(path: Path):
+    import keras
+
+    try:
+        return keras.models.load_model(str(path), compile=False)
+    except Exception as exc:  # Keras raises ValueError/OSError/TypeError for bad files
+        raise ModelError(f"{path}: Keras cannot load it ({_first_line(exc)})") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _is_keras_model(obj: Any) -> bool:
+    try:
+        import keras
+    except ImportError:
+        return False
+    return isinstance(obj, keras.Model)
+
+
+def _from_object(obj: Any, spec: str, options: ImportOptions) -> Conversion:
+    tf, _ = _tf()
+    if _is_keras_model(obj):
+        return from_keras(obj, options)
+    if hasattr(obj, "get_concrete_function"):
+        return from_tf_function(obj, options, spec)
+    raise ModelError(f"{spec}: a {type(obj).__name__} is neither a Keras model nor a tf.function")
+
+
+# -- signatures -----------------------------------------------------------------
+
+
+def _specs(names: Sequence[str], shapes: Sequence[Sequence[int | None]], dtypes: Sequence[Any],
+           options: ImportOptions) -> list:
+    """TensorSpecs named after the model's inputs, with --input-shape/--dynamic-batch applied."""
+    tf, _ = _tf()
+    options.check_names(list(names))
+    specs = []
+    for i, (name, shape, dtype) in enumerate(zip(names, shapes, dtypes, strict=True)):
+        user = options.shape_for(name, i, len(names))
+        if user is not None:
+            shape = user.shape
+            if user.dtype is not None:
+                dtype = tf.as_dtype(user.dtype)
+        shape = list(shape) if shape is not None else None
+        if options.dynamic_batch and shape:
+            shape[0] = None
+        specs.append(tf.TensorSpec(shape, dtype, name=name))
+    return specs
+
+
+def _convert_function(fn, specs: list, output_names: list[str], options: ImportOptions,
+                      label: str) -> Conversion:
+    """tf2onnx on a tf.function returning a flat tuple; outputs renamed to ``output_names``."""
+    _, tf2onnx = _tf()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, _ = tf2onnx.convert.from_function(fn, input_signature=specs,
+                                                     opset=options.target_opset)
+    except IrcError:
+        raise
+    except Exception as exc:  # tf2onnx/TensorFlow raise many types while tracing and converting
+        raise ModelError(f"tf2onnx cannot convert {label}: {type(exc).__name__}: {_first_line(exc)}") from None
+    produced = [o.name for o in model.graph.output]
+    renames = dict(zip(produced, output_names, strict=False)) if len(produced) == len(output_names) else {}
+    return Conversion(model, None, "tensorflow", renames=renames)
+
+
+def _as_tuple(result: Any) -> tuple:
+    if isinstance(result, dict):
+        return tuple(result.values())
+    if isinstance(result, (list, tuple)):
+        return tuple(result)
+    return (result,)
+
+
+def _numpy_outputs(names: list[str], result: Any) -> dict[str, np.ndarray]:
+    return {name: np.asarray(t) for name, t in zip(names, _as_tuple(result), strict=True)}
+
+
+# -- Keras ------------------------------------------------------------------------
+
+
+def from_keras(model, options: ImportOptions) -> Conversion:
+    """A Keras 3 model, through a tf.function with an explicit input signature."""
+    tf, _ = _tf()
+    try:
+        inputs = list(model.inputs)
+    except (AttributeError, ValueError):
+        inputs = []
+    if not inputs:
+        raise ModelError("the Keras model has no defined inputs: build it with keras.Input(...) "
+                         "(a Sequential model needs an Input layer or a first build() call)")
+    names = [t.name for t in inputs]
+    specs = _specs(names, [t.shape for t in inputs], [t.dtype for t in inputs], options)
+    output_names = list(model.output_names)
+    single = len(specs) == 1
+
+    def call(*args):
+        return _as_tuple(model(args[0] if single else list(args), training=False))
+
+    fn = tf.function(call, input_signature=specs)
+    conversion = _convert_function(fn, specs, output_names, options, f"Keras model {model.name!r}")
+
+    def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        args = [tf.constant(feeds[n]) for n in names]
+        return _numpy_outputs(output_names, model(args[0] if single else args, training=False))
+
+    conversion.reference = reference
+    return conversion
+
+
+# -- tf.function ------------------------------------------------------------------
+
+
+def from_tf_function(fn, options: ImportOptions, label: str) -> Conversion:
+    """A tf.function: its own input_signature, or one built from --input-shape."""
+    tf, _ = _tf()
+    declared = getattr(fn, "input_signature", None)
+    if declared:
+        names = [s.name or f"input_{i}" for i, s in enumerate(declared)]
+        specs = _specs(names, [s.shape for s in declared], [s.dtype for s in declared], options)
+    else:
+        import inspect
+
+        names = list(inspect.signature(fn.python_function).parameters)
+        for i, name in enumerate(names):
+            if options.shape_for(name, i, len(names)) is None:
+                raise ModelError(f"{label}: the tf.function has no input_signature; pass "
+                                 f"--input-shape {name}:D0,D1,... for each argument")
+        specs = _specs(names, [None] * len(names), [tf.float32] * len(names), options)
+    concrete = fn.get_concrete_function(*specs)
+    structured = concrete.structured_outputs
+    if isinstance(structured, dict):
+        output_names = list(structured)
+    else:
+        output_names = [f"output_{i}" for i in range(len(_as_tuple(structured)))]
+
+    @tf.function(input_signature=specs)
+    def flat(*args):
+        return _as_tuple(fn(*args))
+
+    conversion = _convert_function(flat, specs, output_names, options, f"tf.function {label!r}")
+
+    def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        return _numpy_outputs(output_names, fn(*[tf.constant(feeds[s.name]) for s in specs]))
+
+    conversion.reference = reference
+    return conversion
+
+
+# -- SavedModel -------------------------------------------------------------------
+
+
+def from_saved_model(path: Path, options: ImportOptions) -> Conversion:
+    """A SavedModel directory, through the signature ``options.signature``."""
+    tf, _ = _tf()
+    try:
+        loaded = tf.saved_model.load(str(path))
+    except Exception as exc:  # TensorFlow raises OSError/ValueError/its own errors
+        raise ModelError(f"{path}: TensorFlow cannot load the SavedModel ({_first_line(exc)})") from None
+    signatures = dict(loaded.signatures)
+    if options.signature not in signatures:
+        available = ", ".join(sorted(signatures)) or "none"
+        raise IrcError(f"{path}: no signature {options.signature!r} (available: {available}); "
+                       "choose one with --signature")
+    signature = signatures[options.signature]
+    args, kwargs = signature.structured_input_signature
+    if args:
+        raise ModelError(f"{path}: signature {options.signature!r} takes positional inputs; "
+                         "only keyword signatures (as tf.saved_model.save writes) are supported")
+    names = sorted(kwargs)  # TensorFlow flattens signature dicts in key order
+    specs = _specs(names, [kwargs[n].shape for n in names], [kwargs[n].dtype for n in names], options)
+    output_names = sorted(signature.structured_outputs)
+
+    @tf.function(input_signature=specs)
+    def flat(*tensors):
+        result = signature(**dict(zip(names, tensors, strict=True)))
+        return tuple(result[k] for k in output_names)
+
+    conversion = _convert_function(flat, specs, output_names, options,
+                                   f"signature {options.signature!r} of {path}")
+
+    def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        result = signature(**{n: tf.constant(feeds[n]) for n in names})
+        return {k: np.asarray(result[k]) for k in output_names}
+
+    conversion.reference = reference
+    return conversion
+
+
+# -- TFLite -----------------------------------------------------------------------
+
+
+def from_tflite(path: Path, options: ImportOptions) -> Conversion:
+    """A .tflite flatbuffer; inputs and outputs get the names of its signature."""
+    tf, tf2onnx = _tf()
+    if options.input_shapes or options.dynamic_batch:
+        raise IrcError("--input-shape and --dynamic-batch do not apply to .tflite files "
+                       "(their shapes are fixed at conversion)")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, _ = tf2onnx.convert.from_tflite(str(path), opset=options.target_opset)
+            # Reference kernels, no XNNPACK delegate: the plain TFLite semantics, and no log line.
+            interpreter = tf.lite.Interpreter(
+                model_path=str(path),
+                experimental_op_resolver_type=tf.lite.experimental.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    except Exception as exc:  # tf2onnx raises many types on bad or unsupported flatbuffers
+        raise ModelError(f"tf2onnx cannot convert {path}: {type(exc).__name__}: {_first_line(exc)}") from None
+    renames = _tflite_signature_names(interpreter)
+    conversion = Conversion(model, None, "tensorflow", renames=renames)
+    signatures = interpreter.get_signature_list()
+    if len(signatures) == 1:
+        keys = next(iter(signatures.values()))
+        conversion.input_order, conversion.output_order = list(keys["inputs"]), list(keys["outputs"])
+    conversion.reference = _tflite_reference(interpreter, renames)
+    return conversion
+
+
+def _tflite_signature_names(interpreter) -> dict[str, str]:
+    """Tensor name -> signature key, when the file has exactly one signature."""
+    signatures = interpreter.get_signature_list()
+    if len(signatures) != 1:
+        return {}
+    runner = interpreter.get_signature_runner(next(iter(signatures)))
+    renames = {}
+    for details in (runner.get_input_details(), runner.get_output_details()):
+        for key, info in details.items():
+            renames[info["name"]] = key
+    return renames
+
+
+def _tflite_reference(interpreter, renames: dict[str, str]):
+    def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        inputs = interpreter.get_input_details()
+        for info in inputs:
+            feed = feeds[renames.get(info["name"], info["name"])]
+            if tuple(info["shape"]) != feed.shape:
+                interpreter.resize_tensor_input(info["index"], feed.shape)
+        interpreter.allocate_tensors()
+        for info in inputs:
+            interpreter.set_tensor(info["index"], feeds[renames.get(info["name"], info["name"])])
+        interpreter.invoke()
+        return {renames.get(info["name"], info["name"]): np.array(interpreter.get_tensor(info["index"]))
+                for info in interpreter.get_output_details()}
+
+    return reference
