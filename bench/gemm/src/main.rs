@@ -47,19 +47,34 @@ fn usage(msg: &str) -> ! {
     std::process::exit(2);
 }
 
-/// Median seconds per call of `f`, over calls filling about `budget` seconds (after warm-up).
-fn time_per_call(budget: f64, mut f: impl FnMut()) -> f64 {
-    f();
-    f();
-    let mut samples = Vec::new();
-    let start = Instant::now();
-    while samples.len() < 5 || (start.elapsed().as_secs_f64() < budget && samples.len() < 100_000) {
-        let t = Instant::now();
-        f();
-        samples.push(t.elapsed().as_secs_f64());
+/// Per-call timings of each engine, measured in interleaved rounds so that noise from
+/// other processes on the machine hits every engine alike. Returns (best, median) seconds.
+fn time_interleaved(budget: f64, engines: &mut [Box<dyn FnMut() + '_>]) -> Vec<(f64, f64)> {
+    const ROUNDS: usize = 9;
+    let mut samples = vec![Vec::new(); engines.len()];
+    for f in engines.iter_mut() {
+        f(); // warm-up: page faults, packing buffers, caches
     }
-    samples.sort_by(f64::total_cmp);
-    samples[samples.len() / 2]
+    let per_round = budget / ROUNDS as f64 / engines.len() as f64;
+    for _ in 0..ROUNDS {
+        for (f, out) in engines.iter_mut().zip(samples.iter_mut()) {
+            let start = Instant::now();
+            let mut calls = 0u32;
+            while calls == 0 || start.elapsed().as_secs_f64() < per_round {
+                let t = Instant::now();
+                f();
+                out.push(t.elapsed().as_secs_f64());
+                calls += 1;
+            }
+        }
+    }
+    samples
+        .into_iter()
+        .map(|mut s| {
+            s.sort_by(f64::total_cmp);
+            (s[0], s[s.len() / 2])
+        })
+        .collect()
 }
 
 /// Deterministic operands in [-1, 1).
@@ -79,35 +94,36 @@ struct Measurement {
     m: usize,
     n: usize,
     k: usize,
-    /// (engine name, GFLOP/s)
-    results: Vec<(String, f64)>,
+    /// (engine name, GFLOP/s of the best call, GFLOP/s of the median call)
+    results: Vec<(String, f64, f64)>,
 }
 
 fn measure(m: usize, n: usize, k: usize, opts: &Options, isas: &[Isa]) -> Measurement {
     let flops = 2.0 * (m * n * k) as f64;
     let a = filled(m * k, 1);
     let b = filled(k * n, 2);
-    let mut c = vec![0.0f32; m * n];
-    let mut results = Vec::new();
-    for &isa in isas {
-        let secs = time_per_call(opts.seconds, || {
-            sgemm_with_isa(
-                isa, m, n, k, 1.0, black_box(&a), k as isize, 1, &b, n as isize, 1, 0.0, &mut c, n as isize, 1,
-                &Epilogue::NONE,
-            );
-            black_box(&mut c);
-        });
-        results.push((format!("irc_{isa:?}").to_lowercase(), flops / secs / 1e9));
-    }
-    let a2 = Array2::from_shape_vec((m, k), a).expect("shape");
-    let b2 = Array2::from_shape_vec((k, n), b).expect("shape");
+    let a2 = Array2::from_shape_vec((m, k), a.clone()).expect("shape");
+    let b2 = Array2::from_shape_vec((k, n), b.clone()).expect("shape");
     let mut c2 = Array2::<f32>::zeros((m, n));
-    let secs = time_per_call(opts.seconds, || {
+    let mut outputs = vec![vec![0.0f32; m * n]; isas.len()];
+    let mut names: Vec<String> = isas.iter().map(|isa| format!("irc_{isa:?}").to_lowercase()).collect();
+    let mut engines: Vec<Box<dyn FnMut() + '_>> = Vec::new();
+    for (&isa, c) in isas.iter().zip(outputs.iter_mut()) {
+        let (a, b) = (&a, &b);
+        engines.push(Box::new(move || {
+            let (rsa, rsb, rsc) = (k as isize, n as isize, n as isize);
+            sgemm_with_isa(isa, m, n, k, 1.0, black_box(a), rsa, 1, b, rsb, 1, 0.0, c, rsc, 1, &Epilogue::NONE);
+            black_box(&mut *c);
+        }));
+    }
+    engines.push(Box::new(|| {
         general_mat_mul(1.0, black_box(&a2), &b2, 0.0, &mut c2);
         black_box(&mut c2);
-    });
-    results.push(("ndarray_matrixmultiply".to_string(), flops / secs / 1e9));
-    Measurement { m, n, k, results }
+    }));
+    names.push("ndarray_matrixmultiply".to_string());
+    let times = time_interleaved(opts.seconds, &mut engines);
+    let results = names.into_iter().zip(times).map(|(name, (best, median))| (name, flops / best / 1e9, flops / median / 1e9));
+    Measurement { m, n, k, results: results.collect() }
 }
 
 /// Single-core FMA peak, measured: independent register-only FMA chains (no memory
@@ -119,6 +135,7 @@ mod peak {
     /// GFLOP/s of `reps` passes over 16 independent zmm FMA chains (16 lanes × 2 flops).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx512f")]
+    #[inline(never)]
     fn avx512(reps: u64) -> f32 {
         let x = _mm512_set1_ps(0.999_999);
         let y = _mm512_set1_ps(1e-7);
@@ -134,6 +151,7 @@ mod peak {
     /// The same with ymm chains (8 lanes × 2 flops).
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2,fma")]
+    #[inline(never)]
     fn avx2(reps: u64) -> f32 {
         let x = _mm256_set1_ps(0.999_999);
         let y = _mm256_set1_ps(1e-7);
@@ -160,7 +178,7 @@ mod peak {
         let mut out = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            let reps = 20_000_000u64;
+            let reps = 5_000_000u64;
             if is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU reported avx512f.
                 let g = best(|| unsafe { avx512(std::hint::black_box(reps)) }, reps as f64 * 16.0 * 16.0 * 2.0);
@@ -176,7 +194,7 @@ mod peak {
     }
 
     fn best(f: impl Fn() -> f32, flops: f64) -> f64 {
-        (0..5)
+        (0..15)
             .map(|_| {
                 let t = std::time::Instant::now();
                 std::hint::black_box(f());
@@ -186,8 +204,8 @@ mod peak {
     }
 }
 
-fn json_results(items: &[(String, f64)]) -> String {
-    let body: Vec<String> = items.iter().map(|(k, v)| format!("\"{k}\": {v:.2}")).collect();
+fn json_object(items: impl Iterator<Item = (String, f64)>) -> String {
+    let body: Vec<String> = items.map(|(k, v)| format!("\"{k}\": {v:.2}")).collect();
     format!("{{{}}}", body.join(", "))
 }
 
@@ -214,18 +232,20 @@ fn main() {
     let mut out = String::from("{\n");
     out += &format!("  \"detected_isa\": \"{}\",\n", format!("{detected:?}").to_lowercase());
     out += &format!(
-        "  \"peak\": {{\"gflops\": {peak:.2}, \"units\": {}, \"how\": \"best of 5 runs of 12-16 independent register-only FMA chains per vector width (no loads or stores), 2 flops per lane per FMA, one core\"}},\n",
-        json_results(&peaks.iter().map(|(k, v)| (k.to_string(), *v)).collect::<Vec<_>>())
+        "  \"peak\": {{\"gflops\": {peak:.2}, \"units\": {}, \"how\": \"best of 15 runs of 12-16 independent register-only FMA chains per vector width (no loads or stores), 2 flops per lane per FMA, one core\"}},\n",
+        json_object(peaks.iter().map(|(k, v)| (k.to_string(), *v)))
     );
     out += "  \"sgemm\": [\n";
+    let auto = format!("irc_{detected:?}").to_lowercase();
     let lines: Vec<String> = rows
         .iter()
         .map(|r| {
-            let best_irc = r.results.iter().filter(|(k, _)| k.starts_with("irc_")).map(|x| x.1).fold(0.0, f64::max);
-            let auto = r.results.iter().find(|(k, _)| *k == format!("irc_{detected:?}").to_lowercase()).map_or(best_irc, |x| x.1);
+            let best = json_object(r.results.iter().map(|(k, b, _)| (k.clone(), *b)));
+            let median = json_object(r.results.iter().map(|(k, _, md)| (k.clone(), *md)));
+            let irc = r.results.iter().find(|x| x.0 == auto).map_or(0.0, |x| x.1);
             format!(
-                "    {{\"m\": {}, \"n\": {}, \"k\": {}, \"gflops\": {}, \"irc_pct_of_peak\": {:.1}}}",
-                r.m, r.n, r.k, json_results(&r.results), 100.0 * auto / peak
+                "    {{\"m\": {}, \"n\": {}, \"k\": {}, \"gflops_best\": {best}, \"gflops_median\": {median}, \"irc_pct_of_peak\": {:.1}}}",
+                r.m, r.n, r.k, 100.0 * irc / peak
             )
         })
         .collect();
