@@ -100,6 +100,34 @@ def import_(
 
 
 @app.command()
+def optimize(
+    src: Annotated[Path, typer.Argument(help="The .onnx model to optimize.")],
+    out: Annotated[Path, typer.Option("-o", "--output", help="Where to write the optimized model.")],
+    level: Annotated[int, typer.Option("--level", help="0 none, 1 cleanup, 2 ONNX fusions, 3 irc-domain fusions.")] = 2,
+    passes: Annotated[str | None, typer.Option("--passes", help="Run exactly these passes (comma-separated).")] = None,
+    skip: Annotated[str | None, typer.Option("--skip", help="Passes to leave out (comma-separated).")] = None,
+    report: Annotated[bool, typer.Option("--report", help="Print a per-pass table on stderr.")] = False,
+    as_json: Json = False,
+    force: Force = False,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Compare before/after in onnxruntime.")] = True,
+    bisect: Annotated[bool, typer.Option("--bisect", help="On a mismatch, name the first pass and node that diverge.")] = False,
+    fold_limit: Annotated[str | None, typer.Option("--fold-limit", help="Largest tensor constant folding may create (e.g. 256M).")] = None,
+) -> None:
+    """Fold, prune and fuse a model; every rewrite checked against onnxruntime."""
+    from .passes.command import render_report, run_optimize
+
+    check_writable(out, force)
+    result, checked = run_optimize(src, out, level=level, passes=passes, skip=skip, check=check,
+                                   bisect=bisect, fold_limit=fold_limit)
+    if report:
+        render_report(result)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
+    note = f"; {checked and 'checked' or 'not checked'}"
+    typer.echo(f"wrote {out} ({result.nodes_before} -> {result.nodes_after} nodes{note})", err=True)
+
+
+@app.command()
 def inspect(
     model: Annotated[Path, typer.Argument(help="An .onnx file.")],
     as_json: Json = False,

@@ -174,3 +174,76 @@ def save_feeds(feeds: dict[str, np.ndarray], directory: Path) -> dict[str, Path]
         paths[name] = directory / f"input_{i}.npy"
         np.save(paths[name], array)
     return paths
+
+
+# -- inputs that respect each input's domain -------------------------------------------
+
+_INDEX_SLOTS = {"Gather": (1, 0), "GatherElements": (1, 0), "GatherND": (1, None),
+                "ScatterElements": (1, 0), "ScatterND": (1, None), "Embedding": (1, 0)}
+_POSITIVE_SLOTS = {"Log": 0, "Sqrt": 0, "Pow": 0, "Reciprocal": 0, "Rsqrt": 0}
+
+
+def domain_inputs(graph: Graph, batch: int = DEFAULT_BATCH, seed: int = 0) -> dict[str, np.ndarray]:
+    """Like :func:`random_inputs`, but each input respects what reads it.
+
+    An integer input used as indices (Gather, GatherElements, GatherND, Scatter*)
+    stays within the indexed axis of the data; a float input fed to Log, Sqrt,
+    Reciprocal or a Pow base is positive; booleans stay booleans. A symbolic dim
+    gets the same size in every input that names it.
+    """
+    rng = np.random.default_rng(seed)
+    sizes: dict[str, int] = {}
+    feeds = {}
+    for value in graph.inputs:
+        if value.name in graph.initializers:
+            continue
+        if value.dtype is None:
+            raise ModelError(f"input {value.name!r} has no tensor type; pass the inputs explicitly")
+        dtype = helper.tensor_dtype_to_np_dtype(value.dtype)
+        shape = _consistent_shape(value, batch, sizes)
+        array = random_array(rng, dtype, shape, value.dtype)
+        feeds[value.name] = _respect_domain(graph, value, array, rng, sizes, batch)
+    return feeds
+
+
+def _consistent_shape(value: Value, batch: int, sizes: dict[str, int]) -> tuple[int, ...]:
+    if value.shape is None:
+        return (batch,)
+    dims = []
+    for i, d in enumerate(value.shape):
+        if isinstance(d, int) and d >= 0:
+            dims.append(d)
+        elif isinstance(d, str):
+            dims.append(sizes.setdefault(d, batch if i == 0 else DEFAULT_DIM))
+        else:
+            dims.append(batch if i == 0 else DEFAULT_DIM)
+    return tuple(dims)
+
+
+def _respect_domain(graph: Graph, value: Value, array: np.ndarray, rng: np.random.Generator,
+                    sizes: dict[str, int], batch: int) -> np.ndarray:
+    for op, slot in graph.uses(value):
+        if op.domain not in ("", "ai.onnx"):
+            continue
+        if array.dtype.kind in "iu" and _INDEX_SLOTS.get(op.op_type, (None,))[0] == slot:
+            bound = _indexed_extent(op, sizes, batch)
+            if bound:
+                return rng.integers(0, bound, size=array.shape).astype(array.dtype)
+        if array.dtype.kind == "f" and _POSITIVE_SLOTS.get(op.op_type) == slot:
+            return (np.abs(array) + np.asarray(0.1, array.dtype)).astype(array.dtype)
+    return array
+
+
+def _indexed_extent(op, sizes: dict[str, int], batch: int) -> int | None:
+    """Size of the axis the op indexes (the smallest dim for GatherND/ScatterND)."""
+    data = op.input(0)
+    if data is None or data.shape is None:
+        return None
+    dims = list(_consistent_shape(data, batch, sizes))
+    if not dims:
+        return None
+    axis = _INDEX_SLOTS[op.op_type][1]
+    if axis is None:
+        return min(dims)
+    axis = int(op.attr("axis", axis))
+    return dims[axis] if -len(dims) <= axis < len(dims) else None

@@ -1,0 +1,84 @@
+"""Layout chains: Transpose cancellation and Reshape/Squeeze/Unsqueeze/Flatten collapse."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..ir import Graph, Op, Value
+from .manager import Context, PassResult, register
+from .util import bypass, const, is_std, new_const, only_consumer, same_shape
+
+_SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
+
+
+@register("transpose", 2, "merge Transpose pairs; drop those that cancel")
+def transposes(graph: Graph, ctx: Context) -> PassResult:
+    result = PassResult()
+    for op in graph.topological_ops():
+        if op.graph is not graph or not is_std(op, "Transpose"):
+            continue
+        x = op.input(0)
+        first = graph.producer(x) if x is not None else None
+        if first is None or not is_std(first, "Transpose") or only_consumer(graph, x) is not op:
+            continue
+        p1, p2 = _perm(first), _perm(op)
+        if p1 is None or p2 is None or len(p1) != len(p2):
+            continue
+        composed = [p1[i] for i in p2]
+        src = first.input(0)
+        if composed == list(range(len(composed))):
+            if bypass(graph, op, src):
+                result.note(f"Transpose {first.name} and {op.name} cancel")
+            continue
+        graph.set_input(op, 0, src)
+        op.set_attr("perm", composed)
+        graph.remove_op(first)
+        result.note(f"Transpose {first.name} merged into {op.name}")
+    return result
+
+
+def _perm(op: Op) -> list[int] | None:
+    perm = op.attr("perm")
+    if perm is not None:
+        return [int(p) for p in perm]
+    rank = op.input(0).rank
+    return None if rank is None else list(range(rank))[::-1]
+
+
+@register("reshape_chain", 2, "collapse Reshape/Flatten/Squeeze/Unsqueeze chains into one Reshape")
+def reshape_chain(graph: Graph, ctx: Context) -> PassResult:
+    result = PassResult()
+    for op in graph.topological_ops():
+        if op.graph is not graph or op.domain not in ("", "ai.onnx") or op.op_type not in _SHAPE_OPS:
+            continue
+        x = op.input(0)
+        first = graph.producer(x) if x is not None else None
+        if first is None or not is_std(first, *_SHAPE_OPS) or only_consumer(graph, x) is not op:
+            continue
+        src, out = first.input(0), op.output(0)
+        if same_shape(src, out) and bypass(graph, op, src):
+            graph.remove_op(first)
+            result.note(f"{first.op_type} {first.name} and {op.op_type} {op.name} cancel")
+            continue
+        target = _target(graph, op, out)
+        if target is None:
+            continue
+        shape = new_const(graph, (op.name or "reshape") + "_shape", np.array(target, np.int64))
+        graph.remove_op(op, keep_outputs=True)
+        graph.remove_op(first)
+        graph.add_op("Reshape", [src, shape], outputs=[out], name=op.name)
+        result.note(f"{first.op_type} {first.name} + {op.op_type} {op.name} -> Reshape {target}")
+    return result
+
+
+def _target(graph: Graph, op: Op, out: Value) -> list[int] | None:
+    """A Reshape target giving ``out``'s shape from any input of the same size."""
+    if out.shape is not None:
+        dims = [d if isinstance(d, int) and d > 0 else None for d in out.shape]
+        if 0 not in out.shape and dims.count(None) <= 1:
+            return [-1 if d is None else d for d in dims]
+    if op.op_type == "Reshape" and not op.attr("allowzero", 0):
+        t = const(graph, op.input(1))
+        if t is not None and not np.any(t == 0):
+            return [int(d) for d in t]
+    return None
