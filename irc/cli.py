@@ -142,6 +142,109 @@ def inspect(
         render_table(summary)
 
 
+def _parse_batch(batch: str | None) -> int | None:
+    if batch is None or batch == "dynamic":
+        return None
+    if not batch.isdigit() or int(batch) < 1:
+        raise IrcError(f"--batch: expected a positive integer or 'dynamic', got {batch!r}")
+    return int(batch)
+
+
+def _report_unsupported(exc, as_json: bool) -> None:
+    """Print every unsupported node (table on stderr, or JSON on stdout) and exit 2."""
+    if as_json:
+        typer.echo(json.dumps({"ok": False, "unsupported": [i.as_dict() for i in exc.items]}, indent=2))
+    else:
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table(title=f"{len(exc.items)} unsupported node(s)")
+        for col in ("node", "op", "opset", "dtypes", "reason"):
+            table.add_column(col)
+        for i in exc.items:
+            op_name = f"{i.domain}.{i.op_type}" if i.domain else i.op_type
+            table.add_row(i.node, op_name, str(i.opset), i.dtypes, i.reason)
+        Console(stderr=True).print(table)
+    raise typer.Exit(2)
+
+
+@app.command()
+def emit(
+    model: Annotated[Path, typer.Argument(help="The .onnx model to compile.")],
+    out: Annotated[Path, typer.Option("-o", "--output", help="Directory of the crate to write.")],
+    target: Annotated[str, typer.Option("--target", help="Code generation target.")] = "rust",
+    name: Annotated[str | None, typer.Option("--name", help="Crate and struct name.")] = None,
+    weights: Annotated[str, typer.Option("--weights", help="embed (include_bytes!) or file (weights.bin).")] = "file",
+    batch: Annotated[str | None, typer.Option("--batch", help="Fix the batch size, or 'dynamic'.")] = None,
+    level: Annotated[int, typer.Option("--level", help="Optimization level before emission (0-2).")] = 2,
+    as_json: Json = False,
+    force: Force = False,
+) -> None:
+    """Compile a model into a standalone Rust crate (ndarray only)."""
+    from .backends.rust import EmitOptions, emit_crate
+    from .backends.rust.emitter import EmitError
+    from .ir.onnx_io import load
+
+    if target != "rust":
+        raise IrcError(f"--target: unknown target {target!r} (available: rust)")
+    if weights not in ("embed", "file"):
+        raise IrcError(f"--weights: expected 'embed' or 'file', got {weights!r}")
+    check_writable(out, force)
+    graph = load(model)
+    opts = EmitOptions(name=name, weights=weights, batch=_parse_batch(batch), level=level)
+    try:
+        src = emit_crate(graph, out, opts, force=force)
+    except EmitError as exc:
+        _report_unsupported(exc, as_json)
+    if as_json:
+        typer.echo(json.dumps({"ok": True, "crate": str(out), "struct": src.struct,
+                               "inputs": src.input_names, "outputs": src.output_names}, indent=2))
+    typer.echo(f"wrote {out} (struct {src.struct}, {len(src.weights)} weight tensors)", err=True)
+
+
+@app.command()
+def verify(
+    model: Annotated[Path, typer.Argument(help="The .onnx model to check.")],
+    target: Annotated[str, typer.Option("--target", help="Code generation target.")] = "rust",
+    inputs: Annotated[str | None, typer.Option("--inputs", help="Input .npy files, comma-separated, in model order.")] = None,
+    batch: Annotated[int | None, typer.Option("--batch", help="Batch size of the random inputs.")] = None,
+    atol: Annotated[float | None, typer.Option("--atol", help="Absolute tolerance (default per dtype).")] = None,
+    rtol: Annotated[float | None, typer.Option("--rtol", help="Relative tolerance (default per dtype).")] = None,
+    out: Annotated[Path | None, typer.Option("-o", "--output", help="Keep the crate in this directory.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the random inputs.")] = 0,
+    bisect: Annotated[bool, typer.Option("--bisect", help="On a mismatch, name the first divergent node.")] = False,
+    as_json: Json = False,
+    force: Force = False,
+) -> None:
+    """Emit, build and run the crate; compare every output with onnxruntime (exit 1 on mismatch)."""
+    from .backends.rust.emitter import EmitError
+    from .ir.onnx_io import load
+    from .verify import verify as run_verify
+
+    if target != "rust":
+        raise IrcError(f"--target: unknown target {target!r} (available: rust)")
+    if out is not None:
+        check_writable(out, force)
+    graph = load(model)
+    paths = [Path(p) for p in inputs.split(",")] if inputs else None
+    try:
+        result = run_verify(graph, out=out, inputs=paths, batch=batch, atol=atol, rtol=rtol,
+                            seed=seed, bisect=bisect, force=force)
+    except EmitError as exc:
+        _report_unsupported(exc, as_json)
+    if as_json:
+        typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
+    else:
+        for d in result.diffs:
+            status = "ok" if d.ok else "MISMATCH"
+            typer.echo(f"{d.name}: max_abs={d.max_abs:.3g} max_rel={d.max_rel:.3g} ulp={d.max_ulp:.0f} "
+                       f"{status}{' ' + d.detail if d.detail else ''}")
+        if result.first_divergence:
+            typer.echo(f"first divergent node: {result.first_divergence}")
+        typer.echo(f"verify: {'ok' if result.ok else 'mismatch'} (build {result.build_seconds:.1f}s)")
+    raise typer.Exit(0 if result.ok else 1)
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 2; --debug shows tracebacks."""
     import click

@@ -1,0 +1,406 @@
+"""The Rust emitter: IR graph -> Rust source of a model (struct, weights, forward).
+
+Two phases share one walk over the nodes: every node is tried, every failure is
+collected, and only a model with none at all produces source. That gives the
+whole-model diagnostic (every unsupported op at once) for free.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+from onnx import TensorProto, helper
+
+from ...errors import UnsupportedError
+from ...ir import Graph, Value
+from .ops import HANDLERS, OpCtx, Unsupported
+from .ops.base import RUST_TYPES
+from .sanitize import Namer, doc, ident, rust_str
+
+
+@dataclass
+class UnsupportedNode:
+    """One node the backend cannot emit, with what exactly is missing."""
+
+    node: str
+    op_type: str
+    domain: str
+    opset: int
+    dtypes: str
+    reason: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class EmitError(UnsupportedError):
+    """Some nodes cannot be emitted; ``items`` lists every one of them."""
+
+    def __init__(self, items: list[UnsupportedNode]):
+        self.items = items
+        lines = [f"{len(items)} unsupported node(s):"]
+        lines += [f"  {i.node} ({i.domain + '.' if i.domain else ''}{i.op_type} opset {i.opset}, "
+                  f"dtypes {i.dtypes}): {i.reason}" for i in items[:50]]
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class Weight:
+    field: str
+    array: np.ndarray
+    source: str
+
+
+@dataclass
+class ModelSource:
+    """Everything the crate writer needs about one emitted model."""
+
+    struct: str
+    body: str
+    weights: list[Weight] = field(default_factory=list)
+    input_names: list[str] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+    output_files: list[str] = field(default_factory=list)
+
+
+def elem_type_of(array: np.ndarray) -> int:
+    return helper.np_dtype_to_tensor_dtype(array.dtype)
+
+
+class FunctionBuilder:
+    """Builds `forward`: names, constants turned into weights, one statement per node."""
+
+    def __init__(self, graph: Graph):
+        self.graph = graph
+        self.locals = Namer({"self", "rt", "w", "inputs", "bytes", "path"})
+        self.fields = Namer()
+        self.names: dict[Value, str] = {}
+        self.params: dict[Value, str] = {}
+        self.consts: dict[Value, np.ndarray] = {}
+        self.weight_fields: dict[Value, str] = {}
+        self.weights: list[Weight] = []
+
+    # -- operands ---------------------------------------------------------
+    def const(self, v: Value | None) -> np.ndarray | None:
+        if v is None:
+            return None
+        if v in self.consts:
+            return self.consts[v]
+        if v in self.params or v in self.names:
+            return None
+        c = self.graph.constant_value(v)
+        if c is not None:
+            self.consts[v] = np.asarray(c)
+        return self.consts.get(v)
+
+    def rtype(self, v: Value) -> str:
+        c = self.const(v)
+        dtype = elem_type_of(c) if c is not None else v.dtype
+        if dtype not in RUST_TYPES:
+            name = helper.tensor_dtype_to_string(dtype) if dtype else "unknown"
+            raise Unsupported(f"dtype {name.replace('TensorProto.', '')} of value {v.name!r}")
+        return RUST_TYPES[dtype]
+
+    def ref(self, v: Value) -> str:
+        if v in self.params:
+            return self.params[v]
+        if v in self.names:
+            return f"&{self.names[v]}"
+        c = self.const(v)
+        if c is None:
+            raise Unsupported(f"value {v.name!r} is not computed before use")
+        self.rtype(v)
+        if v not in self.weight_fields:
+            name = self.fields.fresh(v.name, "w")
+            self.weight_fields[v] = name
+            self.weights.append(Weight(name, np.ascontiguousarray(c), v.name))
+        return f"&self.{self.weight_fields[v]}"
+
+
+def _opset(graph: Graph) -> int:
+    imports = graph.model.opset_imports if graph.model else {}
+    return int(imports.get("", imports.get("ai.onnx", 21)))
+
+
+def live_ops(graph: Graph) -> list:
+    """Ops that outputs depend on, in topological order."""
+    needed: set = set(graph.outputs)
+    ops = graph.topological_ops()
+    live = []
+    for node in reversed(ops):
+        if any(o is not None and o in needed for o in node.outputs):
+            live.append(node)
+            needed.update(v for v in node.inputs if v is not None)
+    return list(reversed(live))
+
+
+def _dtype_summary(builder: FunctionBuilder, node) -> str:
+    out = []
+    for v in node.inputs:
+        if v is None:
+            continue
+        try:
+            out.append(builder.rtype(v))
+        except Unsupported:
+            out.append(helper.tensor_dtype_to_string(v.dtype).replace("TensorProto.", "").lower()
+                       if v.dtype else "?")
+    return ",".join(out) or "-"
+
+
+def _shape_doc(v: Value) -> str:
+    if v.shape is None:
+        return "any shape"
+    dims = [str(d) if isinstance(d, int) else doc(str(d) if d else "?") for d in v.shape]
+    return "[" + ", ".join(dims) + "]"
+
+
+def _check_dims(v: Value) -> str | None:
+    if v.shape is None:
+        return None
+    dims = ", ".join(f"Some({d})" if isinstance(d, int) and d >= 0 else "None" for d in v.shape)
+    return f"&[{dims}]"
+
+
+def _array_type(rtype: str) -> str:
+    return f"ArrayD<{rtype}>"
+
+
+class Emitter:
+    """Emits one model (a graph after preparation) as a Rust module body."""
+
+    def __init__(self, graph: Graph, struct: str):
+        self.graph = graph
+        self.struct = struct
+        self.b = FunctionBuilder(graph)
+        self.opset = _opset(graph)
+        self.problems: list[UnsupportedNode] = []
+        self.stmts: list[str] = []
+
+    def run(self) -> ModelSource:
+        self._bind_inputs()
+        for node in live_ops(self.graph):
+            self._emit_node(node)
+        if self.problems:
+            raise EmitError(self.problems)
+        return self._assemble()
+
+    # -- nodes --------------------------------------------------------------
+    def _bind_inputs(self) -> None:
+        for v in self.graph.inputs:
+            if v.name in self.graph.initializers:
+                continue
+            self.b.params[v] = self.b.locals.fresh(v.name, "input")
+            try:
+                self.b.rtype(v)
+            except Unsupported as exc:
+                self.problems.append(UnsupportedNode(f"input {v.name}", "<input>", "", self.opset, "?", str(exc)))
+
+    def _problem(self, node, reason: str) -> None:
+        self.problems.append(UnsupportedNode(
+            node.name or (node.outputs[0].name if node.outputs and node.outputs[0] else "?"),
+            node.op_type, node.domain, self.opset, _dtype_summary(self.b, node), reason))
+
+    def _emit_node(self, node) -> None:
+        if node.domain not in ("", "ai.onnx"):
+            self._problem(node, f"op domain {node.domain!r} is not supported")
+            return
+        if node.op_type == "Constant":
+            if self.b.const(node.outputs[0]) is None:
+                self._problem(node, "unsupported Constant attribute")
+            return
+        handler = HANDLERS.get(node.op_type)
+        if handler is None:
+            self._problem(node, "op not supported by the Rust backend")
+            return
+        ctx = OpCtx(self.b, node, self.opset)
+        try:
+            for v in ctx.outs:
+                if v is not None:
+                    self.b.rtype(v)
+            expr = handler(ctx)
+        except Unsupported as exc:
+            self._problem(node, str(exc))
+            return
+        self._bind_outputs(node, ctx, expr)
+
+    def _bind_outputs(self, node, ctx: OpCtx, expr: str) -> None:
+        base = node.name or (node.outputs[0].name if node.outputs[0] is not None else node.op_type)
+        used = {v for v in self._used_values()}
+        outs = ctx.outs
+        if ctx.multi is None:
+            name = self.b.locals.fresh(base, "t")
+            self.b.names[outs[0]] = name
+            self.stmts.append(f"let {name} = {expr}?;")
+            return
+        names = []
+        for i, v in enumerate(outs):
+            if v is None or v not in used:
+                names.append("_")
+                continue
+            name = self.b.locals.fresh(f"{base}_{i}" if i else base, "t")
+            self.b.names[v] = name
+            names.append(name)
+        if ctx.multi == "tuple":
+            self.stmts.append(f"let ({', '.join(names)}) = {expr}?;")
+        else:
+            arr = _array_type(ctx.ot(0))
+            self.stmts.append(
+                f"let [{', '.join(names)}]: [{arr}; {len(names)}] = {expr}?\n"
+                f"            .try_into()\n"
+                f"            .map_err(|_| Error::Shape(\"unexpected number of parts\".into()))?;")
+
+    def _used_values(self) -> set:
+        if not hasattr(self, "_used"):
+            used = set(self.graph.outputs)
+            for node in self.graph.ops:
+                used.update(v for v in node.inputs if v is not None)
+            self._used = used
+        return self._used
+
+    # -- assembly -----------------------------------------------------------
+    def _inputs(self) -> list[Value]:
+        return [v for v in self.graph.inputs if v in self.b.params]
+
+    def _result_expr(self, v: Value) -> str:
+        if v in self.b.names and list(self.graph.outputs).count(v) == 1 and v not in self.b.params:
+            return self.b.names[v]
+        return f"({self.b.ref(v)}).clone()"
+
+    def _assemble(self) -> ModelSource:
+        graph, b = self.graph, self.b
+        outs = graph.outputs
+        try:
+            out_types = [b.rtype(v) for v in outs]
+            results = [self._result_expr(v) for v in outs]
+        except Unsupported as exc:
+            raise EmitError([UnsupportedNode("outputs", "<output>", "", self.opset, "?", str(exc))]) from None
+        files_namer = Namer({"outputs"})
+        files = [files_namer.fresh(v.name, "output") for v in outs]
+        lines: list[str] = []
+        w = lines.append
+        w(f"/// The model `{doc(graph.name)}` with its weights.")
+        w(f"pub struct {self.struct} {{")
+        for wt in b.weights:
+            w(f"    /// `{doc(wt.source)}`: {wt.array.dtype}, shape {list(wt.array.shape)}")
+            w(f"    pub {wt.field}: {_array_type(b.rtype_of_array(wt.array))},")
+        w("}")
+        w("")
+        w(f"impl {self.struct} {{")
+        w("    /// ONNX names of the inputs of [`Self::forward`], in order.")
+        w("    pub const INPUT_NAMES: &'static [&'static str] = &["
+          + ", ".join(rust_str(v.name) for v in self._inputs()) + "];")
+        w("    /// ONNX names of the outputs, in order.")
+        w("    pub const OUTPUT_NAMES: &'static [&'static str] = &["
+          + ", ".join(rust_str(v.name) for v in outs) + "];")
+        w("    /// File stems (sanitized names) the CLI writes the outputs to.")
+        w("    pub const OUTPUT_FILES: &'static [&'static str] = &["
+          + ", ".join(rust_str(f) for f in files) + "];")
+        w("")
+        w("    /// Loads the weights from a `weights.bin` file written by irc.")
+        w("    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {")
+        w("        let path = path.as_ref();")
+        w("        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!(\"{}: {e}\", path.display())))?;")
+        w("        Self::from_bytes(&bytes)")
+        w("    }")
+        w("")
+        w("    /// Builds the model from the bytes of a `weights.bin` file.")
+        w("    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {")
+        if b.weights:
+            w("        let w = rt::Weights::parse(bytes)?;")
+            w("        Ok(Self {")
+            for i, wt in enumerate(b.weights):
+                dims = ", ".join(str(d) for d in wt.array.shape)
+                w(f"            {wt.field}: w.get({i}, &[{dims}])?,")
+            w("        })")
+        else:
+            w("        rt::Weights::parse(bytes)?;")
+            w("        Ok(Self {})")
+        w("    }")
+        w("")
+        w(f"    /// Runs `{doc(graph.name)}`.")
+        w("    ///")
+        w("    /// Inputs:")
+        for v in self._inputs():
+            w(f"    /// - `{b.params[v]}` (ONNX `{doc(v.name)}`): {b.rtype(v)}, shape {_shape_doc(v)}")
+        w("    ///")
+        w("    /// Outputs" + (" (in this order):" if len(outs) > 1 else ":"))
+        for v, t in zip(outs, out_types, strict=True):
+            w(f"    /// - ONNX `{doc(v.name)}`: {t}, shape {_shape_doc(v)}")
+        params = ", ".join(f"{b.params[v]}: &{_array_type(b.rtype(v))}" for v in self._inputs())
+        ret = (_array_type(out_types[0]) if len(outs) == 1
+               else "(" + ", ".join(_array_type(t) for t in out_types) + ")")
+        w(f"    pub fn forward(&self{', ' if params else ''}{params}) -> Result<{ret}, Error> {{")
+        for v in self._inputs():
+            dims = _check_dims(v)
+            if dims is not None:
+                w(f"        rt::check_shape({b.params[v]}, {rust_str(v.name)}, {dims})?;")
+        for s in self.stmts:
+            w("        " + s)
+        w(f"        Ok({results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'})")
+        w("    }")
+        w("")
+        w("    /// Runs the model on dynamically typed tensors, inputs and outputs in ONNX order.")
+        w("    pub fn run_any(&self, inputs: Vec<AnyArray>) -> Result<Vec<AnyArray>, Error> {")
+        if self._inputs():
+            w("        let mut inputs = inputs.into_iter();")
+        else:
+            w("        drop(inputs);")
+        args = []
+        for v in self._inputs():
+            name = b.params[v]
+            w(f"        let {name}: {_array_type(b.rtype(v))} = rt::next_input(&mut inputs, {rust_str(v.name)})?;")
+            args.append(f"&{name}")
+        outs_names = [f"out_{i}" for i in range(len(outs))]
+        pattern = outs_names[0] if len(outs) == 1 else "(" + ", ".join(outs_names) + ")"
+        w(f"        let {pattern} = self.forward({', '.join(args)})?;")
+        w("        Ok(vec![" + ", ".join(f"{t}::into_any({n})" for t, n in zip(out_types, outs_names, strict=True)) + "])")
+        w("    }")
+        w("}")
+        return ModelSource(self.struct, "\n".join(lines) + "\n", b.weights,
+                           [v.name for v in self._inputs()], [v.name for v in outs], files)
+
+
+def _rtype_of_array(self: FunctionBuilder, array: np.ndarray) -> str:
+    return RUST_TYPES[elem_type_of(array)]
+
+
+FunctionBuilder.rtype_of_array = _rtype_of_array
+
+MODULE_PRELUDE = """use crate::runtime as rt;
+use crate::runtime::{AnyArray, Elem, Error};
+use ndarray::ArrayD;
+"""
+
+
+def emit_model(graph: Graph, struct: str) -> ModelSource:
+    """Emit a prepared graph; raises :class:`EmitError` listing every unsupported node."""
+    return Emitter(graph, struct).run()
+
+
+def write_weights(weights: list[Weight]) -> bytes:
+    """The `weights.bin` bytes: header, offset table, 64-byte aligned little-endian data."""
+    header = bytearray(b"IRCW0001")
+    header += len(weights).to_bytes(8, "little")
+    table_size = sum(4 + 4 + 8 + 8 + 8 * w.array.ndim for w in weights)
+    offset = len(header) + table_size
+    blobs = []
+    for wt in weights:
+        offset = (offset + 63) // 64 * 64
+        data = wt.array.astype(wt.array.dtype.newbyteorder("<"), copy=False).tobytes(order="C")
+        code = elem_type_of(wt.array)
+        header += code.to_bytes(4, "little") + wt.array.ndim.to_bytes(4, "little")
+        header += offset.to_bytes(8, "little") + len(data).to_bytes(8, "little")
+        for d in wt.array.shape:
+            header += int(d).to_bytes(8, "little")
+        blobs.append((offset, data))
+        offset += len(data)
+    out = bytearray(header)
+    for off, data in blobs:
+        out += b"\0" * (off - len(out))
+        out += data
+    return bytes(out)
+
+
+__all__ = ["EmitError", "ModelSource", "UnsupportedNode", "emit_model", "write_weights",
+           "MODULE_PRELUDE", "ident", "TensorProto"]

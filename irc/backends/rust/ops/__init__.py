@@ -1,0 +1,14 @@
+"""Codegen units, one per op family. Each registers handlers with :func:`irc.backends.rust.ops.base.op`."""
+
+from . import (  # noqa: F401  (imported for their registrations)
+    conv,
+    elementwise,
+    matmul,
+    norm,
+    pool,
+    reduce,
+    shape,
+)
+from .base import HANDLERS, OpCtx, Unsupported
+
+__all__ = ["HANDLERS", "OpCtx", "Unsupported"]

@@ -1,0 +1,33 @@
+"""MatMul, Gemm and Einsum: everything that ends in a GEMM call."""
+
+from __future__ import annotations
+
+import re
+
+from .base import FLOATS, NUMS, OpCtx, float_lit, op
+
+
+@op("MatMul")
+def matmul(c: OpCtx) -> str:
+    c.types(0, NUMS)
+    c.need(c.t(0) == c.t(1), "operands of different dtypes")
+    return f"rt::matmul({c.x(0)}, {c.x(1)})"
+
+
+@op("Gemm")
+def gemm(c: OpCtx) -> str:
+    c.types(0, NUMS)
+    bias = f"Some({c.x(2)})" if c.has(2) else "None"
+    ta = "true" if c.a("transA", 0) else "false"
+    tb = "true" if c.a("transB", 0) else "false"
+    alpha, beta = float_lit(c.a("alpha", 1.0)), float_lit(c.a("beta", 1.0))
+    return f"rt::gemm({c.x(0)}, {c.x(1)}, {bias}, {alpha}, {beta}, {ta}, {tb})"
+
+
+@op("Einsum")
+def einsum(c: OpCtx) -> str:
+    c.types(0, NUMS | FLOATS)
+    eq = c.s("equation", "")
+    c.need(re.fullmatch(r"[A-Za-z,\s]*(->[A-Za-z\s]*)?", eq) is not None, f"einsum equation {eq!r}")
+    args = ", ".join(c.x(i) for i in range(len(c.ins)))
+    return f"rt::einsum({c.string(eq)}, &[{args}])"

@@ -1,0 +1,49 @@
+"""Pooling: MaxPool (with indices), AveragePool, LpPool and the Global forms."""
+
+from __future__ import annotations
+
+from .base import FLOATS, NUMS, OpCtx, op
+from .conv import window
+
+
+def _ceil(c: OpCtx) -> str:
+    return "true" if c.a("ceil_mode", 0) else "false"
+
+
+@op("MaxPool")
+def max_pool(c: OpCtx) -> str:
+    c.types(0, NUMS)
+    c.need(int(c.a("storage_order", 0)) == 0, "storage_order=1")
+    win = window(c, c.attr_list("kernel_shape"))
+    if len(c.outs) > 1 and c.outs[1] is not None:
+        c.multi = "tuple"
+        return f"rt::max_pool_with_indices({c.x(0)}, {win}, {_ceil(c)})"
+    return f"rt::max_pool({c.x(0)}, {win}, {_ceil(c)})"
+
+
+@op("AveragePool")
+def average_pool(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    win = window(c, c.attr_list("kernel_shape"))
+    pad = "true" if c.a("count_include_pad", 0) else "false"
+    return f"rt::average_pool({c.x(0)}, {win}, {_ceil(c)}, {pad})"
+
+
+@op("LpPool")
+def lp_pool(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    win = window(c, c.attr_list("kernel_shape"))
+    return f"rt::lp_pool({c.x(0)}, {win}, {_ceil(c)}, {int(c.a('p', 2))})"
+
+
+@op("GlobalAveragePool", "GlobalMaxPool")
+def global_pool(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    fn = "global_average_pool" if c.op.op_type == "GlobalAveragePool" else "global_max_pool"
+    return f"rt::{fn}({c.x(0)})"
+
+
+@op("GlobalLpPool")
+def global_lp_pool(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    return f"rt::global_lp_pool({c.x(0)}, {int(c.a('p', 2))})"

@@ -1,0 +1,285 @@
+//! Convolution (N-D, groups, dilations, pads, auto_pad) through im2col + GEMM, and its transpose.
+
+use super::elem::Num;
+use super::error::{shape_err, Error, Result};
+use super::shape::with_shape;
+use ndarray::{s, Array2, ArrayD, Ix2, IxDyn};
+
+/// Window geometry of a convolution or pooling; empty slices mean the ONNX defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    pub kernel: &'a [usize],
+    pub strides: &'a [usize],
+    pub dilations: &'a [usize],
+    pub pads: &'a [usize],
+    /// `NOTSET`, `SAME_UPPER`, `SAME_LOWER` or `VALID`.
+    pub auto_pad: &'a str,
+}
+
+/// Resolved per-dim geometry: strides, dilations, pads begin/end.
+pub struct Geometry {
+    pub strides: Vec<usize>,
+    pub dilations: Vec<usize>,
+    pub begin: Vec<usize>,
+    pub end: Vec<usize>,
+}
+
+fn or_ones(v: &[usize], n: usize) -> Vec<usize> {
+    if v.is_empty() { vec![1; n] } else { v.to_vec() }
+}
+
+impl Window<'_> {
+    /// Strides, dilations and pads for input spatial dims `input` and kernel `kernel`.
+    pub fn resolve(&self, input: &[usize], kernel: &[usize]) -> Result<Geometry> {
+        let n = input.len();
+        let strides = or_ones(self.strides, n);
+        let dilations = or_ones(self.dilations, n);
+        if strides.len() != n || dilations.len() != n || kernel.len() != n {
+            return shape_err(format!("window attributes do not match {n} spatial dims"));
+        }
+        let (mut begin, mut end) = (vec![0; n], vec![0; n]);
+        match self.auto_pad {
+            "SAME_UPPER" | "SAME_LOWER" => {
+                for d in 0..n {
+                    let out = input[d].div_ceil(strides[d]);
+                    let span = (kernel[d] - 1) * dilations[d] + 1;
+                    let total = ((out - 1) * strides[d] + span).saturating_sub(input[d]);
+                    let small = total / 2;
+                    (begin[d], end[d]) =
+                        if self.auto_pad == "SAME_UPPER" { (small, total - small) } else { (total - small, small) };
+                }
+            }
+            "VALID" => {}
+            _ if !self.pads.is_empty() => {
+                if self.pads.len() != 2 * n {
+                    return shape_err(format!("{} pads for {n} spatial dims", self.pads.len()));
+                }
+                begin.copy_from_slice(&self.pads[..n]);
+                end.copy_from_slice(&self.pads[n..]);
+            }
+            _ => {}
+        }
+        Ok(Geometry { strides, dilations, begin, end })
+    }
+}
+
+impl Geometry {
+    /// Output size of dim `d` (floor mode).
+    pub fn out_dim(&self, d: usize, input: usize, kernel: usize) -> Result<usize> {
+        let span = (kernel - 1) * self.dilations[d] + 1;
+        let padded = input + self.begin[d] + self.end[d];
+        if padded < span {
+            return shape_err(format!("window of {span} larger than padded input {padded}"));
+        }
+        Ok((padded - span) / self.strides[d] + 1)
+    }
+
+    /// For each kernel tap of dim `d`, the input coordinate read by each output position.
+    pub fn taps(&self, d: usize, input: usize, kernel: usize, out: usize) -> Vec<Vec<Option<usize>>> {
+        (0..kernel)
+            .map(|k| {
+                (0..out)
+                    .map(|o| {
+                        let i = (o * self.strides[d] + k * self.dilations[d]) as isize - self.begin[d] as isize;
+                        (i >= 0 && (i as usize) < input).then_some(i as usize)
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Advances a row-major multi-index; false once it wraps around.
+pub fn next_index(idx: &mut [usize], dims: &[usize]) -> bool {
+    for (i, &lim) in idx.iter_mut().zip(dims).rev() {
+        *i += 1;
+        if *i < lim {
+            return true;
+        }
+        *i = 0;
+    }
+    false
+}
+
+/// Row-major strides of a shape.
+pub fn strides_of(dims: &[usize]) -> Vec<usize> {
+    let mut st = vec![1; dims.len()];
+    for d in (0..dims.len().saturating_sub(1)).rev() {
+        st[d] = st[d + 1] * dims[d + 1];
+    }
+    st
+}
+
+/// Fills `col` (rows: channel x kernel tap, columns: output positions) from channel planes `src`.
+fn im2col<T: Num>(col: &mut Array2<T>, src: &[T], channels: usize, in_sp: &[usize], kernel: &[usize], taps: &[Vec<Vec<Option<usize>>>]) {
+    let plane: usize = in_sp.iter().product();
+    let in_st = strides_of(in_sp);
+    let out_sp: Vec<usize> = taps.iter().map(|t| t.first().map_or(0, Vec::len)).collect();
+    let mut rows = col.rows_mut().into_iter();
+    for c in 0..channels {
+        let chan = &src[c * plane..(c + 1) * plane];
+        let mut kidx = vec![0; kernel.len()];
+        loop {
+            let Some(mut row) = rows.next() else { return };
+            let maps: Vec<&Vec<Option<usize>>> = taps.iter().zip(&kidx).map(|(t, &k)| &t[k]).collect();
+            let mut o = vec![0; out_sp.len()];
+            for v in row.iter_mut() {
+                let mut off = Some(0);
+                for ((m, &i), &st) in maps.iter().zip(&o).zip(&in_st) {
+                    off = match (off, m[i]) {
+                        (Some(acc), Some(x)) => Some(acc + x * st),
+                        _ => None,
+                    };
+                }
+                *v = off.map_or(T::zero(), |x| chan[x]);
+                next_index(&mut o, &out_sp);
+            }
+            if !next_index(&mut kidx, kernel) {
+                break;
+            }
+        }
+    }
+}
+
+fn err2(e: ndarray::ShapeError) -> Error {
+    Error::Shape(e.to_string())
+}
+
+/// ONNX `Conv`: input `[N, C, D...]`, weight `[M, C/group, K...]`, optional bias `[M]`.
+pub fn conv<T: Num>(x: &ArrayD<T>, w: &ArrayD<T>, bias: Option<&ArrayD<T>>, win: &Window, group: usize) -> Result<ArrayD<T>> {
+    if x.ndim() < 3 || w.ndim() != x.ndim() {
+        return shape_err(format!("conv: input {:?} and weight {:?} ranks differ", x.shape(), w.shape()));
+    }
+    let (n, c, m, cg) = (x.shape()[0], x.shape()[1], w.shape()[0], w.shape()[1]);
+    if group == 0 || c != cg * group || m % group != 0 {
+        return shape_err(format!("conv: {c} input channels do not match weight {:?} with group {group}", w.shape()));
+    }
+    let in_sp = &x.shape()[2..];
+    let kernel = &w.shape()[2..];
+    let geo = win.resolve(in_sp, kernel)?;
+    let out_sp: Vec<usize> = (0..in_sp.len()).map(|d| geo.out_dim(d, in_sp[d], kernel[d])).collect::<Result<_>>()?;
+    let taps: Vec<_> = (0..in_sp.len()).map(|d| geo.taps(d, in_sp[d], kernel[d], out_sp[d])).collect();
+    let (kk, p_out, mg) = (kernel.iter().product::<usize>(), out_sp.iter().product::<usize>(), m / group);
+    let plane: usize = in_sp.iter().product();
+    let xs = x.as_standard_layout();
+    let src = xs.as_slice().unwrap_or(&[]);
+    let w2 = with_shape(w.view(), &[m, cg * kk])?.into_dimensionality::<Ix2>().map_err(err2)?;
+    let mut out = ndarray::Array3::<T>::from_elem((n, m, p_out), T::zero());
+    let mut col = Array2::<T>::from_elem((cg * kk, p_out), T::zero());
+    for b in 0..n {
+        for g in 0..group {
+            let start = (b * c + g * cg) * plane;
+            im2col(&mut col, &src[start..start + cg * plane], cg, in_sp, kernel, &taps);
+            let wg = w2.slice(s![g * mg..(g + 1) * mg, ..]);
+            let mut og = out.slice_mut(s![b, g * mg..(g + 1) * mg, ..]);
+            T::gemm(T::one(), &wg, &col.view(), T::zero(), &mut og);
+        }
+    }
+    if let Some(bias) = bias {
+        if bias.len() != m {
+            return shape_err(format!("conv: bias has {} values for {m} channels", bias.len()));
+        }
+        for (mut ch, &bv) in out.axis_iter_mut(ndarray::Axis(1)).zip(bias.iter()) {
+            ch.mapv_inplace(|v| v.add(bv));
+        }
+    }
+    let mut dims = vec![n, m];
+    dims.extend_from_slice(&out_sp);
+    out.into_dyn().into_shape_with_order(IxDyn(&dims)).map_err(err2)
+}
+
+/// ONNX `ConvTranspose`: input `[N, C, D...]`, weight `[C, M/group, K...]`.
+#[allow(clippy::too_many_arguments)]
+pub fn conv_transpose<T: Num>(
+    x: &ArrayD<T>,
+    w: &ArrayD<T>,
+    bias: Option<&ArrayD<T>>,
+    win: &Window,
+    group: usize,
+    output_padding: &[usize],
+    output_shape: &[usize],
+) -> Result<ArrayD<T>> {
+    if x.ndim() < 3 || w.ndim() != x.ndim() {
+        return shape_err("conv_transpose: input and weight ranks differ");
+    }
+    let (n, c, mg) = (x.shape()[0], x.shape()[1], w.shape()[1]);
+    if group == 0 || c % group != 0 || w.shape()[0] != c {
+        return shape_err("conv_transpose: channels do not match the weight");
+    }
+    let (cg, m) = (c / group, mg * group);
+    let in_sp = x.shape()[2..].to_vec();
+    let kernel = w.shape()[2..].to_vec();
+    let nd = in_sp.len();
+    let strides = or_ones(win.strides, nd);
+    let dil = or_ones(win.dilations, nd);
+    let opad = if output_padding.is_empty() { vec![0; nd] } else { output_padding.to_vec() };
+    let full: Vec<usize> = (0..nd).map(|d| strides[d] * (in_sp[d] - 1) + opad[d] + (kernel[d] - 1) * dil[d] + 1).collect();
+    let (mut begin, mut end) = (vec![0usize; nd], vec![0usize; nd]);
+    let same = win.auto_pad == "SAME_UPPER" || win.auto_pad == "SAME_LOWER";
+    let target: Vec<usize> = if !output_shape.is_empty() {
+        output_shape[output_shape.len() - nd..].to_vec()
+    } else if same {
+        in_sp.iter().zip(&strides).map(|(i, s)| i * s).collect()
+    } else {
+        vec![]
+    };
+    if !target.is_empty() {
+        for d in 0..nd {
+            let total = full[d].saturating_sub(target[d]);
+            let half = total / 2;
+            (begin[d], end[d]) = if win.auto_pad == "SAME_UPPER" { (half, total - half) } else { (total - half, half) };
+        }
+    } else if !win.pads.is_empty() && win.auto_pad != "VALID" {
+        begin.copy_from_slice(&win.pads[..nd]);
+        end.copy_from_slice(&win.pads[nd..2 * nd]);
+    }
+    let out_sp: Vec<usize> = (0..nd).map(|d| full[d].saturating_sub(begin[d] + end[d])).collect();
+    let kk: usize = kernel.iter().product();
+    let (p_in, p_out) = (in_sp.iter().product::<usize>(), out_sp.iter().product::<usize>());
+    let xs = with_shape(x.view(), &[n * c, p_in])?.into_dimensionality::<Ix2>().map_err(err2)?;
+    let w2 = with_shape(w.view(), &[c, mg * kk])?.into_dimensionality::<Ix2>().map_err(err2)?;
+    let mut out = vec![T::zero(); n * m * p_out];
+    let out_st = strides_of(&out_sp);
+    let mut col = Array2::<T>::from_elem((mg * kk, p_in), T::zero());
+    for b in 0..n {
+        for g in 0..group {
+            let wg = w2.slice(s![g * cg..(g + 1) * cg, ..]).reversed_axes();
+            let xg = xs.slice(s![b * c + g * cg..b * c + (g + 1) * cg, ..]);
+            T::gemm(T::one(), &wg, &xg, T::zero(), &mut col.view_mut());
+            for (r, row) in col.rows().into_iter().enumerate() {
+                let (oc, tap) = (r / kk, r % kk);
+                let mut kidx = vec![0; nd];
+                let mut t = tap;
+                for d in (0..nd).rev() {
+                    kidx[d] = t % kernel[d];
+                    t /= kernel[d];
+                }
+                let base = (b * m + g * mg + oc) * p_out;
+                let mut i = vec![0; nd];
+                for &v in row.iter() {
+                    let mut off = Some(base);
+                    for d in 0..nd {
+                        let pos = (i[d] * strides[d] + kidx[d] * dil[d]) as isize - begin[d] as isize;
+                        off = match off {
+                            Some(o) if pos >= 0 && (pos as usize) < out_sp[d] => Some(o + pos as usize * out_st[d]),
+                            _ => None,
+                        };
+                    }
+                    if let Some(o) = off {
+                        out[o] = out[o].add(v);
+                    }
+                    next_index(&mut i, &in_sp);
+                }
+            }
+        }
+    }
+    let mut dims = vec![n, m];
+    dims.extend_from_slice(&out_sp);
+    let mut y = ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(err2)?;
+    if let Some(bias) = bias {
+        for (mut ch, &bv) in y.axis_iter_mut(ndarray::Axis(1)).zip(bias.iter()) {
+            ch.mapv_inplace(|v| v.add(bv));
+        }
+    }
+    Ok(y)
+}

@@ -1,0 +1,170 @@
+//! Matrix products. Every f32 GEMM of the crate (MatMul, Gemm, Conv, ConvTranspose, RNNs)
+//! goes through [`gemm_f32`], so swapping in a faster kernel is a one-line change here.
+
+use ndarray::{ArrayView2, ArrayViewMut2};
+
+/// `c = alpha * a @ b + beta * c` on f32 matrices of any strides.
+pub fn gemm_f32(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
+    ndarray::linalg::general_mat_mul(alpha, a, b, beta, c);
+}
+
+use super::elem::Num;
+use super::elementwise::{broadcast_shape, broadcast_to};
+use super::error::{shape_err, Result};
+use super::shape::with_shape;
+use ndarray::{ArrayD, Axis, Ix2, Ix3, IxDyn};
+
+/// numpy `matmul`: 1-D operands are promoted, leading dims broadcast.
+pub fn matmul<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
+    if a.ndim() == 0 || b.ndim() == 0 {
+        return shape_err("matmul: scalar operand");
+    }
+    let av = if a.ndim() == 1 { a.view().insert_axis(Axis(0)) } else { a.view() };
+    let bv = if b.ndim() == 1 { b.view().insert_axis(Axis(1)) } else { b.view() };
+    let (m, k) = (av.shape()[av.ndim() - 2], av.shape()[av.ndim() - 1]);
+    let (k2, n) = (bv.shape()[bv.ndim() - 2], bv.shape()[bv.ndim() - 1]);
+    if k != k2 {
+        return shape_err(format!("matmul: shapes {:?} and {:?} do not align", a.shape(), b.shape()));
+    }
+    let batch = broadcast_shape(&av.shape()[..av.ndim() - 2], &bv.shape()[..bv.ndim() - 2])?;
+    let nb: usize = batch.iter().product();
+    let full = |x: &[usize], y: [usize; 2]| [x, &y].concat();
+    let a3 = with_shape(broadcast_to(&av.to_owned(), &full(&batch, [m, k]))?, &[nb, m, k])?;
+    let b3 = with_shape(broadcast_to(&bv.to_owned(), &full(&batch, [k, n]))?, &[nb, k, n])?;
+    let a3 = a3.into_dimensionality::<Ix3>().map_err(|e| super::error::Error::Shape(e.to_string()))?;
+    let b3 = b3.into_dimensionality::<Ix3>().map_err(|e| super::error::Error::Shape(e.to_string()))?;
+    let mut out = ndarray::Array3::<T>::from_elem((nb, m, n), T::zero());
+    for ((ai, bi), mut oi) in a3.outer_iter().zip(b3.outer_iter()).zip(out.outer_iter_mut()) {
+        T::gemm(T::one(), &ai, &bi, T::zero(), &mut oi);
+    }
+    let mut dims = batch;
+    if a.ndim() > 1 {
+        dims.push(m);
+    }
+    if b.ndim() > 1 {
+        dims.push(n);
+    }
+    with_shape(out.into_dyn().view(), &dims)
+}
+
+/// ONNX `Gemm`: `alpha * op(a) @ op(b) + beta * c`.
+pub fn gemm<T: Num>(
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    c: Option<&ArrayD<T>>,
+    alpha: f64,
+    beta: f64,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<ArrayD<T>> {
+    let (Ok(a2), Ok(b2)) = (a.view().into_dimensionality::<Ix2>(), b.view().into_dimensionality::<Ix2>()) else {
+        return shape_err("gemm: operands must be 2-D");
+    };
+    let a2 = if trans_a { a2.reversed_axes() } else { a2 };
+    let b2 = if trans_b { b2.reversed_axes() } else { b2 };
+    let (m, k, n) = (a2.nrows(), a2.ncols(), b2.ncols());
+    if b2.nrows() != k {
+        return shape_err(format!("gemm: shapes {:?} and {:?} do not align", a.shape(), b.shape()));
+    }
+    let mut out = match c {
+        Some(c) => broadcast_to(c, &[m, n])?.to_owned(),
+        None => ArrayD::from_elem(IxDyn(&[m, n]), T::zero()),
+    };
+    let beta = if c.is_some() { T::from_f64(beta) } else { T::zero() };
+    {
+        let mut o2 = out.view_mut().into_dimensionality::<Ix2>().map_err(|e| super::error::Error::Shape(e.to_string()))?;
+        T::gemm(T::from_f64(alpha), &a2, &b2, beta, &mut o2);
+    }
+    Ok(out)
+}
+
+/// Einsum for equations with explicit output and each index at most once per operand.
+pub fn einsum<T: Num>(equation: &str, inputs: &[&ArrayD<T>]) -> Result<ArrayD<T>> {
+    let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l.to_string(), r.to_string()),
+        None => {
+            let mut once: Vec<char> = eq.chars().filter(|c| c.is_alphabetic()).collect();
+            once.sort_unstable();
+            let out: String = once.iter().filter(|c| eq.matches(**c).count() == 1).collect();
+            (eq.clone(), out)
+        }
+    };
+    let terms: Vec<Vec<char>> = lhs.split(',').map(|t| t.chars().collect()).collect();
+    if terms.len() != inputs.len() || lhs.contains('.') {
+        return shape_err(format!("einsum: unsupported equation {equation}"));
+    }
+    let mut letters: Vec<char> = Vec::new();
+    let mut sizes: Vec<usize> = Vec::new();
+    for (t, a) in terms.iter().zip(inputs) {
+        if t.len() != a.ndim() {
+            return shape_err(format!("einsum: term {t:?} does not match rank {}", a.ndim()));
+        }
+        for (c, &d) in t.iter().zip(a.shape()) {
+            match letters.iter().position(|x| x == c) {
+                Some(p) if sizes[p] != d && d != 1 && sizes[p] != 1 => {
+                    return shape_err("einsum: inconsistent dims");
+                }
+                Some(p) => sizes[p] = sizes[p].max(d),
+                None => {
+                    letters.push(*c);
+                    sizes.push(d);
+                }
+            }
+        }
+    }
+    let out_letters: Vec<char> = rhs.chars().collect();
+    let out_dims: Vec<usize> = out_letters
+        .iter()
+        .map(|c| letters.iter().position(|x| x == c).map(|p| sizes[p]))
+        .collect::<Option<_>>()
+        .ok_or_else(|| super::error::Error::Shape("einsum: unknown output index".into()))?;
+    // Expand every operand to the full index space, multiply, sum the contracted axes.
+    let mut acc: Option<ArrayD<T>> = None;
+    for (t, a) in terms.iter().zip(inputs) {
+        let full = expand_term(a, t, &letters)?;
+        acc = Some(match acc {
+            None => full,
+            Some(x) => super::elementwise::mul(&x, &full)?,
+        });
+    }
+    let mut acc = acc.ok_or_else(|| super::error::Error::Shape("einsum: no inputs".into()))?;
+    for p in (0..letters.len()).rev() {
+        if !out_letters.contains(&letters[p]) {
+            acc = acc.fold_axis(Axis(p), T::zero(), |x, &y| x.add(y));
+        }
+    }
+    let kept: Vec<char> = letters.iter().filter(|c| out_letters.contains(c)).copied().collect();
+    let perm: Vec<usize> = out_letters.iter().filter_map(|c| kept.iter().position(|k| k == c)).collect();
+    let out = super::shape::transpose(&acc, &perm)?;
+    let out = broadcast_to(&out, &out_dims)?.to_owned();
+    Ok(out)
+}
+
+/// An einsum operand with its axes ordered like `letters` (size 1 for indices it lacks).
+fn expand_term<T: Num>(a: &ArrayD<T>, term: &[char], letters: &[char]) -> Result<ArrayD<T>> {
+    let mut uniq: Vec<char> = Vec::new();
+    for c in term {
+        if !uniq.contains(c) {
+            uniq.push(*c);
+        }
+    }
+    let mut x = a.clone();
+    if uniq.len() != term.len() {
+        // Repeated index (a diagonal): keep elements where the repeated coordinates agree.
+        let dims: Vec<usize> = uniq.iter().map(|c| a.shape()[term.iter().position(|t| t == c).unwrap_or(0)]).collect();
+        x = ArrayD::from_shape_fn(IxDyn(&dims), |ix| {
+            let src: Vec<usize> = term.iter().map(|c| ix[uniq.iter().position(|u| u == c).unwrap_or(0)]).collect();
+            a[IxDyn(&src)]
+        });
+    }
+    let perm: Vec<usize> = letters.iter().filter_map(|c| uniq.iter().position(|u| u == c)).collect();
+    let x = super::shape::transpose(&x, &perm)?;
+    let mut dims = Vec::with_capacity(letters.len());
+    let mut it = x.shape().iter();
+    for c in letters {
+        dims.push(if uniq.contains(c) { *it.next().unwrap_or(&1) } else { 1 });
+    }
+    with_shape(x.view(), &dims)
+}
+

@@ -1,0 +1,27 @@
+//! The runtime of layers every generated crate carries: plain ndarray code, no other crate.
+
+pub mod cli;
+pub mod conv;
+pub mod elem;
+pub mod elementwise;
+pub mod error;
+pub mod linalg;
+pub mod norm;
+pub mod npy;
+pub mod pool;
+pub mod reduce;
+pub mod shape;
+pub mod weights;
+
+pub use cli::{next_input, Signature};
+pub use conv::*;
+pub use elem::*;
+pub use elementwise::*;
+pub use error::*;
+pub use linalg::*;
+pub use norm::*;
+pub use npy::*;
+pub use pool::*;
+pub use reduce::*;
+pub use shape::*;
+pub use weights::*;

@@ -1,0 +1,140 @@
+//! Pooling: max (with indices), average, Lp, and their global forms.
+
+use super::conv::{next_index, strides_of, Window};
+use super::elem::{Float, Num};
+use super::error::{shape_err, Error, Result};
+use ndarray::{ArrayD, IxDyn};
+
+/// Per spatial dim and output coordinate: the valid input coordinates and the padded window size.
+struct Taps {
+    valid: Vec<Vec<Vec<usize>>>,
+    padded: Vec<Vec<usize>>,
+    out: Vec<usize>,
+}
+
+fn plan(in_sp: &[usize], win: &Window, ceil_mode: bool) -> Result<Taps> {
+    let geo = win.resolve(in_sp, win.kernel)?;
+    let (mut valid, mut padded, mut out) = (vec![], vec![], vec![]);
+    for (d, &input) in in_sp.iter().enumerate() {
+        let (k, s, dil) = (win.kernel[d], geo.strides[d], geo.dilations[d]);
+        let span = (k - 1) * dil + 1;
+        let total = input + geo.begin[d] + geo.end[d];
+        if total < span {
+            return shape_err(format!("pool window {span} larger than padded input {total}"));
+        }
+        let mut o = if ceil_mode { (total - span).div_ceil(s) + 1 } else { (total - span) / s + 1 };
+        if ceil_mode && (o - 1) * s >= input + geo.begin[d] {
+            o -= 1;
+        }
+        let (mut vd, mut pd) = (Vec::with_capacity(o), Vec::with_capacity(o));
+        for j in 0..o {
+            let start = (j * s) as isize - geo.begin[d] as isize;
+            let taps: Vec<isize> = (0..k).map(|t| start + (t * dil) as isize).collect();
+            vd.push(taps.iter().filter(|&&p| p >= 0 && (p as usize) < input).map(|&p| p as usize).collect());
+            let hi = (input + geo.end[d]) as isize;
+            pd.push(taps.iter().filter(|&&p| p >= -(geo.begin[d] as isize) && p < hi).count());
+        }
+        valid.push(vd);
+        padded.push(pd);
+        out.push(o);
+    }
+    Ok(Taps { valid, padded, out })
+}
+
+/// Runs `f(window values with flat input index, padded count)` for each output element.
+fn pool<T: Num>(
+    x: &ArrayD<T>,
+    win: &Window,
+    ceil_mode: bool,
+    mut f: impl FnMut(&[(usize, T)], usize) -> (T, i64),
+) -> Result<(ArrayD<T>, ArrayD<i64>)> {
+    if x.ndim() < 3 || win.kernel.len() != x.ndim() - 2 {
+        return shape_err(format!("pool: input {:?} does not match kernel {:?}", x.shape(), win.kernel));
+    }
+    let in_sp = &x.shape()[2..];
+    let taps = plan(in_sp, win, ceil_mode)?;
+    let planes = x.shape()[0] * x.shape()[1];
+    let plane: usize = in_sp.iter().product();
+    let in_st = strides_of(in_sp);
+    let xs = x.as_standard_layout();
+    let src = xs.as_slice().unwrap_or(&[]);
+    let p_out: usize = taps.out.iter().product();
+    let (mut vals, mut idxs) = (Vec::with_capacity(planes * p_out), Vec::with_capacity(planes * p_out));
+    let mut buf: Vec<(usize, T)> = Vec::new();
+    for p in 0..planes {
+        let mut o = vec![0; in_sp.len()];
+        for _ in 0..p_out {
+            buf.clear();
+            let lists: Vec<&Vec<usize>> = taps.valid.iter().zip(&o).map(|(v, &j)| &v[j]).collect();
+            let count: usize = taps.padded.iter().zip(&o).map(|(v, &j)| v[j]).product();
+            let dims: Vec<usize> = lists.iter().map(|l| l.len()).collect();
+            if dims.iter().all(|&d| d > 0) {
+                let mut k = vec![0; dims.len()];
+                loop {
+                    let off: usize = lists.iter().zip(&k).zip(&in_st).map(|((l, &i), &st)| l[i] * st).sum();
+                    buf.push((p * plane + off, src[p * plane + off]));
+                    if !next_index(&mut k, &dims) {
+                        break;
+                    }
+                }
+            }
+            let (v, i) = f(&buf, count);
+            vals.push(v);
+            idxs.push(i);
+            next_index(&mut o, &taps.out);
+        }
+    }
+    let mut dims = x.shape()[..2].to_vec();
+    dims.extend_from_slice(&taps.out);
+    let err = |e: ndarray::ShapeError| Error::Shape(e.to_string());
+    Ok((
+        ArrayD::from_shape_vec(IxDyn(&dims), vals).map_err(err)?,
+        ArrayD::from_shape_vec(IxDyn(&dims), idxs).map_err(err)?,
+    ))
+}
+
+/// MaxPool values and flat (row-major) indices of the maxima.
+pub fn max_pool_with_indices<T: Num>(x: &ArrayD<T>, win: &Window, ceil_mode: bool) -> Result<(ArrayD<T>, ArrayD<i64>)> {
+    pool(x, win, ceil_mode, |w, _| {
+        w.iter().fold((T::lowest(), 0), |(bv, bi), &(i, v)| if v > bv || (bi == 0 && bv == T::lowest() && v == bv) { (v, i as i64) } else { (bv, bi) })
+    })
+}
+
+pub fn max_pool<T: Num>(x: &ArrayD<T>, win: &Window, ceil_mode: bool) -> Result<ArrayD<T>> {
+    Ok(max_pool_with_indices(x, win, ceil_mode)?.0)
+}
+
+pub fn average_pool<T: Float>(x: &ArrayD<T>, win: &Window, ceil_mode: bool, count_include_pad: bool) -> Result<ArrayD<T>> {
+    Ok(pool(x, win, ceil_mode, |w, padded| {
+        let sum: f64 = w.iter().map(|(_, v)| v.to_f64()).sum();
+        let n = if count_include_pad { padded } else { w.len() };
+        (T::from_f64(if n == 0 { 0.0 } else { sum / n as f64 }), 0)
+    })?
+    .0)
+}
+
+pub fn lp_pool<T: Float>(x: &ArrayD<T>, win: &Window, ceil_mode: bool, p: i64) -> Result<ArrayD<T>> {
+    Ok(pool(x, win, ceil_mode, |w, _| {
+        let sum: f64 = w.iter().map(|(_, v)| v.to_f64().abs().powi(p as i32)).sum();
+        (T::from_f64(sum.powf(1.0 / p as f64)), 0)
+    })?
+    .0)
+}
+
+fn spatial_axes(rank: usize) -> Vec<i64> {
+    (2..rank as i64).collect()
+}
+
+pub fn global_average_pool<T: Num>(x: &ArrayD<T>) -> Result<ArrayD<T>> {
+    super::reduce::reduce(x, "mean", Some(&spatial_axes(x.ndim())), true, false)
+}
+
+pub fn global_max_pool<T: Num>(x: &ArrayD<T>) -> Result<ArrayD<T>> {
+    super::reduce::reduce(x, "max", Some(&spatial_axes(x.ndim())), true, false)
+}
+
+pub fn global_lp_pool<T: Float>(x: &ArrayD<T>, p: i64) -> Result<ArrayD<T>> {
+    let powered = super::elementwise::unary(x, |v| T::from_f64(v.to_f64().abs().powi(p as i32)))?;
+    let sum = super::reduce::reduce(&powered, "sum", Some(&spatial_axes(x.ndim())), true, false)?;
+    super::elementwise::unary(&sum, |v| T::from_f64(v.to_f64().powf(1.0 / p as f64)))
+}
