@@ -222,6 +222,11 @@ def inline_if(graph: Graph, ctx: Context) -> PassResult:
 def _inline(graph: Graph, op: Op, branch: Graph) -> bool:
     if any(o.subgraphs for o in branch.ops) or len(branch.outputs) != op.n_outputs:
         return False
+    # A runtime-shaped branch output may be accepted where its static shape is not
+    # (Range wants scalars): inline only when the If's outputs have the branch's ranks.
+    for out, inner in zip(op.outputs, branch.outputs, strict=True):
+        if out is not None and (out.rank is None or out.rank != inner.rank):
+            return False
     mapping: dict[int, Value] = {}
     for name, v in branch.captured.items():
         outer = graph.resolve(name)

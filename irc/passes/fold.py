@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 from ..ir import Graph, Op, Tensor
 from ..ir.onnx_io import _write_attr
 from .manager import Context, PassResult, register
-from .util import STANDARD, const, np_dtype, static_shape
+from .util import STANDARD, as_tensor, const, np_dtype, static_shape
 
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                     "Multinomial", "Bernoulli"}
@@ -64,7 +64,7 @@ def _constant_to_initializer(graph: Graph, op: Op, result: PassResult) -> None:
     data = attr.value if attr is not None else graph.constant_value(out)
     if data is None:
         return
-    graph.make_constant(out, data if isinstance(data, Tensor) else np.asarray(data))
+    graph.make_constant(out, data if isinstance(data, Tensor) else as_tensor(np.asarray(data)))
     graph.remove_op(op, keep_outputs=True)
     result.note(f"Constant {out.name} -> initializer")
 
@@ -104,7 +104,7 @@ def _fold_op(graph: Graph, op: Op, inputs: list, ctx: Context, result: PassResul
         return
     for v, arr in zip(outs, arrays, strict=False):
         if v is not None:
-            graph.make_constant(v, arr)
+            graph.make_constant(v, as_tensor(arr))
             ctx.folded_bytes += arr.nbytes
     graph.remove_op(op, keep_outputs=True)
     result.note(f"folded {op.op_type} {op.name or outs[0].name}")

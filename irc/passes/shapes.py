@@ -18,7 +18,7 @@ from onnx import GraphProto, TensorProto
 
 from ..ir import Graph, Tensor, Value, to_onnx
 from .manager import Context, PassResult, register
-from .util import const, is_std, static_shape
+from .util import as_tensor, const, is_std, static_shape
 
 _DATA_FREE_BYTES = 4096
 """Initializers larger than this are handed to onnx's inference without their data."""
@@ -47,8 +47,13 @@ def infer(graph: Graph, ctx: Context) -> PassResult:
 def _copy_back(graph: Graph, gp: GraphProto, result: PassResult) -> None:
     for vi in list(gp.value_info) + list(gp.output):
         value = graph.values.get(vi.name)
-        if value is not None and vi.type.HasField("tensor_type"):
-            _merge(value, vi.type.tensor_type, result)
+        if value is None or not vi.type.HasField("tensor_type"):
+            continue
+        if any(is_std(op, "Range") for op in graph.consumers(value)):
+            # onnxruntime accepts a 1-element Range bound at run time but refuses
+            # one declared as shape (1,) at load time: keep such values unannotated.
+            continue
+        _merge(value, vi.type.tensor_type, result)
     nodes = gp.node
     for op, node in zip(graph.topological_ops(), nodes, strict=False):
         subs = op.subgraphs
@@ -59,6 +64,8 @@ def _copy_back(graph: Graph, gp: GraphProto, result: PassResult) -> None:
 
 
 def _merge(value: Value, tt, result: PassResult) -> None:
+    if not tt.HasField("shape") and value.shape is None:
+        return  # onnx.checker rejects a tensor type without a shape in value_info
     changed = False
     if value.dtype is None and tt.elem_type:
         value.dtype = tt.elem_type
@@ -216,7 +223,7 @@ def _to_const(graph: Graph, op, array: np.ndarray, result: PassResult) -> None:
     out = op.output(0)
     if out.dtype is not None and out.dtype != onnx.helper.np_dtype_to_tensor_dtype(array.dtype):
         return
-    graph.make_constant(out, array)
+    graph.make_constant(out, as_tensor(array))
     graph.remove_op(op, keep_outputs=True)
     result.note(f"{op.op_type} {op.name or out.name} -> constant {array.tolist()}")
 

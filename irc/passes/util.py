@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from onnx import helper
 
-from ..ir import Graph, Op, Value
+from ..ir import Graph, Op, Tensor, Value
 
 STANDARD = ("", "ai.onnx")
 
@@ -102,8 +102,13 @@ def remove_dead_op(graph: Graph, op: Op) -> None:
     graph.remove_op(op)
 
 
+def as_tensor(array: np.ndarray) -> Tensor:
+    """A Tensor of ``array`` that keeps 0-d arrays 0-d (np.ascontiguousarray would not)."""
+    return Tensor(array=np.require(array, requirements="C"))
+
+
 def new_const(graph: Graph, hint: str, array: np.ndarray) -> Value:
-    return graph.add_initializer(graph.unique_name(hint), np.ascontiguousarray(array))
+    return graph.add_initializer(graph.unique_name(hint), as_tensor(array))
 
 
 def attr_ints(op: Op, name: str, default=None) -> list[int] | None:
