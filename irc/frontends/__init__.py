@@ -86,15 +86,12 @@ def import_model(spec: str, options: ImportOptions | None = None) -> ImportResul
 
 
 def _import_onnx_file(source: Source) -> ImportResult:
-    import onnx
-
+    from ..inspect import check_model
     from ..ir.onnx_io import load as load_onnx
 
-    try:
-        onnx.checker.check_model(str(source.path))
-    except onnx.checker.ValidationError as exc:
-        raise ModelError(f"{source.path}: fails onnx.checker: {_first_line(exc)}") from None
-    return ImportResult(load_onnx(source.path), source, "onnx")
+    graph = load_onnx(source.path)  # external data stays on disk until used
+    check_model(source.path)
+    return ImportResult(graph, source, "onnx")
 
 
 def _import_conversion(source: Source, conversion: Conversion, options: ImportOptions) -> ImportResult:

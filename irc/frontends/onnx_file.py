@@ -51,6 +51,11 @@ def convert(source: Source, options: ImportOptions) -> Conversion | None:
                        "an .onnx file keeps its own input shapes")
     if options.opset is None:
         return None
+    from ..inspect import check_model
+    from ..ir.onnx_io import load as load_onnx
+
+    load_onnx(source.path)  # the same one-line errors as every other command for a bad file
+    check_model(source.path)
     original = read_model(source.path)
     if default_opset(original) == options.opset:
         return None

@@ -29,7 +29,9 @@ def _tf():
     import tensorflow as tf
     import tf2onnx
 
-    for name in ("tf2onnx", "tensorflow", "absl"):
+    # tf2onnx logs each unsupported op at ERROR level; irc reports them itself, in one line.
+    logging.getLogger("tf2onnx").setLevel(logging.CRITICAL)
+    for name in ("tensorflow", "absl"):
         logging.getLogger(name).setLevel(logging.ERROR)
     tf.get_logger().setLevel(logging.ERROR)
     return tf, tf2onnx

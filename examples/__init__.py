@@ -1,0 +1,1 @@
+"""Example models and scripts (importable so tests and `irc import` specs can name them)."""

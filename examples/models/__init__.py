@@ -1,0 +1,1 @@
+"""Model factories shared by the import and end-to-end tests."""
