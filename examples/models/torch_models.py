@@ -133,6 +133,13 @@ def two_in_two_out() -> nn.Module:
     return TwoInTwoOut()
 
 
+def flatten(result) -> list[torch.Tensor]:
+    """A forward result as a flat list of tensors (tuples and lists in order)."""
+    if isinstance(result, (list, tuple)):
+        return [t for item in result for t in flatten(item)]
+    return [result]
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A factory and its inputs: name -> shape at batch 2 (float32 unless dtypes says)."""

@@ -177,6 +177,8 @@ def from_module(module, options: ImportOptions, label: str) -> Conversion:
     outputs = output_names(count)
     dynamic = _batch_dims(names) if options.dynamic_batch else None
     model = _export(module, tuple(args), names, outputs, dynamic, options, label)
+    if options.dynamic_batch:
+        _require_symbolic_batch(model, label)
 
     def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.no_grad():
@@ -184,6 +186,16 @@ def from_module(module, options: ImportOptions, label: str) -> Conversion:
         return dict(zip(outputs, _to_numpy(flatten_outputs(result)), strict=True))
 
     return Conversion(model, reference, "pytorch")
+
+
+def _require_symbolic_batch(model, label: str) -> None:
+    """torch.onnx may fall back to a static export: a batch that came out fixed is an error."""
+    for value in model.graph.input:
+        dims = value.type.tensor_type.shape.dim
+        if dims and not dims[0].dim_param:
+            raise ModelError(f"{label}: the model fixes the batch size of input {value.name!r} to "
+                             f"{dims[0].dim_value} (torch.export specialized it), so --dynamic-batch "
+                             "cannot apply; remove shape-dependent code on the batch axis")
 
 
 def _static_batch(program) -> bool:
@@ -209,12 +221,13 @@ def from_exported(program, options: ImportOptions, label: str) -> Conversion:
         raise ModelError(f"{label}: keyword inputs of an ExportedProgram are not supported")
     names = list(program.graph_signature.user_inputs)
     outputs = output_names(len(program.graph_signature.user_outputs))
-    runnable = program.module()
     if options.dynamic_batch and _static_batch(program):
-        example = tuple(_widen_batch(a) for a in args)
-        model = _export(runnable, example, names, outputs, _batch_dims(names), options, label)
-    else:
-        model = _export(program, tuple(args), names, outputs, None, options, label)
+        # program.module() carries the shape guards of the export: it cannot be re-exported dynamic.
+        raise IrcError(f"{label}: the ExportedProgram has a fixed batch size; export it with "
+                       "dynamic_shapes={...: {0: torch.export.Dim('batch')}}, or import the module "
+                       "spec with --dynamic-batch")
+    runnable = program.module()
+    model = _export(program, tuple(args), names, outputs, None, options, label)
 
     def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         with torch.no_grad():
@@ -222,11 +235,3 @@ def from_exported(program, options: ImportOptions, label: str) -> Conversion:
         return dict(zip(outputs, _to_numpy(flatten_outputs(result)), strict=True))
 
     return Conversion(model, reference, "pytorch")
-
-
-def _widen_batch(tensor):
-    """The example input with a batch of at least MIN_EXAMPLE_BATCH (repeating its rows)."""
-    if tensor.dim() == 0 or tensor.shape[0] >= MIN_EXAMPLE_BATCH:
-        return tensor
-    reps = [MIN_EXAMPLE_BATCH] + [1] * (tensor.dim() - 1)
-    return tensor.repeat(*reps)

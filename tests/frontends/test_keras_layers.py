@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import assert_close, assert_valid_import, ort_outputs, run_cli
+from fe_helpers import assert_close, assert_valid_import, ort_outputs, run_cli
 
 # TensorFlow/Keras are installed by `make install`: a missing one fails here, never skips.
 from examples.models.keras_models import LAYER_MODELS, sample_inputs, save

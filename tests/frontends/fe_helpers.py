@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -13,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
@@ -50,7 +50,7 @@ def run_cli(*args) -> CliRun:
 
 def run_subprocess(*args, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:
     """`python -m irc.cli ARGS...` as a user runs it."""
-    env = {**__import__("os").environ, "PYTHONPATH": f"{ROOT}{__import__('os').pathsep}{HERE}"}
+    env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{HERE}"}
     return subprocess.run([sys.executable, "-m", "irc.cli", *map(str, args)], capture_output=True,
                           text=True, timeout=timeout, cwd=cwd, env=env)
 
@@ -91,8 +91,3 @@ def assert_close(expected: list[np.ndarray], actual: list[np.ndarray], atol: flo
     assert len(expected) == len(actual)
     for e, a in zip(expected, actual, strict=True):
         np.testing.assert_allclose(a, e, atol=atol, rtol=rtol)
-
-
-@pytest.fixture
-def out_path(tmp_path) -> Path:
-    return tmp_path / "model.onnx"
