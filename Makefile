@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 export CARGO_TARGET_DIR ?= $(CURDIR)/.cargo-target
 export PYTHONDONTWRITEBYTECODE = 1
 
-.PHONY: install test lint demo bench conformance
+.PHONY: install test lint demo bench bench-quick conformance
 
 install:
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[tf,torch,dev]"
@@ -21,5 +21,13 @@ lint: install
 demo: install
 	bash examples/demo.sh
 
+# Full suite (7 models, batch 1 and 8, 1 and 2 threads) against onnxruntime and tract, plus the
+# runtime GEMM micro-benchmark: writes bench/results.json and bench/results.md, then checks the bars.
 bench: install
-	@echo "bench: not yet implemented (issue: performance)"; exit 1
+	$(PYTHON) bench/run.py
+	$(PYTHON) bench/check_bars.py bench/results.json
+
+# Short mode for CI: 3 small models, batch 1, 1 thread, short budget; writes bench/results-quick.*.
+bench-quick: install
+	$(PYTHON) bench/run.py --quick --out bench/results-quick.json
+	$(PYTHON) bench/check_bars.py bench/results-quick.json

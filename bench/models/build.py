@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 import warnings
@@ -81,6 +82,7 @@ def export(spec, path: Path, index: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     from zoo import SUITE
 
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed" notices
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path, help="directory for the .onnx files and manifest.json")
     parser.add_argument("--only", default="", help="comma-separated model names (default: all)")

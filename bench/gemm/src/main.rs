@@ -178,7 +178,7 @@ mod peak {
         let mut out = Vec::new();
         #[cfg(target_arch = "x86_64")]
         {
-            let reps = 5_000_000u64;
+            let reps = 2_000_000u64;
             if is_x86_feature_detected!("avx512f") {
                 // SAFETY: the CPU reported avx512f.
                 let g = best(|| unsafe { avx512(std::hint::black_box(reps)) }, reps as f64 * 16.0 * 16.0 * 2.0);
@@ -194,7 +194,7 @@ mod peak {
     }
 
     fn best(f: impl Fn() -> f32, flops: f64) -> f64 {
-        (0..15)
+        (0..30)
             .map(|_| {
                 let t = std::time::Instant::now();
                 std::hint::black_box(f());
@@ -217,8 +217,7 @@ fn main() {
         .collect();
     let detected = Isa::detect();
     let started = Instant::now();
-    let peaks = peak::measure();
-    let peak = peaks.iter().map(|p| p.1).fold(0.0, f64::max);
+    let peaks_before = peak::measure();
     let sizes: Vec<(usize, usize, usize)> = if !opts.sizes.is_empty() {
         opts.sizes.clone()
     } else if opts.quick {
@@ -229,10 +228,14 @@ fn main() {
         v
     };
     let rows: Vec<Measurement> = sizes.iter().map(|&(m, n, k)| measure(m, n, k, &opts, &isas)).collect();
+    // Measured twice, best kept: a short run preempted by another process reads low.
+    let peaks: Vec<(&str, f64)> =
+        peaks_before.iter().zip(peak::measure()).map(|(a, b)| (a.0, a.1.max(b.1))).collect();
+    let peak = peaks.iter().map(|p| p.1).fold(0.0, f64::max);
     let mut out = String::from("{\n");
     out += &format!("  \"detected_isa\": \"{}\",\n", format!("{detected:?}").to_lowercase());
     out += &format!(
-        "  \"peak\": {{\"gflops\": {peak:.2}, \"units\": {}, \"how\": \"best of 15 runs of 12-16 independent register-only FMA chains per vector width (no loads or stores), 2 flops per lane per FMA, one core\"}},\n",
+        "  \"peak\": {{\"gflops\": {peak:.2}, \"units\": {}, \"how\": \"best of 2x30 short runs (before and after the GEMM runs) of 12-16 independent register-only FMA chains per vector width (no loads or stores), 2 flops per lane per FMA, one core\"}},\n",
         json_object(peaks.iter().map(|(k, v)| (k.to_string(), *v)))
     );
     out += "  \"sgemm\": [\n";

@@ -1,0 +1,35 @@
+"""The runtime GEMM (irc/backends/rust/runtime/gemm.rs) through its cargo test crate, bench/gemm."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+CRATE = REPO / "bench" / "gemm"
+
+
+def cargo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR", str(REPO / ".cargo-target")))
+    return subprocess.run(["cargo", *args], cwd=CRATE, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_sgemm_matches_naive_triple_loop():
+    """Random shapes, strides, transposed views, alpha/beta, epilogues, every kernel the CPU has."""
+    ran = cargo("test", "--release", "--quiet")
+    assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
+    assert "9 passed" in ran.stdout, ran.stdout[-2000:]
+
+
+def test_gemm_bench_reports_gflops_and_peak():
+    ran = cargo("run", "--release", "--quiet", "--bin", "gemm-bench", "--", "--size", "96x80x70",
+                "--seconds", "0.05")
+    assert ran.returncode == 0, ran.stderr[-2000:]
+    report = json.loads(ran.stdout)
+    assert report["peak"]["gflops"] > 0
+    (row,) = report["sgemm"]
+    assert (row["m"], row["n"], row["k"]) == (96, 80, 70)
+    assert set(row["gflops_best"]) >= {f"irc_{report['detected_isa']}", "ndarray_matrixmultiply"}
+    assert all(v > 0 for v in row["gflops_best"].values())
