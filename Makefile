@@ -31,3 +31,7 @@ bench: install
 bench-quick: install
 	$(PYTHON) bench/run.py --quick --out bench/results-quick.json
 	$(PYTHON) bench/check_bars.py bench/results-quick.json
+
+# All ONNX node test cases through import -> optimize -> emit -> build -> run (batched into few crates).
+conformance: install
+	$(PYTHON) scripts/conformance.py

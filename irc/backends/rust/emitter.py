@@ -241,6 +241,7 @@ class Emitter:
             name = self.b.locals.fresh(f"{base}_{i}" if i else base, "t")
             self.b.names[v] = name
             names.append(name)
+        names += ["_"] * max(0, (ctx.n_results or 0) - len(names))
         if ctx.multi == "tuple":
             self.stmts.append(f"let ({', '.join(names)}) = {expr}?;")
         else:

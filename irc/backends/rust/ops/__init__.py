@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     norm,
     pool,
     reduce,
+    rnn,
     shape,
 )
 from .base import HANDLERS, OpCtx, Unsupported

@@ -33,9 +33,18 @@ def instance_norm(c: OpCtx) -> str:
 @op("LayerNormalization")
 def layer_norm(c: OpCtx) -> str:
     c.types(0, FLOATS)
-    _only_first_output(c)
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
-    return f"rt::layer_norm({c.x(0)}, {c.x(1)}, {bias}, {int(c.a('axis', -1))}, {_eps(c)})"
+    args = f"{c.x(0)}, {c.x(1)}, {bias}, {int(c.a('axis', -1))}, {_eps(c)}"
+    if any(v is not None for v in c.outs[1:]):
+        c.multi, c.n_results = "tuple", 3
+        return f"rt::layer_norm_stats({args})"
+    return f"rt::layer_norm({args})"
+
+
+@op("RMSNormalization")
+def rms_norm(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    return f"rt::rms_norm({c.x(0)}, {c.x(1)}, {int(c.a('axis', -1))}, {_eps(c)})"
 
 
 @op("GroupNormalization")

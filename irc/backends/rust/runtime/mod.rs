@@ -10,6 +10,7 @@ pub mod norm;
 pub mod npy;
 pub mod pool;
 pub mod reduce;
+pub mod rnn;
 pub mod shape;
 pub mod weights;
 
@@ -23,5 +24,6 @@ pub use norm::*;
 pub use npy::*;
 pub use pool::*;
 pub use reduce::*;
+pub use rnn::*;
 pub use shape::*;
 pub use weights::*;

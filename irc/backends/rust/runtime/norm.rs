@@ -130,3 +130,46 @@ pub fn mean_variance_normalization<T: Float>(x: &ArrayD<T>, axes: &[i64]) -> Res
     let std = unary(&var, |v| v.add(T::from_f64(1e-9)).sqrt())?;
     super::elementwise::div(&centered, &std)
 }
+
+/// LayerNormalization with its two auxiliary outputs: the mean and the inverse standard deviation.
+pub fn layer_norm_stats<T: Float>(
+    x: &ArrayD<T>,
+    scale: &ArrayD<T>,
+    bias: Option<&ArrayD<T>>,
+    ax: i64,
+    epsilon: f64,
+) -> Result<(ArrayD<T>, ArrayD<T>, ArrayD<T>)> {
+    let ax = axis(ax, x.ndim())?;
+    let n: usize = x.shape()[ax..].iter().product();
+    let rows = x.len() / n.max(1);
+    let data: Vec<T> = x.iter().copied().collect();
+    let (mut means, mut invs) = (Vec::with_capacity(rows), Vec::with_capacity(rows));
+    for r in data.chunks(n.max(1)) {
+        let mean = r.iter().map(|v| v.to_f64()).sum::<f64>() / n as f64;
+        let var = r.iter().map(|v| (v.to_f64() - mean).powi(2)).sum::<f64>() / n as f64;
+        means.push(T::from_f64(mean));
+        invs.push(T::from_f64(1.0 / (var + epsilon).sqrt()));
+    }
+    let y = layer_norm(x, scale, bias, ax as i64, epsilon)?;
+    let dims: Vec<usize> = (0..x.ndim()).map(|d| if d < ax { x.shape()[d] } else { 1 }).collect();
+    let err = |e: ndarray::ShapeError| super::error::Error::Shape(e.to_string());
+    Ok((
+        y,
+        ArrayD::from_shape_vec(IxDyn(&dims), means).map_err(err)?,
+        ArrayD::from_shape_vec(IxDyn(&dims), invs).map_err(err)?,
+    ))
+}
+
+/// RMSNormalization over the axes from `ax` on.
+pub fn rms_norm<T: Float>(x: &ArrayD<T>, scale: &ArrayD<T>, ax: i64, epsilon: f64) -> Result<ArrayD<T>> {
+    let ax = axis(ax, x.ndim())?;
+    let n: usize = x.shape()[ax..].iter().product();
+    let mut data: Vec<T> = x.iter().copied().collect();
+    for r in data.chunks_mut(n.max(1)) {
+        let ms = r.iter().map(|v| v.to_f64().powi(2)).sum::<f64>() / n as f64;
+        let inv = 1.0 / (ms + epsilon).sqrt();
+        r.iter_mut().for_each(|v| *v = T::from_f64(v.to_f64() * inv));
+    }
+    let y = ArrayD::from_shape_vec(x.raw_dim(), data).map_err(|e| super::error::Error::Shape(e.to_string()))?;
+    super::elementwise::mul(&y, scale)
+}
