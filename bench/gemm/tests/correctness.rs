@@ -296,3 +296,29 @@ fn short_bias_panics() {
     let epi = Epilogue { bias: Bias::PerCol(&bias), activation: Activation::None };
     sgemm_ex(4, 4, 4, 1.0, &a, 4, 1, &a, 4, 1, 0.0, &mut c, 4, 1, &epi);
 }
+
+#[test]
+fn raw_pointer_entry_with_negative_strides() {
+    // B read bottom-up through a negative row stride: the raw API allows any valid view.
+    let mut rng = Rng(21);
+    let (m, n, k) = (9, 37, 13);
+    let a = rng.vec(m * k);
+    let b = rng.vec(k * n);
+    let mut c = vec![0.0f32; m * n];
+    let bias = rng.vec(n);
+    let epi = Epilogue { bias: Bias::PerCol(&bias), activation: Activation::Relu };
+    // SAFETY: every (i, j) of the three views is inside its vector; C is exclusive.
+    unsafe {
+        irc_gemm_bench::gemm::sgemm_raw(
+            m, n, k, 1.0, a.as_ptr(), k as isize, 1, b.as_ptr().add((k - 1) * n), -(n as isize), 1, 0.0,
+            c.as_mut_ptr(), n as isize, 1, &epi,
+        );
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let dot: f64 = (0..k).map(|p| a[i * k + p] as f64 * b[(k - 1 - p) * n + j] as f64).sum();
+            let want = (dot + bias[j] as f64).max(0.0);
+            assert!((c[i * n + j] as f64 - want).abs() < 1e-4, "C[{i},{j}] = {}, expected {want}", c[i * n + j]);
+        }
+    }
+}

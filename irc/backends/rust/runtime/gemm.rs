@@ -155,17 +155,7 @@ pub fn sgemm_with_isa(
     check_view("A", a.len(), m, k, rsa, csa);
     check_view("B", b.len(), k, n, rsb, csb);
     check_view("C", c.len(), m, n, rsc, csc);
-    let (row_bias, col_bias) = match epilogue.bias {
-        Bias::None => (std::ptr::null(), std::ptr::null()),
-        Bias::PerRow(v) => {
-            assert!(v.len() >= m, "sgemm: per-row bias has {} values, C has {m} rows", v.len());
-            (v.as_ptr(), std::ptr::null())
-        }
-        Bias::PerCol(v) => {
-            assert!(v.len() >= n, "sgemm: per-column bias has {} values, C has {n} columns", v.len());
-            (std::ptr::null(), v.as_ptr())
-        }
-    };
+    let (row_bias, col_bias) = bias_pointers(epilogue, m, n);
     let epi = Epi::new(row_bias, col_bias, epilogue.activation);
     let problem = Problem {
         m, n, k, alpha, beta,
@@ -177,6 +167,50 @@ pub fn sgemm_with_isa(
     // SAFETY: the three views and the bias were bounds-checked above against slices that
     // outlive this call; `c` is borrowed mutably, so nothing else aliases it.
     unsafe { problem.run(isa.or_supported()) }
+}
+
+/// [`sgemm_ex`] on raw strided pointers, for callers that hold views rather than slices
+/// (e.g. `ndarray`'s `ArrayView2::as_ptr()` and `strides()`; negative strides are fine).
+///
+/// # Safety
+/// For every valid `(i, j)`: `a.offset(i*rsa + j*csa)` (i < m, j < k) and
+/// `b.offset(i*rsb + j*csb)` (i < k, j < n) are readable, `c.offset(i*rsc + j*csc)`
+/// (i < m, j < n) is readable and writable, no other reference to C's elements is used
+/// during the call, and C does not overlap A or B. A per-row / per-column bias slice must
+/// hold at least `m` / `n` values (checked).
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn sgemm_raw(
+    m: usize, n: usize, k: usize, alpha: f32,
+    a: *const f32, rsa: isize, csa: isize,
+    b: *const f32, rsb: isize, csb: isize,
+    beta: f32, c: *mut f32, rsc: isize, csc: isize,
+    epilogue: &Epilogue,
+) {
+    let (row_bias, col_bias) = bias_pointers(epilogue, m, n);
+    let problem = Problem {
+        m, n, k, alpha, beta,
+        a: View { ptr: a, rs: rsa, cs: csa },
+        b: View { ptr: b, rs: rsb, cs: csb },
+        c: ViewMut { ptr: c, rs: rsc, cs: csc },
+        epi: Epi::new(row_bias, col_bias, epilogue.activation),
+    };
+    // SAFETY: the caller's contract above is exactly what `Problem::run` needs.
+    unsafe { problem.run(Isa::detect()) }
+}
+
+/// The epilogue's bias as raw pointers (null = none), length-checked against C.
+fn bias_pointers(epilogue: &Epilogue, m: usize, n: usize) -> (*const f32, *const f32) {
+    match epilogue.bias {
+        Bias::None => (std::ptr::null(), std::ptr::null()),
+        Bias::PerRow(v) => {
+            assert!(v.len() >= m, "sgemm: per-row bias has {} values, C has {m} rows", v.len());
+            (v.as_ptr(), std::ptr::null())
+        }
+        Bias::PerCol(v) => {
+            assert!(v.len() >= n, "sgemm: per-column bias has {} values, C has {n} columns", v.len());
+            (std::ptr::null(), v.as_ptr())
+        }
+    }
 }
 
 /// Panics unless every `(i, j)` of a `rows × cols` view lies inside a slice of `len`.
