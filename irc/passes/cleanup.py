@@ -56,7 +56,7 @@ _NEUTRAL = {"Add": (0, True), "Sub": (0, False), "Mul": (1, True), "Div": (1, Fa
 def noop(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     for op in graph.topological_ops():
-        if op.graph is not graph or op.domain not in ("", "ai.onnx"):
+        if op not in graph.nx or op.domain not in ("", "ai.onnx"):
             continue
         src = _noop_source(graph, op)
         if src is not None and bypass(graph, op, src):

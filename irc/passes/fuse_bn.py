@@ -25,7 +25,7 @@ _STD = ("", "ai.onnx")
 def fuse_bn(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     for op in graph.topological_ops():
-        if op.graph is not graph or op.domain not in _STD:
+        if op not in graph.nx or op.domain not in _STD:
             continue
         t = op.op_type
         if t == "BatchNormalization":

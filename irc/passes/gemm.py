@@ -22,7 +22,7 @@ def gemm(graph: Graph, ctx: Context) -> PassResult:
     if ctx.opset() < 7:
         return result
     for add in graph.topological_ops():
-        if add.graph is not graph or add.op_type != "Add" or add.domain not in ("", "ai.onnx"):
+        if add not in graph.nx or add.op_type != "Add" or add.domain not in ("", "ai.onnx"):
             continue
         for prod_in, bias in ((add.input(0), add.input(1)), (add.input(1), add.input(0))):
             mm = graph.producer(prod_in) if prod_in is not None else None

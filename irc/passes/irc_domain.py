@@ -135,14 +135,14 @@ def irc_fuse(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     opset = ctx.opset()
     for op in graph.topological_ops():
-        if op.graph is not graph or op.domain not in ("", "ai.onnx"):
+        if op not in graph.nx or op.domain not in ("", "ai.onnx"):
+            continue
+        if op.op_type in ("Erf", "Tanh") and _fuse_gelu(graph, op, opset, result):
             continue
         if op.op_type in ACTIVATIONS:
             _fuse_activation(graph, op, opset, result)
         elif op.op_type == "ReduceMean":
             _fuse_layernorm(graph, op, opset, result)
-        elif op.op_type in ("Erf", "Tanh"):
-            _fuse_gelu(graph, op, opset, result)
     return result
 
 
@@ -369,13 +369,13 @@ def _gelu_match(graph: Graph, op: Op):
     return None
 
 
-def _fuse_gelu(graph: Graph, op: Op, opset: int, result: PassResult) -> None:
+def _fuse_gelu(graph: Graph, op: Op, opset: int, result: PassResult) -> bool:
     match = _gelu_match(graph, op)
     if match is None:
-        return
+        return False
     x, out, tail = match
     if not _is_f32(x, out):
-        return
+        return False
     tanh = op.op_type == "Tanh"
     head = [graph.producer(op.input(0))]
     if tanh:
@@ -386,7 +386,7 @@ def _fuse_gelu(graph: Graph, op: Op, opset: int, result: PassResult) -> None:
         m = graph.producer(cube_term)
         pw = graph.producer(next(v for v in m.inputs if const(graph, v) is None))
         if len(graph.uses(pw.output(0))) != 1 or len(graph.uses(cube_term)) != 1:
-            return
+            return False
         head = [pw, m, add, mul_k]
     chain = head + [op, _single(graph, op.output(0), "Add")] + tail
     last = tail[-1]
@@ -400,3 +400,4 @@ def _fuse_gelu(graph: Graph, op: Op, opset: int, result: PassResult) -> None:
         graph.add_op("GeluTanh" if tanh else "Gelu", [x], outputs=[out], domain=DOMAIN, name=op.name)
         _declare(graph, gelu_function(tanh, opset))
     result.note(f"GELU ({'tanh' if tanh else 'erf'} form) at {op.name} -> Gelu")
+    return True

@@ -15,7 +15,7 @@ _SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 def transposes(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     for op in graph.topological_ops():
-        if op.graph is not graph or not is_std(op, "Transpose"):
+        if op not in graph.nx or not is_std(op, "Transpose"):
             continue
         x = op.input(0)
         first = graph.producer(x) if x is not None else None
@@ -49,7 +49,7 @@ def _perm(op: Op) -> list[int] | None:
 def reshape_chain(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     for op in graph.topological_ops():
-        if op.graph is not graph or op.domain not in ("", "ai.onnx") or op.op_type not in _SHAPE_OPS:
+        if op not in graph.nx or op.domain not in ("", "ai.onnx") or op.op_type not in _SHAPE_OPS:
             continue
         x = op.input(0)
         first = graph.producer(x) if x is not None else None

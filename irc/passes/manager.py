@@ -190,10 +190,10 @@ def _run_one(spec: PassSpec, graph: Graph, ctx: Context, report: Report) -> bool
     # Innermost graphs first, so a folded subgraph can be inlined by its parent's pass.
     for g in reversed(list(graph.all_graphs())):
         result = spec.run(g, ctx)
+        stats.notes.extend(result.notes[: max(0, 50 - len(stats.notes))])
         if result.changed:
             changed = True
             stats.changes += 1
-            stats.notes.extend(result.notes[: max(0, 50 - len(stats.notes))])
     stats.seconds += time.perf_counter() - t0
     if stats.runs == 0:
         stats.nodes_before, stats.params_before, stats.bytes_before = n0, p0, b0

@@ -196,7 +196,7 @@ def shape_fold(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     memo: dict = {}
     for op in graph.topological_ops():
-        if op.graph is not graph:
+        if op not in graph.nx:
             continue  # removed earlier in this sweep
         if is_std(op, "Reshape") and const(graph, op.input(1)) is None:
             _fold_reshape_target(graph, op, memo, result)

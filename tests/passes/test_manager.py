@@ -2,12 +2,11 @@
 
 import pytest
 from onnx import helper
+from pass_helpers import F, assert_same, model, ops, optimized, rand
 
 from irc.errors import IrcError
 from irc.ir import from_onnx
 from irc.passes import REGISTRY, optimize, pipeline
-
-from pass_helpers import F, assert_same, model, ops, optimized, rand
 
 
 def _chain():
