@@ -138,7 +138,7 @@ def _first_diverging_node(prev: ModelProto, bad: ModelProto, feeds: dict) -> str
         return None
     for out, node in order:
         if out in ref and out in got and not oracle.compare_arrays(out, ref[out], got[out]).ok:
-            return f"{node.op_type} {node.name or out!r} (output {out!r})"
+            return f"{node.op_type} {node.name or out} (output {out})"
     return None
 
 
