@@ -60,16 +60,21 @@ def available() -> tuple[bool, str]:
 
 def prepare(model: Path, work: Path, name: str) -> IrcBuild:
     """Emit and release-build the crate for ``model``; raises RuntimeError with the reason."""
-    crate = work / "irc" / name
+    # A prefix keeps the crate's binary apart from other crates in a shared CARGO_TARGET_DIR
+    # (tests emit crates called `mlp` too, and would overwrite target/release/mlp).
+    crate_name = f"irc_bench_{name}"
+    crate = work / "irc" / crate_name
     python = "--python" in _irc("emit", "--help", timeout=60).stdout
-    args = ["emit", str(model), "--target", "rust", "-o", str(crate), "--name", name, "--force"]
+    args = ["emit", str(model), "--target", "rust", "-o", str(crate), "--name", crate_name, "--force"]
     emitted = _irc(*args, *(["--python"] if python else []))
     if emitted.returncode != 0:
         raise RuntimeError(f"irc emit failed: {(emitted.stderr or emitted.stdout).strip().splitlines()[-1:]}")
     started = time.perf_counter()
+    env = dict(os.environ)
+    env.setdefault("CARGO_TARGET_DIR", str(Path(__file__).resolve().parent.parent / ".cargo-target"))
     built = subprocess.run(
         ["cargo", "build", "--release", "--message-format=json-render-diagnostics"],
-        cwd=crate, capture_output=True, text=True, timeout=1800,
+        cwd=crate, capture_output=True, text=True, timeout=1800, env=env,
     )
     seconds = time.perf_counter() - started
     if built.returncode != 0:
