@@ -177,6 +177,7 @@ def emit(
     weights: Annotated[str, typer.Option("--weights", help="embed (include_bytes!) or file (weights.bin).")] = "file",
     batch: Annotated[str | None, typer.Option("--batch", help="Fix the batch size, or 'dynamic'.")] = None,
     level: Annotated[int, typer.Option("--level", help="Optimization level before emission (0-2).")] = 2,
+    python: Annotated[bool, typer.Option("--python", help="Also write a PyO3 binding (crate/python, built with maturin).")] = False,
     as_json: Json = False,
     force: Force = False,
 ) -> None:
@@ -196,6 +197,11 @@ def emit(
         src = emit_crate(graph, out, opts, force=force)
     except EmitError as exc:
         _report_unsupported(exc, as_json)
+    if python:
+        from .backends.rust.crate import crate_name_for
+        from .backends.rust.python_binding import write_python_binding
+
+        write_python_binding(out, graph, src, crate_name_for(graph, name), embed=weights == "embed")
     if as_json:
         typer.echo(json.dumps({"ok": True, "crate": str(out), "struct": src.struct,
                                "inputs": src.input_names, "outputs": src.output_names}, indent=2))
