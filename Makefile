@@ -7,9 +7,11 @@ export PYTHONDONTWRITEBYTECODE = 1
 
 .PHONY: install test lint demo bench bench-quick conformance
 
+# Python packages at the tested versions; crates (ndarray, pyo3, numpy) come from crates.io on
+# the first cargo build into the shared CARGO_TARGET_DIR.
 install:
-	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[tf,torch,dev]"
-	@if [ -f irc/backends/rust/runtime/Cargo.toml ]; then cargo fetch --quiet --manifest-path irc/backends/rust/runtime/Cargo.toml; fi
+	@command -v cargo >/dev/null || { echo "error: cargo not found (install Rust with rustup)"; exit 2; }
+	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[tf,torch,dev,bench]"
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 test: install
