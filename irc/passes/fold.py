@@ -20,7 +20,7 @@ from onnx import TensorProto, helper
 from ..ir import Graph, Op, Tensor
 from ..ir.onnx_io import _write_attr
 from .manager import Context, PassResult, register
-from .util import STANDARD, as_tensor, const, np_dtype, static_shape
+from .util import STANDARD, as_tensor, const, np_dtype, static_shape, topo_ops, weights_in_inputs
 
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                     "Multinomial", "Bernoulli"}
@@ -39,21 +39,29 @@ FLOAT64_OPS = {
 @register("fold", 1, "constant folding (Constant nodes and all-constant ops) with size guards")
 def fold(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
-    for op in graph.topological_ops():
+    for op in topo_ops(graph):
         if op.domain not in STANDARD or op.op_type in NEVER_FOLD:
             continue
         if op.op_type == "Constant":
             _constant_to_initializer(graph, op, result)
             continue
+        if not op.inputs or not all(v is None or _is_constant(graph, v) for v in op.inputs):
+            continue  # decided without decoding any weights
         inputs = [None if v is None else const(graph, v) for v in op.inputs]
-        if not op.inputs or any(a is None for v, a in zip(op.inputs, inputs, strict=True)
-                                if v is not None):
+        if any(a is None for v, a in zip(op.inputs, inputs, strict=True) if v is not None):
             continue
         outs = op.outputs
         if any(v is not None and v.type_proto is not None for v in outs):
             continue  # sequences, optionals: not tensors
         _fold_op(graph, op, inputs, ctx, result)
     return result
+
+
+def _is_constant(graph: Graph, value) -> bool:
+    if value.const is not None:
+        return value not in graph.inputs or weights_in_inputs(graph)
+    op = graph.producer(value)
+    return op is not None and op.op_type == "Constant" and op.domain in STANDARD
 
 
 def _constant_to_initializer(graph: Graph, op: Op, result: PassResult) -> None:

@@ -26,7 +26,7 @@ from onnx import AttributeProto, FunctionProto, ModelProto, TensorProto, helper
 
 from ..ir import Graph, Op, Value
 from .manager import Context, PassResult, register
-from .util import const, is_std, new_const, only_consumer, root_of
+from .util import const, is_std, new_const, only_consumer, root_of, topo_ops
 
 DOMAIN = "irc"
 VERSION = 1
@@ -134,7 +134,7 @@ def _is_f32(*values: Value | None) -> bool:
 def irc_fuse(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     opset = ctx.opset()
-    for op in graph.topological_ops():
+    for op in topo_ops(graph):
         if op not in graph.nx or op.domain not in ("", "ai.onnx"):
             continue
         if op.op_type in ("Erf", "Tanh") and _fuse_gelu(graph, op, opset, result):

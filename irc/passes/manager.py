@@ -9,12 +9,17 @@ count, parameters, bytes and time before and after.
 
 from __future__ import annotations
 
+import functools
+import math
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 
+from onnx import TensorProto
+
 from ..errors import IrcError
 from ..ir import Graph
+from ..ir.tensor import elem_size_bits
 
 DEFAULT_FOLD_LIMIT = 256 << 20
 """No folded tensor may be larger than this many bytes."""
@@ -127,11 +132,22 @@ def count_nodes(graph: Graph) -> int:
 
 
 def param_stats(graph: Graph) -> tuple[int, int]:
-    count = size = 0
+    """(elements, bytes) of all initializers, from types and shapes only."""
+    count = bits = 0
     for g in graph.all_graphs():
-        c, s = g.parameter_stats()
-        count, size = count + c, size + s
-    return count, size
+        for v in g.initializers.values():
+            t = v.const
+            if t is None:
+                continue
+            n = math.prod(t.dims)
+            count += n
+            bits += n * _elem_bits(t.elem_type) if t.elem_type != TensorProto.STRING else t.nbytes * 8
+    return count, (bits + 7) // 8
+
+
+@functools.cache
+def _elem_bits(elem_type: int) -> int:
+    return elem_size_bits(elem_type)
 
 
 def pipeline(level: int, passes: Iterable[str] | None = None,
@@ -166,11 +182,19 @@ def optimize(graph: Graph, level: int = 2, *, passes: Iterable[str] | None = Non
     params, nbytes = param_stats(graph)
     report = Report(level, names, count_nodes(graph), params_before=params, bytes_before=nbytes)
     start = time.perf_counter()
+    # A pass is deterministic: rerunning it on a graph it already left unchanged,
+    # with no other pass changing anything since, cannot change anything.
+    version, seen = 0, {}
     for rnd in range(max_rounds):
         report.rounds = rnd + 1
         changed = False
         for name in names:
-            changed |= _run_one(REGISTRY[name], graph, ctx, report)
+            if seen.get(name) == version:
+                continue
+            if _run_one(REGISTRY[name], graph, ctx, report):
+                changed = True
+                version += 1
+            seen[name] = version
             if on_pass is not None:
                 on_pass(name, graph)
         if not changed:

@@ -18,7 +18,7 @@ from onnx import GraphProto, TensorProto
 
 from ..ir import Graph, Tensor, Value, to_onnx
 from .manager import Context, PassResult, register
-from .util import as_tensor, const, is_std, static_shape
+from .util import as_tensor, const, is_std, static_shape, topo_ops
 
 _DATA_FREE_BYTES = 4096
 """Initializers larger than this are handed to onnx's inference without their data."""
@@ -54,6 +54,8 @@ def _copy_back(graph: Graph, gp: GraphProto, result: PassResult) -> None:
             # one declared as shape (1,) at load time: keep such values unannotated.
             continue
         _merge(value, vi.type.tensor_type, result)
+    if not any(op.subgraphs for op in graph.ops):
+        return
     nodes = gp.node
     for op, node in zip(graph.topological_ops(), nodes, strict=False):
         subs = op.subgraphs
@@ -195,7 +197,7 @@ def _sym_slice(op, args) -> Sym | None:
 def shape_fold(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     memo: dict = {}
-    for op in graph.topological_ops():
+    for op in topo_ops(graph):
         if op not in graph.nx:
             continue  # removed earlier in this sweep
         if is_std(op, "Reshape") and const(graph, op.input(1)) is None:
