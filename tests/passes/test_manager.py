@@ -48,7 +48,7 @@ def test_report_counts_and_fixed_point():
     assert (report.nodes_before, report.nodes_after) == (3, 1)
     assert report.rounds >= 2  # the last round changes nothing
     stats = report.per_pass["noop"]
-    assert stats.nodes_delta == -2 and stats.runs == report.rounds
+    assert stats.nodes_delta == -2 and 1 <= stats.runs <= report.rounds
     d = report.as_dict()
     assert {p["name"] for p in d["per_pass"]} == set(report.passes)
     assert all(p["seconds"] >= 0 for p in d["per_pass"])
