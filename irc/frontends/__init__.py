@@ -11,6 +11,7 @@ this package stays cheap.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -78,6 +79,8 @@ def _converter(framework: str):
 def import_model(spec: str, options: ImportOptions | None = None) -> ImportResult:
     """Detect, convert, validate, load into the IR and check against the source framework."""
     options = options or ImportOptions()
+    # Quiet TensorFlow's C++ logging before a user's module (a Python spec) imports it.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     source = detect(str(spec), options.framework)
     conversion = _converter(source.framework)(source, options)
     if conversion is None:  # an .onnx file taken as it is

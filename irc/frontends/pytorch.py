@@ -12,6 +12,7 @@ import inspect
 import io
 import logging
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,21 @@ MIN_EXAMPLE_BATCH = 2
 """torch.export specializes a dimension of size 0 or 1, so a dynamic batch is traced at >= 2."""
 
 
+def _avoid_llvm_clash() -> None:
+    """TensorFlow and Triton each link their own LLVM: importing Triton after TensorFlow aborts
+    the process ("Option ... registered more than once"). torch.export imports Triton only for GPU
+    kernels, which irc never uses, so with TensorFlow loaded Triton is made unimportable."""
+    if "tensorflow" in sys.modules and "triton" not in sys.modules:
+        sys.modules["triton"] = None
+
+
 def _torch():
     require("pytorch")
+    _avoid_llvm_clash()
     import torch
 
-    for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "onnxscript"):
+    for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "torch.utils.flop_counter",
+                 "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)
     return torch
 
@@ -151,13 +162,16 @@ _OP_RE = re.compile(r"\b(?:aten|prims|torchvision|quantized)(?:::|\.)[A-Za-z_0-9
 
 def _export_error(exc: BaseException, label: str) -> IrcError:
     text = str(exc)
-    ops = sorted(set(_OP_RE.findall(text)))
+    ops = [f"{op}.{overload}" for op, overload in
+           re.findall(r"OpOverload\(op='([\w.:]+)', overload='(\w+)'\)", text)]
+    ops = sorted(set(ops or _OP_RE.findall(text)))
     if ops and ("No ONNX function" in text or "not supported" in text or "decomposition" in text):
-        nodes = sorted(set(re.findall(r"node[ \w]*?['`\"]([\w.]+)['`\"]", text)))
-        where = f" (nodes: {', '.join(nodes)})" if nodes else ""
+        nodes = sorted(set(re.findall(r"translating node %(\w+)", text)))
+        where = f" (node {', '.join(nodes)})" if nodes else ""
         return UnsupportedError(
-            f"torch.onnx cannot express {', '.join(ops)} in ONNX{where} while exporting {label}; "
-            "hint: rewrite that part with supported operations or try another --opset")
+            f"torch.onnx cannot express the PyTorch op {', '.join(ops)}{where} in ONNX while "
+            f"exporting {label}; hint: rewrite that part with supported operations, or try another "
+            "--opset")
     return ModelError(f"torch.onnx cannot export {label}: {type(exc).__name__}: {_first_line(exc)} "
                       "(--debug shows the full error)")
 
