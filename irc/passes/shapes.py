@@ -112,6 +112,9 @@ def _sym_of(graph: Graph, value: Value | None, memo: dict) -> Sym | None:
     if value.name in memo:
         return memo[value.name]
     memo[value.name] = None
+    if value.dtype not in (None, TensorProto.INT64, TensorProto.INT32) or (
+            value.const is not None and value.const.size > 64):
+        return None  # only small integer tensors carry shapes; never decode weights
     data = const(graph, value)
     if data is not None:
         out = None
@@ -135,7 +138,7 @@ def _sym_op(graph: Graph, op, memo) -> Sym | None:
         dims = list(x.shape)
         start, end = op.attr("start", 0), op.attr("end", None)
         return (False, dims[slice(start, end)])
-    if t == "Size":
+    if t not in ("Cast", "Identity", "Gather", "Slice", "Concat", "Unsqueeze", "Squeeze"):
         return None
     args = [_sym_of(graph, v, memo) for v in op.inputs]
     if t in ("Cast", "Identity"):
