@@ -37,3 +37,9 @@ bench-quick: install
 # All ONNX node test cases through import -> optimize -> emit -> build -> run (batched into few crates).
 conformance: install
 	$(PYTHON) scripts/conformance.py
+
+# irc optimize (level 2) vs onnxsim vs onnxslim, plus peak RSS on a >2 GB model:
+# writes bench/optimize/results.json and bench/optimize/results.md.
+.PHONY: bench-optimize
+bench-optimize: install
+	$(PYTHON) bench/optimize/run.py
