@@ -13,9 +13,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import keras
 import numpy as np
-from keras import layers
+
+from irc.frontends.source import avoid_llvm_clash
+
+if "tensorflow" not in __import__("sys").modules:
+    avoid_llvm_clash()  # TensorFlow's LLVM and Triton's cannot share a process: keep Triton out
+
+import keras  # noqa: E402
+from keras import layers  # noqa: E402
 
 
 def _seed() -> None:

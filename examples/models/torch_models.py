@@ -11,11 +11,14 @@ Input names are forward's argument names (``input`` for an ``nn.Sequential``).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from irc.frontends.source import avoid_llvm_clash
 
 
 def _seeded(build: Callable[[], nn.Module]) -> Callable[[], nn.Module]:
@@ -171,6 +174,8 @@ MODELS: dict[str, ModelSpec] = {
 
 def export_pt2(name: str, path, dynamic_batch: bool = True) -> None:
     """Save MODELS[name] as an ExportedProgram (.pt2) with torch.export.save."""
+    if "tensorflow" in sys.modules:
+        avoid_llvm_clash()  # torch.export would load Triton, whose LLVM clashes with TensorFlow's
     spec = MODELS[name]
     module = spec.factory()
     args = spec.example_inputs()

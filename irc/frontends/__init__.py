@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import IrcError, ModelError, UnsupportedError
 from ..ir import Graph
 from .options import DEFAULT_OPSET, ImportOptions, InputSpec, parse_input_shape
-from .source import Conversion, Source, detect, normalize_framework
+from .source import Conversion, Source, detect, detect_object, normalize_framework
 
 __all__ = ["DEFAULT_OPSET", "ImportOptions", "ImportResult", "InputSpec", "Source", "detect",
            "raise_if_failed",
@@ -40,8 +40,8 @@ class ImportResult:
         return all(report.ok for report in self.checks)
 
 
-def load(spec: str, **options: Any) -> Graph:
-    """Import ``spec`` (a path or ``pkg.module:attr``) and return the IR.
+def load(spec: Any, **options: Any) -> Graph:
+    """Import ``spec`` (a path, ``pkg.module:attr``, or a model object) and return the IR.
 
     Options mirror the CLI: framework, signature, input_shapes (["x:2,3,224,224"] or
     {"x": (2, 3, 224, 224)}), dynamic_batch, opset, check, atol, rtol. A failed
@@ -76,12 +76,19 @@ def _converter(framework: str):
     return pytorch.convert
 
 
-def import_model(spec: str, options: ImportOptions | None = None) -> ImportResult:
-    """Detect, convert, validate, load into the IR and check against the source framework."""
+def import_model(spec: Any, options: ImportOptions | None = None) -> ImportResult:
+    """Detect, convert, validate, load into the IR and check against the source framework.
+
+    ``spec`` is a path, a ``pkg.module:attr`` string, or (Python API only) the model object
+    itself: an nn.Module, an ExportedProgram, a Keras model or a tf.function.
+    """
     options = options or ImportOptions()
     # Quiet TensorFlow's C++ logging before a user's module (a Python spec) imports it.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    source = detect(str(spec), options.framework)
+    if isinstance(spec, (str, os.PathLike)):
+        source = detect(str(spec), options.framework)
+    else:
+        source = detect_object(spec, options.framework)
     conversion = _converter(source.framework)(source, options)
     if conversion is None:  # an .onnx file taken as it is
         return _import_onnx_file(source)

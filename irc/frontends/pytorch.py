@@ -21,23 +21,16 @@ import numpy as np
 
 from ..errors import IrcError, ModelError, UnsupportedError
 from .options import ImportOptions
-from .source import PICKLE_SUFFIXES, Conversion, Source, refuse_pickle, require
+from .source import PICKLE_SUFFIXES, Conversion, Source, avoid_llvm_clash, refuse_pickle, require
 
 MIN_EXAMPLE_BATCH = 2
 """torch.export specializes a dimension of size 0 or 1, so a dynamic batch is traced at >= 2."""
 
 
-def _avoid_llvm_clash() -> None:
-    """TensorFlow and Triton each link their own LLVM: importing Triton after TensorFlow aborts
-    the process ("Option ... registered more than once"). torch.export imports Triton only for GPU
-    kernels, which irc never uses, so with TensorFlow loaded Triton is made unimportable."""
-    if "tensorflow" in sys.modules and "triton" not in sys.modules:
-        sys.modules["triton"] = None
-
-
 def _torch():
     require("pytorch")
-    _avoid_llvm_clash()
+    if "tensorflow" in sys.modules:
+        avoid_llvm_clash()
     import torch
 
     for name in ("torch.onnx", "torch.export", "torch._dynamo", "torch.fx", "torch.utils.flop_counter",

@@ -76,6 +76,15 @@ def normalize_framework(name: str | None) -> str | None:
     return FRAMEWORK_ALIASES[key]
 
 
+def avoid_llvm_clash() -> None:
+    """TensorFlow and Triton each link their own LLVM: importing Triton after TensorFlow aborts
+    the process ("Option ... registered more than once"). torch.export imports Triton only for GPU
+    kernels, which irc never uses, so once TensorFlow is (about to be) loaded, Triton is made
+    unimportable. Call it before importing TensorFlow or exporting with torch."""
+    if "triton" not in sys.modules:
+        sys.modules["triton"] = None  # type: ignore[assignment]
+
+
 def require(framework: str) -> None:
     """Fail with the pip extra to install when a framework's packages are missing."""
     missing = [m for m in EXTRAS.get(framework, ()) if importlib.util.find_spec(m) is None]
@@ -105,6 +114,14 @@ def detect(spec: str, framework: str | None = None) -> Source:
     if path.suffix.lower() in PICKLE_SUFFIXES:
         refuse_pickle(path)
     raise ModelError(f"{spec}: no such file or directory (nor a Python spec 'pkg.module:attr')")
+
+
+def detect_object(obj: Any, framework: str | None = None) -> Source:
+    """A model object passed to the Python API: nn.Module, ExportedProgram, Keras model, tf.function."""
+    framework = normalize_framework(framework)
+    label = f"<{type(obj).__name__}>"
+    detected, obj = framework_of_object(obj, label)
+    return Source(label, framework or detected, obj=obj)
 
 
 def _framework_of_path(path: Path) -> str:

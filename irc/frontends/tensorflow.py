@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,13 +20,15 @@ import numpy as np
 
 from ..errors import IrcError, ModelError
 from .options import ImportOptions
-from .source import Conversion, Source, require
+from .source import Conversion, Source, avoid_llvm_clash, require
 
 
 def _tf():
     """Import TensorFlow and tf2onnx quietly (they log a lot at import and conversion)."""
     require("tensorflow")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "tensorflow" not in sys.modules:
+        avoid_llvm_clash()
     import tensorflow as tf
     import tf2onnx
 

@@ -22,6 +22,7 @@ from fe_helpers import (
 from onnx import TensorProto, helper, numpy_helper
 
 from irc.errors import IrcError
+from irc.ir import to_onnx
 
 HEAVY = ("tensorflow", "torch", "keras", "tf2onnx", "onnxscript")
 
@@ -110,6 +111,7 @@ def test_keras_factory_spec(tmp_path: Path):
     assert [i["name"] for i in summary["inputs"]] == ["image", "features"]
     assert [o["name"] for o in summary["outputs"]] == ["logits", "score"]
     assert summary["check"][0]["ok"]
+    assert_valid_import(out)
 
 
 def test_tf_function_without_signature_needs_shapes(tmp_path: Path):
@@ -122,6 +124,7 @@ def test_tf_function_without_signature_needs_shapes(tmp_path: Path):
     summary = run.json()
     assert summary["ok"] and sorted(o["name"] for o in summary["outputs"]) == ["diff", "sum"]
     assert summary["inputs"][0]["shape"][1] == 3 and isinstance(summary["inputs"][0]["shape"][0], str)
+    assert_valid_import(out)
     x = np.arange(15, dtype=np.float32).reshape(5, 3)
     y = np.ones((5, 3), np.float32)
     result = dict(zip([o["name"] for o in summary["outputs"]], ort_outputs(out, {"x": x, "y": y}),
@@ -157,6 +160,7 @@ def test_saved_model_input_shape_and_opset(saved_model_dir, tmp_path: Path):
     assert run.returncode == 0, run.stderr
     summary = run.json()
     assert summary["opset"] == 17 and summary["inputs"][0]["shape"] == [5, 8]
+    assert assert_valid_import(out).opset_import[0].version == 17
     run = run_cli("import", saved_model_dir, "--input-shape", "nope:5,8", "-o", out, "--force")
     assert_one_line_error(run.stderr, run.returncode, "'nope'", "'x'")
 
@@ -190,6 +194,7 @@ def test_integer_inputs_with_dtype_suffix(tmp_path: Path):
                   "--dynamic-batch", "-o", out, "--json")
     assert run.returncode == 0, run.stderr
     assert run.json()["inputs"][0]["dtype"] == "int64"
+    assert_valid_import(out)
     import torch
     from fe_specs_torch import Embedder
 
@@ -229,7 +234,8 @@ def test_check_over_tolerance_fails_and_writes_nothing(tmp_path: Path):
     assert not out.exists()
     run = run_cli(*args, "--atol", "0", "--rtol", "0", "--no-check")
     assert run.returncode == 0, run.stderr
-    assert "check at batch" not in run.stderr and out.exists()
+    assert "check at batch" not in run.stderr
+    assert_valid_import(out)
 
 
 def test_python_api_mirrors_cli():
@@ -238,9 +244,17 @@ def test_python_api_mirrors_cli():
     graph = irc.frontends.load("examples.models.torch_models:mlp", input_shapes={"input": (2, 16)},
                                dynamic_batch=True)
     assert graph.inputs[0].name == "input" and isinstance(graph.inputs[0].shape[0], str)
+    onnx.checker.check_model(to_onnx(graph), full_check=True)
     result = irc.frontends.import_model("examples.models.torch_models:mlp", irc.frontends.ImportOptions(
         input_shapes=["input:2,16"], dynamic_batch=True, check_batches=(1, 7)))
     assert [r.batch for r in result.checks] == [1, 7] and result.ok
+    from examples.models.keras_models import two_in_two_out
+    from examples.models.torch_models import MODELS
+
+    keras_graph = irc.frontends.load(two_in_two_out())  # model objects work too
+    assert [v.name for v in keras_graph.outputs] == ["logits", "score"]
+    torch_graph = irc.frontends.load(MODELS["lstm"].factory(), input_shapes=["x:2,6,8"])
+    assert torch_graph.inputs[0].shape == (2, 6, 8)
     with pytest.raises(IrcError, match="conversion check failed"):
         irc.frontends.load("examples.models.torch_models:transformer_encoder",
                            input_shapes=["src:2,6,16"], atol=0.0, rtol=0.0)
@@ -276,7 +290,8 @@ def test_onnx_opset_conversion_checked(tmp_path: Path):
     summary = run.json()
     assert summary["opset"] == 18 and summary["check"][0]["ok"] and "opset 12 -> 18" in summary["notes"]
     feeds = {"x": np.random.default_rng(1).standard_normal((3, 6)).astype(np.float32)}
-    assert_close(ort_outputs(src, feeds), ort_outputs(assert_valid_import(out) and out, feeds))
+    assert_valid_import(out)
+    assert_close(ort_outputs(src, feeds), ort_outputs(out, feeds))
 
 
 def test_onnx_with_external_data_kept_as_is(tmp_path: Path):
@@ -288,6 +303,7 @@ def test_onnx_with_external_data_kept_as_is(tmp_path: Path):
     summary = run.json()
     assert summary["opset"] == 12 and summary["check"] == []
     feeds = {"x": np.ones((2, 6), np.float32)}
+    assert_valid_import(out)
     assert_close(ort_outputs(src, feeds), ort_outputs(out, feeds), atol=0, rtol=0)
 
 
