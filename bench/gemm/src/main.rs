@@ -8,7 +8,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use irc_gemm_bench::gemm::{sgemm_with_isa, Epilogue, Isa};
+use irc_gemm_bench::gemm::{sgemm_packed_b, sgemm_with_isa, Epilogue, Isa, PackedB};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
 
@@ -105,6 +105,9 @@ fn measure(m: usize, n: usize, k: usize, opts: &Options, isas: &[Isa]) -> Measur
     let a2 = Array2::from_shape_vec((m, k), a.clone()).expect("shape");
     let b2 = Array2::from_shape_vec((k, n), b.clone()).expect("shape");
     let mut c2 = Array2::<f32>::zeros((m, n));
+    // B packed once outside the timing, as a generated crate does for constant weights.
+    let packed = PackedB::new(k, n, &b, n as isize, 1);
+    let mut c_packed = vec![0.0f32; m * n];
     let mut outputs = vec![vec![0.0f32; m * n]; isas.len()];
     let mut names: Vec<String> = isas.iter().map(|isa| format!("irc_{isa:?}").to_lowercase()).collect();
     let mut engines: Vec<Box<dyn FnMut() + '_>> = Vec::new();
@@ -116,6 +119,12 @@ fn measure(m: usize, n: usize, k: usize, opts: &Options, isas: &[Isa]) -> Measur
             black_box(&mut *c);
         }));
     }
+    engines.push(Box::new(|| {
+        let (a, rsa) = (black_box(&a), k as isize);
+        sgemm_packed_b(m, 1.0, a, rsa, 1, &packed, 0.0, &mut c_packed, n as isize, 1, &Epilogue::NONE);
+        black_box(&mut c_packed);
+    }));
+    names.push("irc_prepacked_b".to_string());
     engines.push(Box::new(|| {
         general_mat_mul(1.0, black_box(&a2), &b2, 0.0, &mut c2);
         black_box(&mut c2);

@@ -322,3 +322,39 @@ fn raw_pointer_entry_with_negative_strides() {
         }
     }
 }
+
+#[test]
+fn prepacked_b_matches_sgemm() {
+    use irc_gemm_bench::gemm::{sgemm_packed_b, PackedB};
+    let mut rng = Rng(0xfeed);
+    for round in 0..152 {
+        let case = random_case(&mut rng, 90);
+        let (m, n, k) = match round {
+            // Past every cache block: several K blocks, N panels (jc > 0) and M blocks.
+            150 => (200, 1100, 600),
+            151 => (3, 1100, 600),
+            _ => (if round % 3 == 0 { 1 + round % 5 } else { case.m }, case.n, case.k + 300 * (round % 7 == 0) as usize),
+        };
+        let (la, lb, lc) = (case.la, case.lb, Layout { col_major: round % 4 == 1, pad: case.lc.pad });
+        let a = rng.vec(la.len(m, k));
+        let b = rng.vec(lb.len(k, n));
+        let c0 = rng.vec(lc.len(m, n));
+        let bias = rng.vec(n);
+        let epi = Epilogue { bias: Bias::PerCol(&bias), activation: case.act };
+        let ((rsa, csa), (rsb, csb), (rsc, csc)) = (la.strides(m, k), lb.strides(k, n), lc.strides(m, n));
+        for isa in isas() {
+            let packed = PackedB::with_isa(isa, k, n, &b, rsb, csb);
+            assert_eq!((packed.k(), packed.n()), (k, n));
+            let mut want = c0.clone();
+            sgemm_with_isa(isa, m, n, k, case.alpha, &a, rsa, csa, &b, rsb, csb, case.beta, &mut want, rsc, csc, &epi);
+            let mut got = c0.clone();
+            sgemm_packed_b(m, case.alpha, &a, rsa, csa, &packed, case.beta, &mut got, rsc, csc, &epi);
+            for (idx, (x, y)) in got.iter().zip(&want).enumerate() {
+                assert!(
+                    (x - y).abs() <= 1e-4 * (1.0 + y.abs()) || (x.is_nan() && y.is_nan()),
+                    "{isa:?} m={m} n={n} k={k}: C[{idx}] = {x}, sgemm gives {y}"
+                );
+            }
+        }
+    }
+}

@@ -213,6 +213,154 @@ fn bias_pointers(epilogue: &Epilogue, m: usize, n: usize) -> (*const f32, *const
     }
 }
 
+/// A constant B (e.g. a layer's weights) packed once into the microkernel's layout, so
+/// that [`sgemm_packed_b`] skips packing B on every call. The layout depends on the
+/// instruction set, which is fixed when packing.
+#[derive(Clone, Debug)]
+pub struct PackedB {
+    k: usize,
+    n: usize,
+    isa: Isa,
+    data: Vec<f32>,
+}
+
+impl PackedB {
+    /// Packs the `k × n` view `b` (strides as in [`sgemm`]) for this CPU's microkernel.
+    ///
+    /// # Panics
+    /// If the view reaches outside `b`.
+    pub fn new(k: usize, n: usize, b: &[f32], rsb: isize, csb: isize) -> PackedB {
+        PackedB::with_isa(Isa::detect(), k, n, b, rsb, csb)
+    }
+
+    /// [`PackedB::new`] for a chosen microkernel (downgraded if the CPU lacks it).
+    pub fn with_isa(isa: Isa, k: usize, n: usize, b: &[f32], rsb: isize, csb: isize) -> PackedB {
+        check_view("B", b.len(), k, n, rsb, csb);
+        let isa = isa.or_supported();
+        let nr = Kernel::for_isa(isa).nr;
+        let n_pad = round_up(n, nr);
+        let mut data = vec![0.0f32; k * n_pad];
+        let view = View { ptr: b.as_ptr(), rs: rsb, cs: csb };
+        if n > 0 {
+            for pc in (0..k).step_by(KC) {
+                // SAFETY: the view was checked against `b`; block `pc` of `data` holds
+                // KC·n_pad floats (fewer for the last one), what `pack_b` writes.
+                unsafe { pack_b(KC.min(k - pc), n, nr, view.at(pc, 0), view, &mut data[pc * n_pad..]) };
+            }
+        }
+        PackedB { k, n, isa, data }
+    }
+
+    /// Rows of B (the inner dimension of the product).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B (and of C).
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// [`sgemm_ex`] with a B packed beforehand: `C = act(alpha·A·B + beta·C + bias)`, with A
+/// `m × b.k()` and C `m × b.n()`. Fewer rows than one microkernel tile (batch-1 layers)
+/// stream the packed B as a GEMV.
+///
+/// # Panics
+/// If a view or a bias slice is out of bounds.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed_b(
+    m: usize, alpha: f32,
+    a: &[f32], rsa: isize, csa: isize,
+    b: &PackedB,
+    beta: f32, c: &mut [f32], rsc: isize, csc: isize,
+    epilogue: &Epilogue,
+) {
+    let (n, k) = (b.n, b.k);
+    check_view("A", a.len(), m, k, rsa, csa);
+    check_view("C", c.len(), m, n, rsc, csc);
+    let (row_bias, col_bias) = bias_pointers(epilogue, m, n);
+    let p = Problem {
+        m, n, k, alpha, beta,
+        a: View { ptr: a.as_ptr(), rs: rsa, cs: csa },
+        // Never read: B's panels come from `b.data`.
+        b: View { ptr: std::ptr::null(), rs: 0, cs: 0 },
+        c: ViewMut { ptr: c.as_mut_ptr(), rs: rsc, cs: csc },
+        epi: Epi::new(row_bias, col_bias, epilogue.activation),
+    };
+    if m == 0 || n == 0 {
+        return;
+    }
+    let kernel = Kernel::for_isa(b.isa);
+    // SAFETY: A, C and the bias were checked above, C is borrowed mutably, and `b.data`
+    // was packed for `b.isa`'s kernel with exactly this (k, n).
+    unsafe {
+        if k == 0 || alpha == 0.0 {
+            p.scale_only();
+        } else if m < kernel.mr {
+            for i in 0..m {
+                gemv_prepacked(&p, i, b.isa, kernel.nr, &b.data);
+            }
+        } else {
+            gemm_packed(&kernel, &p, PanelsB::Prepacked(&b.data));
+        }
+    }
+}
+
+/// Row `i` of C from a prepacked B: each NR-column sliver is a k-major strip, streamed once.
+unsafe fn gemv_prepacked(p: &Problem, i: usize, isa: Isa, nr: usize, data: &[f32]) {
+    let n_pad = round_up(p.n, nr);
+    with_scratch(p.k, |a_row| {
+        // A's row made contiguous, so the strip loop is two streams.
+        for (q, x) in a_row.iter_mut().enumerate() {
+            *x = unsafe { *p.a.at(i, q) };
+        }
+        let mut acc = [0.0f32; 32];
+        for j0 in (0..p.n).step_by(nr) {
+            let acc = &mut acc[..nr];
+            acc.fill(0.0);
+            for pc in (0..p.k).step_by(KC) {
+                let kc = KC.min(p.k - pc);
+                let sliver = &data[pc * n_pad + j0 * kc..][..kc * nr];
+                strips(isa, &a_row[pc..pc + kc], sliver, acc);
+            }
+            unsafe { gemv_finish(p, &acc[..nr.min(p.n - j0)], p.c.at(i, 0), j0, p.epi.at(i, 0)) };
+        }
+    });
+}
+
+/// `acc += Σ_q x[q]·sliver[q·NR..(q+1)·NR]`, with `NR = acc.len()` (8, 16 or 32).
+fn strips(isa: Isa, x: &[f32], sliver: &[f32], acc: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        // SAFETY: `isa` went through `or_supported`, so the CPU has these features.
+        if let (Isa::Avx512, Ok(acc)) = (isa, <&mut [f32; 32]>::try_from(&mut *acc)) {
+            return unsafe { x86::strips_avx512(x, sliver, acc) };
+        }
+        if let (Isa::Avx2, Ok(acc)) = (isa, <&mut [f32; 16]>::try_from(&mut *acc)) {
+            return unsafe { x86::strips_avx2(x, sliver, acc) };
+        }
+    }
+    let _ = isa;
+    if let Ok(acc) = <&mut [f32; GENERIC_NR]>::try_from(&mut *acc) {
+        return strips_fixed(x, sliver, acc);
+    }
+    let nr = acc.len();
+    for (&xq, strip) in x.iter().zip(sliver.chunks_exact(nr)) {
+        acc.iter_mut().zip(strip).for_each(|(s, &y)| *s += xq * y);
+    }
+}
+
+/// The strip loop with NR known at compile time (fully vectorized by LLVM).
+#[inline(always)]
+fn strips_fixed<const NR: usize>(x: &[f32], sliver: &[f32], acc: &mut [f32; NR]) {
+    for (&xq, strip) in x.iter().zip(sliver.chunks_exact(NR)) {
+        for (s, &y) in acc.iter_mut().zip(strip) {
+            *s += xq * y;
+        }
+    }
+}
+
 /// Panics unless every `(i, j)` of a `rows × cols` view lies inside a slice of `len`.
 fn check_view(name: &str, len: usize, rows: usize, cols: usize, rs: isize, cs: isize) {
     if rows == 0 || cols == 0 {
@@ -382,7 +530,7 @@ impl Problem {
                 }
                 return;
             }
-            gemm_packed(&kernel, &self);
+            gemm_packed(&kernel, &self, PanelsB::FromView);
         }
     }
 
@@ -497,15 +645,25 @@ fn round_up(x: usize, to: usize) -> usize {
     x.div_ceil(to) * to
 }
 
-unsafe fn gemm_packed(kernel: &Kernel, p: &Problem) {
+/// Where the packed panels of B come from.
+#[derive(Clone, Copy)]
+enum PanelsB<'a> {
+    /// Packed on the fly from the problem's B view.
+    FromView,
+    /// Packed once by [`PackedB`]: K blocks of `KC` rows, each as wide as `n` rounded up to NR.
+    Prepacked(&'a [f32]),
+}
+
+unsafe fn gemm_packed(kernel: &Kernel, p: &Problem, panels: PanelsB) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let mc_step = (MC / mr).max(1) * mr;
     let nc_step = (NC / nr).max(1) * nr;
     let kc_max = KC.min(p.k);
     let mc_max = round_up(mc_step.min(p.m), mr);
-    let nc_max = round_up(nc_step.min(p.n), nr);
+    let nc_max = if matches!(panels, PanelsB::FromView) { round_up(nc_step.min(p.n), nr) } else { 0 };
+    let n_pad = round_up(p.n, nr);
     with_scratch(kc_max * (mc_max + nc_max), |buf| {
-        let (a_pack, b_pack) = buf.split_at_mut(kc_max * mc_max);
+        let (a_pack, b_buf) = buf.split_at_mut(kc_max * mc_max);
         for jc in (0..p.n).step_by(nc_step) {
             let nc = nc_step.min(p.n - jc);
             for pc in (0..p.k).step_by(KC) {
@@ -513,7 +671,13 @@ unsafe fn gemm_packed(kernel: &Kernel, p: &Problem) {
                 let beta = if pc == 0 { p.beta } else { 1.0 };
                 let epi = if pc + kc == p.k { p.epi } else { p.epi.skipped() };
                 unsafe {
-                    pack_b(kc, nc, nr, p.b.at(pc, jc), p.b, b_pack);
+                    let b_pack: &[f32] = match panels {
+                        PanelsB::FromView => {
+                            pack_b(kc, nc, nr, p.b.at(pc, jc), p.b, b_buf);
+                            b_buf
+                        }
+                        PanelsB::Prepacked(data) => &data[pc * n_pad + jc * kc..],
+                    };
                     for ic in (0..p.m).step_by(mc_step) {
                         let mc = mc_step.min(p.m - ic);
                         pack_a(kc, mc, mr, p.a.at(ic, pc), p.a, a_pack);
@@ -876,6 +1040,18 @@ mod x86 {
                 }
             }
         }
+    }
+
+    /// [`super::strips_fixed`] compiled for AVX-512F (two zmm accumulators).
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn strips_avx512(x: &[f32], sliver: &[f32], acc: &mut [f32; 32]) {
+        super::strips_fixed(x, sliver, acc)
+    }
+
+    /// [`super::strips_fixed`] compiled for AVX2 (two ymm accumulators).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn strips_avx2(x: &[f32], sliver: &[f32], acc: &mut [f32; 16]) {
+        super::strips_fixed(x, sliver, acc)
     }
 
     /// `acc += Σ coefs[t]·rows[t]`, 8 lanes at a time; rows are at least `acc.len()` long.
