@@ -4,6 +4,15 @@
 //! [`Epilogue`] (a bias per row or per column, then an activation) inside the loop that
 //! writes C, so a fused `Gemm + bias + Relu` reads and writes C exactly once.
 //!
+//! # Entry points
+//!
+//! * [`sgemm`] / [`sgemm_ex`]: safe, on slices with strides.
+//! * [`sgemm_raw`]: `unsafe`, on raw pointers and strides (any sign), for ndarray views:
+//!   `sgemm_raw(m, n, k, alpha, a.as_ptr(), a.strides()[0], a.strides()[1], ...)`.
+//! * [`PackedB`] + [`sgemm_packed_b`]: a constant B (a layer's weights) packed once at load
+//!   time; every call then skips packing B, and batch-1 rows stream the packed weights.
+//! * [`sgemm_with_isa`] / [`PackedB::with_isa`]: force a microkernel (tests, benchmarks).
+//!
 //! # Layout contract
 //!
 //! Every matrix is a strided view into a slice, in the style of the `matrixmultiply`
