@@ -120,7 +120,9 @@ def _import_conversion(source: Source, conversion: Conversion, options: ImportOp
     try:
         onnx.checker.check_model(model)
     except onnx.checker.ValidationError as exc:
-        raise ModelError(f"the converted model fails onnx.checker: {_first_line(exc)}") from None
+        tool = FRAMEWORK_TOOL.get(conversion.framework, (conversion.framework,))[0]
+        raise ModelError(f"the model {tool} produced fails onnx.checker: {_first_line(exc)}; "
+                         "try another --opset") from None
     result = ImportResult(graph, source, conversion.framework, notes=list(conversion.notes))
     if options.check and conversion.reference is not None:
         result.checks = check_conversion(model, graph, conversion.reference, options.check_batches,

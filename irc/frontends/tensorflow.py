@@ -63,7 +63,9 @@ def _load_keras(path: Path):
     try:
         return keras.models.load_model(str(path), compile=False)
     except Exception as exc:  # Keras raises ValueError/OSError/TypeError for bad files
-        raise ModelError(f"{path}: Keras cannot load it ({_first_line(exc)})") from None
+        hint = ("; for custom layers pass a Python spec 'pkg.module:factory' that imports them"
+                if "Unknown" in str(exc) or "custom" in str(exc) else "")
+        raise ModelError(f"{path}: Keras cannot load it ({_first_line(exc)}){hint}") from None
 
 
 def _first_line(exc: BaseException) -> str:
