@@ -186,6 +186,7 @@ def main() -> int:
     passed = sum(r["status"] == "pass" for r in records)
     total = sum(r["status"] != "excluded" for r in records)
     full_run = args.filter is None
+    (workdir / "results.json").write_text(json.dumps(records, indent=1))
     if full_run:
         RESULTS.write_text(json.dumps(records, indent=1))
         write_doc(records)

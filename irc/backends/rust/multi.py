@@ -10,6 +10,7 @@ crate rebuilt, so one bad model cannot hide the others' results.
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ class Case:
 
 
 def _emit_case(case: Case, src_dir: Path, data_dir: Path) -> None:
+    shutil.rmtree(data_dir / case.key, ignore_errors=True)  # no stale results from an earlier run
+    (src_dir / f"{case.key}.rs").unlink(missing_ok=True)
     try:
         prepared = prepare(case.graph, batch=case.batch)
         src = emit_model(prepared, "Model")

@@ -6,7 +6,9 @@ from . import (  # noqa: F401  (imported for their registrations)
     matmul,
     norm,
     pool,
+    quant,
     reduce,
+    resize,
     rnn,
     shape,
 )

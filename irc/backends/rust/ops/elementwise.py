@@ -183,3 +183,9 @@ def clip(c: OpCtx) -> str:
         lo = f"Some({c.scalar_expr(1, t)})" if c.has(1) else "None"
         hi = f"Some({c.scalar_expr(2, t)})" if c.has(2) else "None"
     return f"rt::clip({c.x(0)}, {lo}, {hi})"
+
+
+@op("Swish")
+def swish(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    return f"rt::swish({c.x(0)}, {float_lit(c.a('alpha', 1.0))})"

@@ -53,8 +53,8 @@ def softmax(c: OpCtx) -> str:
 def cumsum(c: OpCtx) -> str:
     c.types(0, NUMS)
     axis = c.ints(1)
-    c.need(axis is not None, "CumSum with a computed axis")
-    return (f"rt::cumsum({c.x(0)}, {axis[0]}, {_bool(c.a('exclusive', 0))}, "
+    axis_expr = str(axis[0]) if axis is not None else f"({c.scalar_expr(1)}).to_i64()"
+    return (f"rt::cumsum({c.x(0)}, {axis_expr}, {_bool(c.a('exclusive', 0))}, "
             f"{_bool(c.a('reverse', 0))})")
 
 

@@ -321,3 +321,11 @@ float_unary!(
 pub fn identity<T: Elem>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
     Ok(a.clone())
 }
+
+/// `x * sigmoid(alpha * x)`.
+pub fn swish<T: Float>(a: &ArrayD<T>, alpha: f64) -> Result<ArrayD<T>> {
+    unary(a, |v| {
+        let x = v.to_f64();
+        T::from_f64(x / (1.0 + (-alpha * x).exp()))
+    })
+}

@@ -511,3 +511,8 @@ pub fn trilu<T: Elem>(a: &ArrayD<T>, k: i64, upper: bool) -> Result<ArrayD<T>> {
         if keep { a[&ix] } else { T::default() }
     }))
 }
+
+/// The values of a numeric tensor as f64, for scale-like operands computed at run time.
+pub fn to_f64_vec<T: Elem>(a: &ArrayD<T>) -> Vec<f64> {
+    a.iter().map(|v| v.to_f64()).collect()
+}
