@@ -145,6 +145,18 @@ def _numpy_outputs(names: list[str], result: Any) -> dict[str, np.ndarray]:
 # -- Keras ------------------------------------------------------------------------
 
 
+def keras_output_names(model) -> list[str]:
+    """Keras' names of the outputs: output_names (functional), else the producing layers' names."""
+    names = list(getattr(model, "output_names", None) or [])
+    if not names:
+        outputs = list(getattr(model, "outputs", None) or [])
+        history = [getattr(t, "_keras_history", None) for t in outputs]
+        names = [h.operation.name if h is not None else f"output_{i}" for i, h in enumerate(history)]
+    if len(set(names)) != len(names):
+        names = [f"output_{i}" for i in range(len(names))]
+    return names
+
+
 def from_keras(model, options: ImportOptions) -> Conversion:
     """A Keras 3 model, through a tf.function with an explicit input signature."""
     tf, _ = _tf()
@@ -157,7 +169,7 @@ def from_keras(model, options: ImportOptions) -> Conversion:
                          "(a Sequential model needs an Input layer or a first build() call)")
     names = [t.name for t in inputs]
     specs = _specs(names, [t.shape for t in inputs], [t.dtype for t in inputs], options)
-    output_names = list(model.output_names)
+    output_names = keras_output_names(model)
     single = len(specs) == 1
 
     def call(*args):

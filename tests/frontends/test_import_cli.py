@@ -114,6 +114,27 @@ def test_keras_factory_spec(tmp_path: Path):
     assert_valid_import(out)
 
 
+def test_sequential_model_file(tmp_path: Path):
+    """A Sequential model has no output_names: outputs are named after their layers."""
+    import keras
+
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4, activation="relu"),
+                              keras.layers.Dense(2, name="scores")])
+    model.save(tmp_path / "seq.keras")
+    out = tmp_path / "seq.onnx"
+    run = run_cli("import", tmp_path / "seq.keras", "-o", out)
+    assert run.returncode == 0, run.stderr
+    onnx_model = assert_valid_import(out)
+    assert [o.name for o in onnx_model.graph.output] == ["scores"]
+    x = np.random.default_rng(0).standard_normal((3, 8)).astype(np.float32)
+    assert_close([model(x).numpy()], ort_outputs(out, {onnx_model.graph.input[0].name: x}))
+    unbuilt = keras.Sequential([keras.layers.Dense(4)])
+    with pytest.raises(IrcError, match="no defined inputs"):
+        import irc.frontends
+
+        irc.frontends.load(unbuilt)
+
+
 def test_tf_function_without_signature_needs_shapes(tmp_path: Path):
     out = tmp_path / "affine.onnx"
     run = run_cli("import", "fe_specs_tf:affine", "-o", out)
