@@ -6,8 +6,12 @@ light model-zoo graphs store their weights as ``ConstantOfShape``/``Constant``).
 
 Float32 arithmetic is evaluated in float64 and rounded once at the end, so a
 folded chain is at least as accurate as running it. The size of every result is
-computed from shapes *before* anything is evaluated: no tensor over the limit is
-ever materialized (a ``ConstantOfShape`` of 10^12 elements is left alone).
+computed from shapes *before* anything is evaluated: no tensor over the per-tensor
+limit (default 256 MiB) or over the total budget (default 2 GiB added) is ever
+materialized (a ``ConstantOfShape`` of 10^12 elements is left alone). The one
+exception to the per-tensor limit is a ``ConstantOfShape`` read only as layer
+weights (how the light zoo stores fully connected layers of 300-400 MB): it is a
+parameter the model has anyway, and only the total budget applies to it.
 """
 
 from __future__ import annotations
@@ -85,7 +89,8 @@ def _fold_op(graph: Graph, op: Op, inputs: list, ctx: Context, result: PassResul
     # Without inferred output types assume the widest element (8 bytes).
     itemsize = max(known) if len(known) == len([v for v in op.outputs if v is not None]) else 8
     nbytes = elems * itemsize
-    if nbytes > ctx.fold_limit or ctx.folded_bytes + nbytes > ctx.fold_total:
+    per_tensor = float("inf") if _is_stored_weight(graph, op) else ctx.fold_limit
+    if nbytes > per_tensor or ctx.folded_bytes + nbytes > ctx.fold_total:
         result.notes.append(f"{op.op_type} {op.name}: not folded, result of {nbytes} bytes "
                             "exceeds the fold limit")
         return
@@ -116,6 +121,22 @@ def _fold_op(graph: Graph, op: Op, inputs: list, ctx: Context, result: PassResul
             ctx.folded_bytes += arr.nbytes
     graph.remove_op(op, keep_outputs=True)
     result.note(f"folded {op.op_type} {op.name or outs[0].name}")
+
+
+_WEIGHT_READERS = {"Conv", "ConvTranspose", "Gemm", "MatMul", "BatchNormalization",
+                   "InstanceNormalization", "LayerNormalization", "PRelu"}
+
+
+def _is_stored_weight(graph: Graph, op: Op) -> bool:
+    """A ConstantOfShape read only as the weights of layers is how some exporters store
+    parameters (the light model zoo): it is folded whatever its size, within the total
+    budget, since the model already holds that tensor conceptually."""
+    if op.op_type != "ConstantOfShape":
+        return False
+    out = op.output(0)
+    uses = graph.uses(out)
+    return bool(uses) and not graph.is_output(out) and all(
+        slot >= 1 and u.op_type in _WEIGHT_READERS and u.domain in STANDARD for u, slot in uses)
 
 
 def _estimate_elements(op: Op, inputs: list) -> int | None:

@@ -207,12 +207,13 @@ def optimize(graph: Graph, level: int = 2, *, passes: Iterable[str] | None = Non
 
 def _run_one(spec: PassSpec, graph: Graph, ctx: Context, report: Report) -> bool:
     stats = report.per_pass.setdefault(spec.name, PassStats(spec.name))
-    n0 = count_nodes(graph)
+    graphs = list(graph.all_graphs())
+    n0 = sum(g.num_ops for g in graphs)
     p0, b0 = param_stats(graph) if stats.runs == 0 else (stats.params_after, stats.bytes_after)
     t0 = time.perf_counter()
     changed = False
     # Innermost graphs first, so a folded subgraph can be inlined by its parent's pass.
-    for g in reversed(list(graph.all_graphs())):
+    for g in reversed(graphs):
         result = spec.run(g, ctx)
         stats.notes.extend(result.notes[: max(0, 50 - len(stats.notes))])
         if result.changed:

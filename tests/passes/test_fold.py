@@ -97,3 +97,15 @@ def test_static_shape_becomes_constant():
     _, after = optimized(m)
     assert ops(after) == []
     assert_same(m, after)
+
+
+def test_weight_stored_as_constant_of_shape_folds_past_the_per_tensor_limit():
+    nodes = [helper.make_node("ConstantOfShape", ["s"], ["w"], value=helper.make_tensor("v", F, [1], [0.01])),
+             helper.make_node("Gemm", ["x", "w"], ["y"])]
+    m = model(nodes, [("x", F, [2, 64])], [("y", F, [2, 64])], {"s": np.array([64, 64], np.int64)})
+    g = from_onnx(m)
+    optimize(g, passes=["shapes", "fold"], fold_limit=1024)
+    assert [o.op_type for o in g.ops] == ["Gemm"]
+    g = from_onnx(m)
+    optimize(g, passes=["shapes", "fold"], fold_limit=1024, fold_total=1024)
+    assert "ConstantOfShape" in [o.op_type for o in g.ops]
