@@ -146,7 +146,10 @@ def _numpy_outputs(names: list[str], result: Any) -> dict[str, np.ndarray]:
 
 
 def keras_output_names(model) -> list[str]:
-    """Keras' names of the outputs: output_names (functional), else the producing layers' names."""
+    """The outputs' names: dict keys, else output_names (functional), else the producing layers."""
+    structure = _keras_structure(model, "output")
+    if isinstance(structure, dict):
+        return list(structure)
     names = list(getattr(model, "output_names", None) or [])
     if not names:
         outputs = list(getattr(model, "outputs", None) or [])
@@ -155,6 +158,33 @@ def keras_output_names(model) -> list[str]:
     if len(set(names)) != len(names):
         names = [f"output_{i}" for i in range(len(names))]
     return names
+
+
+def _keras_structure(model, which: str):
+    try:
+        return getattr(model, which)
+    except (AttributeError, ValueError):
+        return None
+
+
+def _keras_caller(model, names: list[str], output_names: list[str]):
+    """model(...) on tensors given in ``names`` order, in the input structure the model was built
+    with (one tensor, a list or a dict); the outputs as a tuple in ``output_names`` order."""
+    structure = _keras_structure(model, "input")
+    keyed = isinstance(structure, dict)
+    key_of = {tensor.name: key for key, tensor in structure.items()} if keyed else {}
+
+    def call(tensors: list):
+        if keyed:
+            packed = {key_of[n]: t for n, t in zip(names, tensors, strict=True)}
+        else:
+            packed = tensors[0] if len(tensors) == 1 else list(tensors)
+        result = model(packed, training=False)
+        if isinstance(result, dict):
+            return tuple(result[k] for k in output_names)
+        return _as_tuple(result)
+
+    return call
 
 
 def from_keras(model, options: ImportOptions) -> Conversion:
@@ -170,17 +200,14 @@ def from_keras(model, options: ImportOptions) -> Conversion:
     names = [t.name for t in inputs]
     specs = _specs(names, [t.shape for t in inputs], [t.dtype for t in inputs], options)
     output_names = keras_output_names(model)
-    single = len(specs) == 1
+    call = _keras_caller(model, names, output_names)
 
-    def call(*args):
-        return _as_tuple(model(args[0] if single else list(args), training=False))
-
-    fn = tf.function(call, input_signature=specs)
+    fn = tf.function(lambda *args: call(list(args)), input_signature=specs)
     conversion = _convert_function(fn, specs, output_names, options, f"Keras model {model.name!r}")
 
     def reference(feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        args = [tf.constant(feeds[n]) for n in names]
-        return _numpy_outputs(output_names, model(args[0] if single else args, training=False))
+        result = call([tf.constant(feeds[n]) for n in names])
+        return {name: np.asarray(t) for name, t in zip(output_names, result, strict=True)}
 
     conversion.reference = reference
     return conversion

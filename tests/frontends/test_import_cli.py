@@ -135,6 +135,28 @@ def test_sequential_model_file(tmp_path: Path):
         irc.frontends.load(unbuilt)
 
 
+def test_keras_dict_inputs_and_outputs(tmp_path: Path):
+    """A functional model built on dicts: inputs by tensor name, outputs named by their keys."""
+    import keras
+
+    a, b = keras.Input((3,), name="a"), keras.Input((2,), name="b")
+    joined = keras.layers.Concatenate()([a, b])
+    model = keras.Model({"a": a, "b": b}, {"zeta": keras.layers.Dense(1)(joined),
+                                           "alpha": keras.layers.Dense(2)(joined)})
+    model.save(tmp_path / "dicts.keras")
+    out = tmp_path / "dicts.onnx"
+    run = run_cli("import", tmp_path / "dicts.keras", "-o", out)
+    assert run.returncode == 0, run.stderr
+    onnx_model = assert_valid_import(out)
+    names = [o.name for o in onnx_model.graph.output]
+    assert sorted(names) == ["alpha", "zeta"]
+    rng = np.random.default_rng(0)
+    feeds = {"a": rng.standard_normal((4, 3)).astype(np.float32),
+             "b": rng.standard_normal((4, 2)).astype(np.float32)}
+    expected = model(feeds)
+    assert_close([expected[n].numpy() for n in names], ort_outputs(out, feeds))
+
+
 def test_tf_function_without_signature_needs_shapes(tmp_path: Path):
     out = tmp_path / "affine.onnx"
     run = run_cli("import", "fe_specs_tf:affine", "-o", out)
