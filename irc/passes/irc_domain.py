@@ -120,6 +120,7 @@ def _declare(graph: Graph, fn: FunctionProto) -> None:
     """Add the function (once) and the irc opset import to the model."""
     info = root_of(graph).model
     info.opset_imports.setdefault(DOMAIN, VERSION)
+    info.ir_version = max(info.ir_version, 8)  # model-local functions need IR 8
     if info.extra is None:
         info.extra = ModelProto()
     if not any(f.domain == fn.domain and f.name == fn.name for f in info.extra.functions):

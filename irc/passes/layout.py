@@ -82,3 +82,34 @@ def _target(graph: Graph, op: Op, out: Value) -> list[int] | None:
         if t is not None and not np.any(t == 0):
             return [int(d) for d in t]
     return None
+
+
+@register("concat", 2, "flatten nested Concats on the same axis")
+def concat(graph: Graph, ctx: Context) -> PassResult:
+    result = PassResult()
+    for op in topo_ops(graph):
+        if op not in graph.nx or not is_std(op, "Concat"):
+            continue
+        axis, ins, merged = op.attr("axis"), [], False
+        rank = op.output(0).rank
+        for v in op.inputs:
+            inner = graph.producer(v) if v is not None else None
+            if (inner is not None and is_std(inner, "Concat") and only_consumer(graph, v) is op
+                    and _same_axis(inner.attr("axis"), axis, rank)):
+                ins.extend(inner.inputs)
+                graph.remove_op(inner, keep_outputs=True)
+                merged = True
+            else:
+                ins.append(v)
+        if merged:
+            out = op.output(0)
+            graph.remove_op(op, keep_outputs=True)  # dangling inner outputs: dce drops them
+            graph.add_op("Concat", ins, outputs=[out], name=op.name, attrs={"axis": axis})
+            result.note(f"nested Concats flattened into {op.name}")
+    return result
+
+
+def _same_axis(a: int, b: int, rank: int | None) -> bool:
+    if a == b:
+        return True
+    return rank is not None and a % rank == b % rank

@@ -69,3 +69,14 @@ def test_unsqueeze_squeeze_cancel():
     _, after = optimized(m)
     assert ops(after) == ["Relu"]
     assert_same(m, after)
+
+
+def test_nested_concats_flatten():
+    nodes = [helper.make_node("Concat", ["x", "x"], ["a"], axis=1),
+             helper.make_node("Relu", ["x"], ["r"]),
+             helper.make_node("Concat", ["r", "x"], ["b"], axis=-1),
+             helper.make_node("Concat", ["a", "b", "x"], ["y"], axis=1)]
+    m = model(nodes, [("x", F, [2, 3])], [("y", F, [2, 15])])
+    _, after = optimized(m)
+    assert ops(after) == ["Relu", "Concat"]
+    assert_same(m, after)
