@@ -164,8 +164,9 @@ def build() -> dict[str, dict]:
     d = fam["dtypes"]
     d["add_i64"] = binary("Add", ta=TP.INT64, sa=(2, 3), sb=(3,))
     d["matmul_i32"] = binary("MatMul", ta=TP.INT32, sa=(2, 3), sb=(3, 2))
-    d["conv_f64"] = model("convd", [helper.make_node("Conv", ["x", "w"], ["y"])], [("x", TP.DOUBLE, [1, 2, 5, 5])],
-                          [("y", TP.DOUBLE)], [("w", w(rng, 3, 2, 3, 3, dtype=np.float64))])
+    d["matmul_softmax_f64"] = model("mmd", [helper.make_node("MatMul", ["x", "w"], ["m"]),
+                                            helper.make_node("Softmax", ["m"], ["y"])],
+                                    [("x", TP.DOUBLE, [2, 4])], [("y", TP.DOUBLE)], [("w", w(rng, 4, 3, dtype=np.float64))])
     d["and_bool"] = binary("And", ta=TP.BOOL, sa=(2, 3), sb=(2, 3))
     d["cast_u8_f32"] = model("cast", [helper.make_node("Cast", ["x"], ["y"], to=TP.FLOAT)],
                              [("x", TP.UINT8, [2, 3])], [("y", F)])

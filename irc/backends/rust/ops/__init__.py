@@ -7,6 +7,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     norm,
     pool,
     quant,
+    attention,
     reduce,
     resize,
     rnn,

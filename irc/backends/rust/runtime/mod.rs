@@ -1,5 +1,6 @@
 //! The runtime of layers every generated crate carries: plain ndarray code, no other crate.
 
+pub mod attention;
 pub mod cli;
 pub mod conv;
 pub mod elem;
@@ -16,6 +17,7 @@ pub mod rnn;
 pub mod shape;
 pub mod weights;
 
+pub use attention::*;
 pub use cli::{next_input, Signature};
 pub use conv::*;
 pub use elem::*;

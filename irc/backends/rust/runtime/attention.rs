@@ -1,0 +1,140 @@
+//! ONNX `Attention` (opset 23+): scaled dot-product attention with masks, causal masking,
+//! a key/value cache, grouped-query heads and softcap.
+
+use super::elem::{Elem, Float};
+use super::elementwise::{add, unary};
+use super::error::{shape_err, Result};
+use super::linalg::matmul;
+use super::reduce::softmax;
+use super::shape::{concat, reshape, transpose};
+use ndarray::{ArrayD, Axis, IxDyn};
+
+/// Attributes of `Attention`.
+#[derive(Debug, Clone, Copy)]
+pub struct AttentionParams {
+    pub scale: Option<f64>,
+    pub is_causal: bool,
+    pub q_num_heads: usize,
+    pub kv_num_heads: usize,
+    pub softcap: f64,
+    pub qk_matmul_output_mode: i64,
+}
+
+/// `[B, S, H*D]` -> `[B, H, S, D]`.
+fn split_heads<T: Elem>(x: &ArrayD<T>, heads: usize) -> Result<ArrayD<T>> {
+    if x.ndim() == 4 {
+        return Ok(x.clone());
+    }
+    if x.ndim() != 3 || heads == 0 {
+        return shape_err("attention: inputs must be 3-D (with head counts) or 4-D");
+    }
+    let (b, s) = (x.shape()[0] as i64, x.shape()[1] as i64);
+    transpose(&reshape(x, &[b, s, heads as i64, -1], false)?, &[0, 2, 1, 3])
+}
+
+/// The additive bias `[.., q, kv]` from the mask, causal masking and the padding lengths.
+fn bias<T: Float, M: Elem>(
+    mask: Option<&ArrayD<M>>,
+    q_len: usize,
+    kv_len: usize,
+    past: usize,
+    causal: bool,
+    nonpad: Option<&ArrayD<i64>>,
+) -> Result<ArrayD<T>> {
+    let neg = T::lowest();
+    let mut b: ArrayD<T> = match mask {
+        Some(m) => {
+            let is_bool = M::DESCR == "|b1";
+            let mut dims = m.shape().to_vec();
+            let last = dims.len().saturating_sub(1);
+            let have = dims.get(last).copied().unwrap_or(0);
+            dims[last] = kv_len;
+            ArrayD::from_shape_fn(IxDyn(&dims), |ix| {
+                if ix[last] >= have {
+                    return neg;
+                }
+                let v = m[&ix];
+                if is_bool {
+                    if v.is_true() { T::zero() } else { neg }
+                } else {
+                    T::from_f64(v.to_f64())
+                }
+            })
+        }
+        None => ArrayD::from_elem(IxDyn(&[q_len, kv_len]), T::zero()),
+    };
+    if causal {
+        let r = b.ndim();
+        for (ix, v) in b.indexed_iter_mut() {
+            let (i, j) = (ix[r - 2], ix[r - 1]);
+            if j >= past && j - past > i {
+                *v = v.add(neg);
+            }
+        }
+    }
+    if let Some(lens) = nonpad {
+        let batch = lens.len();
+        let pad = ArrayD::from_shape_fn(IxDyn(&[batch, 1, 1, kv_len]), |ix| {
+            if (ix[3] as i64) < lens[IxDyn(&[ix[0]])] { T::zero() } else { neg }
+        });
+        b = add(&b, &pad)?;
+    }
+    Ok(b)
+}
+
+/// Returns `Y`, `present_key`, `present_value` and the `qk_matmul_output` selected by its mode.
+#[allow(clippy::too_many_arguments, clippy::type_complexity)]
+pub fn attention<T: Float, M: Elem>(
+    q: &ArrayD<T>,
+    k: &ArrayD<T>,
+    v: &ArrayD<T>,
+    mask: Option<&ArrayD<M>>,
+    past_key: Option<&ArrayD<T>>,
+    past_value: Option<&ArrayD<T>>,
+    nonpad: Option<&ArrayD<i64>>,
+    p: &AttentionParams,
+) -> Result<(ArrayD<T>, ArrayD<T>, ArrayD<T>, ArrayD<T>)> {
+    let three_d = q.ndim() == 3;
+    let q4 = split_heads(q, p.q_num_heads)?;
+    let mut k4 = split_heads(k, p.kv_num_heads)?;
+    let mut v4 = split_heads(v, p.kv_num_heads)?;
+    let past = past_key.map_or(0, |pk| pk.shape().get(2).copied().unwrap_or(0));
+    if let Some(pk) = past_key {
+        k4 = concat(&[pk, &k4], 2)?;
+    }
+    if let Some(pv) = past_value {
+        v4 = concat(&[pv, &v4], 2)?;
+    }
+    let (present_k, present_v) = (k4.clone(), v4.clone());
+    let head = q4.shape()[3] as f64;
+    let s = T::from_f64(p.scale.unwrap_or(1.0 / head.sqrt()).sqrt());
+    let (hq, hk) = (q4.shape()[1], k4.shape()[1]);
+    if hq != hk && hk > 0 && hq % hk == 0 {
+        let pick: Vec<usize> = (0..hq).map(|h| h / (hq / hk)).collect();
+        k4 = k4.select(Axis(1), &pick);
+        v4 = v4.select(Axis(1), &pick);
+    }
+    let qs = unary(&q4, |x| x.mul(s))?;
+    let ks = unary(&transpose(&k4, &[0, 1, 3, 2])?, |x| x.mul(s))?;
+    let qk = matmul(&qs, &ks)?;
+    let b = bias::<T, M>(mask, q4.shape()[2], k4.shape()[2], past, p.is_causal, nonpad)?;
+    let mut scores = add(&qk, &b)?;
+    let mut qk_out = if p.qk_matmul_output_mode == 1 { scores.clone() } else { qk };
+    if p.softcap > 0.0 {
+        let c = p.softcap;
+        scores = unary(&scores, |x| T::from_f64((x.to_f64() / c).tanh() * c))?;
+        if p.qk_matmul_output_mode == 2 {
+            qk_out = scores.clone();
+        }
+    }
+    let probs = softmax(&scores, -1, false)?;
+    if p.qk_matmul_output_mode == 3 {
+        qk_out = probs.clone();
+    }
+    let mut y = matmul(&probs, &v4)?;
+    if three_d {
+        let (bsz, seq) = (y.shape()[0] as i64, y.shape()[2] as i64);
+        y = reshape(&transpose(&y, &[0, 2, 1, 3])?, &[bsz, seq, -1], false)?;
+    }
+    Ok((y, present_k, present_v, qk_out))
+}
