@@ -122,7 +122,13 @@ def flatten_outputs(result: Any) -> list:
     return [result]
 
 
-def output_names(count: int) -> list[str]:
+def output_names(count: int, result: Any = None) -> list[str]:
+    """The keys of a dict (or namedtuple) of tensors, else output_0, output_1, ..."""
+    if hasattr(result, "_fields"):
+        result = result._asdict()
+    if isinstance(result, dict) and len(result) == count and all(
+            isinstance(k, str) and k for k in result):
+        return list(result)
     return [f"output_{i}" for i in range(count)]
 
 
@@ -180,8 +186,8 @@ def from_module(module, options: ImportOptions, label: str) -> Conversion:
     names = forward_inputs(module)
     args = _example_inputs(names, options, label)
     with torch.no_grad():
-        count = len(flatten_outputs(module(*args)))
-    outputs = output_names(count)
+        sample = module(*args)
+    outputs = output_names(len(flatten_outputs(sample)), sample)
     dynamic = _batch_dims(names) if options.dynamic_batch else None
     model = _export(module, tuple(args), names, outputs, dynamic, options, label)
     if options.dynamic_batch:

@@ -35,3 +35,16 @@ def varargs_model():
             return xs[0]
 
     return VarArgs()
+
+
+class DictHeads(torch.nn.Module):
+    """Returns a dict: the keys become the ONNX output names."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body = torch.nn.Linear(4, 6)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        h = self.body(x)
+        return {"mean": h.mean(dim=1), "features": torch.tanh(h)}

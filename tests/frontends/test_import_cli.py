@@ -208,6 +208,40 @@ def test_saved_model_input_shape_and_opset(saved_model_dir, tmp_path: Path):
     assert_one_line_error(run.stderr, run.returncode, "'nope'", "'x'")
 
 
+def test_tf_module_saved_model_with_named_signatures(tmp_path: Path):
+    """tf.saved_model.save of a tf.Module with two signatures: --signature picks one."""
+    import tensorflow as tf
+
+    class Scorer(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = tf.Variable(np.arange(12, dtype=np.float32).reshape(4, 3) / 10)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
+        def score(self, features):
+            return {"logits": features @ self.w, "norm": tf.norm(features, axis=1)}
+
+        @tf.function(input_signature=[tf.TensorSpec([None, 4], tf.float32, name="features")])
+        def embed(self, features):
+            return {"embedding": tf.nn.relu(features @ self.w)}
+
+    module = Scorer()
+    tf.saved_model.save(module, str(tmp_path / "scorer"),
+                        signatures={"score": module.score, "embed": module.embed})
+    out = tmp_path / "score.onnx"
+    run = run_cli("import", tmp_path / "scorer", "-o", out)
+    assert_one_line_error(run.stderr, run.returncode, "'serving_default'", "embed, score")
+    run = run_cli("import", tmp_path / "scorer", "--signature", "score", "-o", out)
+    assert run.returncode == 0, run.stderr
+    model = assert_valid_import(out)
+    assert [i.name for i in model.graph.input] == ["features"]
+    assert [o.name for o in model.graph.output] == ["logits", "norm"]
+    x = np.random.default_rng(0).standard_normal((3, 4)).astype(np.float32)
+    expected = module.score(tf.constant(x))
+    assert_close([expected["logits"].numpy(), expected["norm"].numpy()],
+                 ort_outputs(out, {"features": x}))
+
+
 def test_missing_tensorflow_names_the_extra(monkeypatch, tmp_path: Path):
     monkeypatch.setitem(sys.modules, "tf2onnx", None)  # what find_spec reports for a missing package
     run = run_cli("import", "fe_specs_tf:signed", "-o", tmp_path / "o.onnx")
@@ -245,6 +279,24 @@ def test_integer_inputs_with_dtype_suffix(tmp_path: Path):
     with torch.no_grad():
         expected = Embedder()(torch.from_numpy(tokens)).numpy()
     assert_close([expected], ort_outputs(out, {"tokens": tokens}))
+
+
+def test_torch_dict_outputs_and_batch_one_example(tmp_path: Path):
+    """Dict keys name the outputs; a batch of 1 with --dynamic-batch is traced at 2 and stays dynamic."""
+    out = tmp_path / "heads.onnx"
+    run = run_cli("import", "fe_specs_torch:DictHeads", "--input-shape", "x:1,4", "--dynamic-batch",
+                  "-o", out)
+    assert run.returncode == 0, run.stderr
+    model = assert_valid_import(out)
+    assert [o.name for o in model.graph.output] == ["mean", "features"]
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param
+    import torch
+    from fe_specs_torch import DictHeads
+
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    with torch.no_grad():
+        expected = DictHeads()(torch.from_numpy(x))
+    assert_close([expected["mean"].numpy(), expected["features"].numpy()], ort_outputs(out, {"x": x}))
 
 
 def test_torch_module_needs_shapes_and_named_args(tmp_path: Path):
