@@ -268,8 +268,11 @@ class Bench:
                 self.native_round(build, names, input_dir, config, native, slot)
 
     def native_round(self, build, names, input_dir, config, native: EngineResult, slot: float) -> None:
-        estimate = native.round_stats[-1][0] if native.round_stats else 1000.0
-        count = int(min(self.args.max_runs / self.args.rounds, max(3, slot * 1e6 / max(estimate, 1.0))))
+        if native.round_stats:
+            estimate = native.round_stats[-1][0]
+            count = int(min(self.args.max_runs / self.args.rounds, max(3, slot * 1e6 / max(estimate, 1.0))))
+        else:
+            count = 3  # no estimate yet: the first round sizes the next ones
         try:
             median, p90, rss = irc_engine.bench_native(build, names, input_dir, count, config.threads)
         except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
