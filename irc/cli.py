@@ -65,8 +65,9 @@ def import_(
     signature: Annotated[str, typer.Option(
         "--signature", help="SavedModel signature to convert.")] = "serving_default",
     input_shape: Annotated[list[str] | None, typer.Option(
-        "--input-shape", help="NAME:D0,D1,... input shape, repeatable; '?' for any size, "
-                              "':int64' suffix for the dtype (e.g. x:2,3,224,224).")] = None,
+        "--input-shape", metavar="NAME:D0,D1,...",
+        help="Shape of input NAME, repeatable; '?' for any size, an ':int64' suffix sets the "
+             "dtype (e.g. x:2,3,224,224).")] = None,
     dynamic_batch: Annotated[bool, typer.Option(
         "--dynamic-batch", help="Make the first axis of every input a symbolic batch.")] = False,
     opset: Annotated[int | None, typer.Option(
