@@ -11,9 +11,11 @@ import contextlib
 import inspect
 import io
 import logging
+import os
 import re
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +58,45 @@ def convert(source: Source, options: ImportOptions) -> Conversion:
 
 
 def load_pt2(path: Path):
-    """An ExportedProgram from torch.export.save (a zip archive, loaded without unpickling code)."""
+    """An ExportedProgram from torch.export.save, loaded without running code from the file.
+
+    torch.export.load falls back to full unpickling for some payloads (sample inputs, pickled
+    weights, opaque constants). Archives holding Python objects are refused, and every other
+    torch.load inside is forced to the weights-only unpickler, which rejects code.
+    """
     torch = _torch()
     if path.is_dir():
         raise ModelError(f"{path}: is a directory, expected a .pt2 file from torch.export.save")
+    _refuse_python_objects(path)
+    saved = {k: os.environ.pop(k, None) for k in ("TORCH_FORCE_WEIGHTS_ONLY_LOAD",
+                                                  "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD")}
+    os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
     try:
-        return torch.export.load(str(path))
-    except Exception as exc:  # torch raises RuntimeError/ValueError/zipfile errors
-        raise ModelError(f"{path}: not an ExportedProgram saved with torch.export.save "
-                         f"({_first_line(exc)})") from None
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return torch.export.load(str(path))
+    except Exception as exc:  # torch raises RuntimeError/UnpicklingError/zipfile errors
+        raise ModelError(f"{path}: not a loadable ExportedProgram from torch.export.save "
+                         f"({_first_line(exc)}); irc loads only tensors from a .pt2, never "
+                         "pickled Python objects") from None
+    finally:
+        del os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"]
+        os.environ.update({k: v for k, v in saved.items() if v is not None})
+
+
+def _refuse_python_objects(path: Path) -> None:
+    """Refuse archives whose constants are pickled Python/TorchScript objects."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ModelError(f"{path}: not a .pt2 archive from torch.export.save ({exc})") from None
+    objects = [n for n in names if "/data/constants/" in f"/{n}" and
+               n.rsplit("/", 1)[-1].startswith(("opaque_obj_", "custom_obj_"))]
+    if objects:
+        raise IrcError(f"{path}: holds pickled Python objects ({', '.join(objects[:3])}); loading "
+                       "them would run code from the file. Export the model without custom "
+                       "objects, or import its module spec 'pkg.module:factory'")
 
 
 def _first_line(exc: BaseException) -> str:

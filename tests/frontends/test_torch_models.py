@@ -3,6 +3,8 @@ with a dynamic batch checked against PyTorch at batch 1, 2 and 7."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -96,3 +98,42 @@ def test_static_batch_without_dynamic_flag(tmp_path: Path):
     with torch.no_grad():
         expected = MODELS["mlp"].factory()(torch.from_numpy(feeds["input"])).numpy()
     assert_close([expected], ort_outputs(out, feeds))
+
+
+class _Trap:
+    """Unpickling this creates the file at ``path``: proof that code from the model ran."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _booby_trapped_pt2(src: Path, dst: Path, marker: Path) -> None:
+    """A real .pt2 whose sample inputs are replaced by a pickle that runs code when loaded."""
+    import io
+    import zipfile
+
+    payload = io.BytesIO()
+    torch.save(((_Trap(marker),), {}), payload)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item)
+            if item.filename.endswith("sample_inputs/model.pt"):
+                data = payload.getvalue()
+            zout.writestr(item, data)
+
+
+def test_pt2_never_runs_pickled_code(pt2_files, tmp_path: Path):
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil.pt2"
+    _booby_trapped_pt2(pt2_files["mlp"], evil, marker)
+    # Plain torch.export.load falls back to full unpickling and runs the payload (in a child).
+    code = f"import torch; torch.export.load({str(evil)!r})"
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert marker.exists(), "the trap did not fire: the test would prove nothing"
+    marker.unlink()
+    run = run_cli("import", evil, "-o", tmp_path / "o.onnx")
+    assert_one_line_error(run.stderr, run.returncode, "never pickled Python objects")
+    assert not marker.exists()
