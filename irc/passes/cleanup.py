@@ -192,13 +192,20 @@ def dedup(graph: Graph, ctx: Context) -> PassResult:
             continue
         by_hash: dict[str, Value] = {}
         for value in members:
-            digest = hashlib.sha1(value.const.raw_bytes()).hexdigest()
+            digest = _digest(value.const)
             keep = by_hash.setdefault(digest, value)
             if keep is not value:
                 graph.replace_all_uses(value, keep)
                 graph.remove_value(value)
                 result.note(f"initializer {value.name} merged into {keep.name}")
     return result
+
+
+def _digest(tensor: Tensor) -> str:
+    """Hash of the data; arrays already decoded are hashed without re-encoding them."""
+    array = tensor._array
+    data = np.ascontiguousarray(array).tobytes() if array is not None else tensor.raw_bytes()
+    return hashlib.sha1(data).hexdigest()
 
 
 # -- If with a known condition ----------------------------------------------------------------

@@ -160,8 +160,11 @@ def _scale_shift(graph: Graph, op: Op, scale: np.ndarray, shift: np.ndarray) -> 
     b = const(graph, op.input(bias_slot)) if t != "MatMul" and op.n_inputs > bias_slot else None
     if t != "MatMul" and op.input(bias_slot) is not None and b is None:
         return False
-    w64 = w.astype(np.float64)
-    if t == "Conv":
+    unit_scale = bool(np.all(scale == 1.0)) and t != "Gemm"
+    w64 = None if unit_scale else w.astype(np.float64)
+    if unit_scale:
+        w_new = None  # a pure shift leaves the weights alone
+    elif t == "Conv":
         w_new = w64 * scale.reshape((n,) + (1,) * (w.ndim - 1))
     elif t == "ConvTranspose":
         g = op.attr("group", 1)
@@ -188,7 +191,8 @@ def _scale_shift(graph: Graph, op: Op, scale: np.ndarray, shift: np.ndarray) -> 
         op.set_attr("beta", 1.0)
     else:
         b_new = (np.zeros(n) if b is None else b.astype(np.float64)) * scale + shift
-    graph.set_input(op, 1, new_const(graph, op.input(1).name + "_fused", w_new.astype(w.dtype)))
+    if w_new is not None:
+        graph.set_input(op, 1, new_const(graph, op.input(1).name + "_fused", w_new.astype(w.dtype)))
     if t == "MatMul":
         _add_bias_after(graph, op, b_new.astype(w.dtype))
     else:

@@ -35,6 +35,8 @@ def infer(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     if graph.parent is not None:
         return result  # the root's run covers its subgraphs
+    if not _needs_inference(graph):
+        return result  # every computed value already has a type and a static shape
     model = to_onnx(graph, _type_only_writer)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
@@ -42,6 +44,16 @@ def infer(graph: Graph, ctx: Context) -> PassResult:
         return result  # a model onnx cannot infer keeps the shapes it has
     _copy_back(graph, inferred.graph, result)
     return result
+
+
+def _needs_inference(root: Graph) -> bool:
+    for g in root.all_graphs():
+        for value in g.values.values():
+            if value.const is not None or value.type_proto is not None or g.producer(value) is None:
+                continue
+            if value.dtype is None or value.shape is None or not all(isinstance(d, int) for d in value.shape):
+                return True
+    return False
 
 
 def _copy_back(graph: Graph, gp: GraphProto, result: PassResult) -> None:
