@@ -17,6 +17,7 @@ def transposes(graph: Graph, ctx: Context) -> PassResult:
     for op in topo_ops(graph):
         if op not in graph.nx or not is_std(op, "Transpose"):
             continue
+        _pull_through_unary(graph, op, result)
         x = op.input(0)
         first = graph.producer(x) if x is not None else None
         if first is None or not is_std(first, "Transpose") or only_consumer(graph, x) is not op:
@@ -35,6 +36,34 @@ def transposes(graph: Graph, ctx: Context) -> PassResult:
         graph.remove_op(first)
         result.note(f"Transpose {first.name} merged into {op.name}")
     return result
+
+
+_UNARY = ("Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", "LeakyRelu",
+          "Elu", "Selu", "Softplus", "HardSigmoid", "Reciprocal", "Floor", "Ceil", "Sign", "Cast")
+
+
+def _pull_through_unary(graph: Graph, second: Op, result: PassResult) -> None:
+    """Transpose -> unary elementwise -> Transpose: the first Transpose moves after the
+    unary op, where it meets the second and merges (one Transpose fewer)."""
+    y = second.input(0)
+    unary = graph.producer(y) if y is not None else None
+    if unary is None or not is_std(unary, *_UNARY) or unary.n_inputs != 1 or unary.n_outputs != 1:
+        return
+    if only_consumer(graph, y) is not second:
+        return
+    x = unary.input(0)
+    first = graph.producer(x) if x is not None else None
+    if first is None or not is_std(first, "Transpose") or only_consumer(graph, x) is not unary:
+        return
+    src = first.input(0)
+    graph.set_input(unary, 0, src)
+    graph.set_input(second, 0, first.output(0))
+    graph.set_input(first, 0, y)
+    # first now transposes the unary op's output; its value names keep their meaning
+    y.shape = src.shape
+    first.output(0).shape = x.shape
+    first.output(0).dtype = y.dtype  # a Cast changes the type
+    result.note(f"Transpose {first.name} moved after {unary.op_type} {unary.name}")
 
 
 def _perm(op: Op) -> list[int] | None:

@@ -80,3 +80,13 @@ def test_nested_concats_flatten():
     _, after = optimized(m)
     assert ops(after) == ["Relu", "Concat"]
     assert_same(m, after)
+
+
+def test_transpose_pulled_through_unary_then_cancelled():
+    nodes = [helper.make_node("Transpose", ["x"], ["a"], perm=[0, 2, 3, 1]),
+             helper.make_node("Sigmoid", ["a"], ["s"]),
+             helper.make_node("Transpose", ["s"], ["y"], perm=[0, 3, 1, 2])]
+    m = model(nodes, [("x", F, [2, 3, 4, 5])], [("y", F, [2, 3, 4, 5])])
+    _, after = optimized(m)
+    assert ops(after) == ["Sigmoid"]
+    assert_same(m, after)
