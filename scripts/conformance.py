@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import json
+import re
 import sys
 import tempfile
 import time
@@ -82,17 +83,24 @@ def collect(pattern: str | None):
     return [c for c in cases if pattern is None or fnmatch.fnmatchcase(c.name, pattern)]
 
 
-def node_info(tc) -> tuple[str, int, list[str]]:
-    m = tc.model
-    op_type = m.graph.node[0].op_type if len(m.graph.node) == 1 else (
-        tc.name.removeprefix("test_").split("_")[0])
-    if len(m.graph.node) >= 1:
-        op_type = m.graph.node[-1].op_type if len(m.graph.node) == 1 else m.graph.node[0].op_type
-    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
+def node_info(tc, base_ops: dict[str, str]) -> tuple[str, int, list[str]]:
+    """(op, opset, input dtypes) of a case; an `_expanded` case counts for the op it expands."""
     from onnx import helper
+
+    m = tc.model
+    if len(m.graph.node) == 1:
+        op_type = m.graph.node[0].op_type
+    else:
+        base = re.sub(r"_expanded.*$", "", tc.name)
+        op_type = base_ops.get(base, m.graph.node[0].op_type if m.graph.node else "?")
+    opset = next((o.version for o in m.opset_import if o.domain in ("", "ai.onnx")), 0)
     dtypes = sorted({helper.tensor_dtype_to_string(i.type.tensor_type.elem_type).replace("TensorProto.", "").lower()
                      for i in m.graph.input if i.type.HasField("tensor_type")})
     return op_type, opset, dtypes
+
+
+def single_node_ops(cases) -> dict[str, str]:
+    return {c.name: c.model.graph.node[0].op_type for c in cases if len(c.model.graph.node) == 1}
 
 
 def run(pattern: str | None, chunk: int, workdir: Path, log=print) -> list[dict]:
@@ -101,8 +109,11 @@ def run(pattern: str | None, chunk: int, workdir: Path, log=print) -> list[dict]
 
     excludes = load_excludes()
     records, cases = [], []
-    for i, tc in enumerate(collect(pattern)):
-        op_type, opset, dtypes = node_info(tc)
+    every = collect(None)
+    base_ops = single_node_ops(every)
+    chosen = [c for c in every if pattern is None or fnmatch.fnmatchcase(c.name, pattern)]
+    for i, tc in enumerate(chosen):
+        op_type, opset, dtypes = node_info(tc, base_ops)
         rec = dict(name=tc.name, op=op_type, opset=opset, dtypes=dtypes, status="fail", error="")
         records.append(rec)
         reason = excluded(tc.name, excludes)
@@ -180,7 +191,17 @@ def main() -> int:
     ap.add_argument("--chunk", type=int, default=2000, help="cases per crate")
     ap.add_argument("--no-floor", action="store_true", help="do not check or update the floor")
     ap.add_argument("--workdir", type=Path, help="keep the crates here")
+    ap.add_argument("--doc-only", action="store_true",
+                    help="regenerate docs/SUPPORTED_OPS.md from conformance/results.json")
     args = ap.parse_args()
+    if args.doc_only:
+        records = json.loads(RESULTS.read_text())
+        labels = {tc.name: node_info(tc, single_node_ops(cases))[0] for cases in [collect(None)] for tc in cases}
+        for r in records:
+            r["op"] = labels.get(r["name"], r["op"])
+        RESULTS.write_text(json.dumps(records, indent=1))
+        write_doc(records)
+        return 0
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="irc-conformance-"))
     records = run(args.filter, args.chunk, workdir)
     passed = sum(r["status"] == "pass" for r in records)

@@ -28,3 +28,15 @@ def attention(c: OpCtx) -> str:
     c.multi, c.n_results = "tuple", 4
     return (f"rt::attention::<{t}, {mask_t}>({c.x(0)}, {c.x(1)}, {c.x(2)}, {opt(3)}, {opt(4)}, {opt(5)}, "
             f"{opt(6)}, &rt::AttentionParams {{ {params} }})")
+
+
+@op("RotaryEmbedding")
+def rotary_embedding(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    pos = "None"
+    if c.has(3):
+        c.need(c.t(3) == "i64", "position_ids dtype")
+        pos = f"Some({c.x(3)})"
+    return (f"rt::rotary_embedding({c.x(0)}, {c.x(1)}, {c.x(2)}, {pos}, "
+            f"{'true' if c.a('interleaved', 0) else 'false'}, {int(c.a('rotary_embedding_dim', 0))}, "
+            f"{int(c.a('num_heads', 0))})")

@@ -138,3 +138,55 @@ pub fn attention<T: Float, M: Elem>(
     }
     Ok((y, present_k, present_v, qk_out))
 }
+
+/// ONNX `RotaryEmbedding`: rotates the first `rotary_dim` features of each head by cached angles.
+#[allow(clippy::too_many_arguments)]
+pub fn rotary_embedding<T: Float>(
+    x: &ArrayD<T>,
+    cos: &ArrayD<T>,
+    sin: &ArrayD<T>,
+    position_ids: Option<&ArrayD<i64>>,
+    interleaved: bool,
+    rotary_dim: usize,
+    num_heads: usize,
+) -> Result<ArrayD<T>> {
+    let four_d = x.ndim() == 4;
+    if !four_d && (x.ndim() != 3 || num_heads == 0) {
+        return shape_err("rotary_embedding: input must be 4-D, or 3-D with num_heads");
+    }
+    let head = if four_d { x.shape()[3] } else { x.shape()[2] / num_heads };
+    let rot = if rotary_dim == 0 { head } else { rotary_dim };
+    let half = rot / 2;
+    if cos.shape().last() != Some(&half) || sin.shape() != cos.shape() {
+        return shape_err("rotary_embedding: cache width is not rotary_embedding_dim / 2");
+    }
+    let angle = |c: &ArrayD<T>, b: usize, s: usize, i: usize| -> T {
+        match position_ids {
+            Some(p) => {
+                let pos = p[IxDyn(&[b, s])].max(0) as usize;
+                c.get(IxDyn(&[pos.min(c.shape()[0].saturating_sub(1)), i])).copied().unwrap_or_default()
+            }
+            None => c.get(IxDyn(&[b, s, i])).copied().unwrap_or_default(),
+        }
+    };
+    Ok(ArrayD::from_shape_fn(x.raw_dim(), |ix| {
+        // (b, s, feature index within the head) and a reader for other features of the same head.
+        let (b, s, d) = if four_d { (ix[0], ix[2], ix[3]) } else { (ix[0], ix[1], ix[2] % head) };
+        let at = |k: usize| -> T {
+            let mut j = ix.clone();
+            if four_d {
+                j[3] = k;
+            } else {
+                j[2] = ix[2] - d + k;
+            }
+            x[&j]
+        };
+        if d >= rot {
+            return at(d);
+        }
+        let (i, first) = if interleaved { (d / 2, d % 2 == 0) } else { (d % half, d < half) };
+        let (x1, x2) = if interleaved { (at(2 * i), at(2 * i + 1)) } else { (at(i), at(i + half)) };
+        let (c, sn) = (angle(cos, b, s, i), angle(sin, b, s, i));
+        if first { c.mul(x1).sub(sn.mul(x2)) } else { sn.mul(x1).add(c.mul(x2)) }
+    }))
+}
