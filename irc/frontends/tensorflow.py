@@ -58,13 +58,19 @@ def convert(source: Source, options: ImportOptions) -> Conversion:
 
 
 def _load_keras(path: Path):
+    """keras.models.load_model in safe mode: a Lambda layer's Python code is never deserialized."""
     import keras
 
     try:
-        return keras.models.load_model(str(path), compile=False)
+        return keras.models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as exc:  # Keras raises ValueError/OSError/TypeError for bad files
+        text = str(exc)
+        if "safe_mode" in text or "arbitrary code" in text:
+            raise ModelError(f"{path}: holds Python code (a Lambda layer); irc never deserializes "
+                             "code from a model file: pass a Python spec 'pkg.module:factory' that "
+                             "builds the model") from None
         hint = ("; for custom layers pass a Python spec 'pkg.module:factory' that imports them"
-                if "Unknown" in str(exc) or "custom" in str(exc) else "")
+                if "Unknown" in text or "custom" in text else "")
         raise ModelError(f"{path}: Keras cannot load it ({_first_line(exc)}){hint}") from None
 
 

@@ -157,6 +157,22 @@ def test_keras_dict_inputs_and_outputs(tmp_path: Path):
     assert_close([expected[n].numpy() for n in names], ort_outputs(out, feeds))
 
 
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_keras_lambda_code_is_never_deserialized(tmp_path: Path, suffix: str):
+    import keras
+
+    marker = tmp_path / "pwned"
+    x = keras.Input((3,), name="x")
+    # The path is a literal inside the lambda's code, so the saved bytecode carries the trap.
+    trap = eval(f"lambda t: t * 2 + float(__import__('pathlib').Path({str(marker)!r}).touch() or 0)")
+    model = keras.Model(x, keras.layers.Lambda(trap)(x))
+    marker.unlink()  # building the model ran it once
+    model.save(tmp_path / f"lam{suffix}")
+    run = run_cli("import", tmp_path / f"lam{suffix}", "-o", tmp_path / "o.onnx")
+    assert_one_line_error(run.stderr, run.returncode, "Lambda", "pkg.module:factory")
+    assert not marker.exists()
+
+
 def test_tf_function_without_signature_needs_shapes(tmp_path: Path):
     out = tmp_path / "affine.onnx"
     run = run_cli("import", "fe_specs_tf:affine", "-o", out)
