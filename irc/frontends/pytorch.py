@@ -256,7 +256,7 @@ def _static_batch(program) -> bool:
 
 
 def from_exported(program, options: ImportOptions, label: str) -> Conversion:
-    """An ExportedProgram: its own shapes; --dynamic-batch re-exports a static one."""
+    """An ExportedProgram with its own shapes (a fixed batch cannot be made dynamic afterwards)."""
     torch = _torch()
     if options.input_shapes:
         raise IrcError("--input-shape does not apply to an ExportedProgram: its shapes were fixed "

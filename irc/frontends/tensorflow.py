@@ -42,7 +42,7 @@ def _tf():
 
 def convert(source: Source, options: ImportOptions) -> Conversion:
     """Convert whatever ``source`` names: Keras model, tf.function, SavedModel, .keras/.h5, .tflite."""
-    tf, _ = _tf()
+    _tf()
     if source.obj is not None:
         return _from_object(source.obj, source.spec, options)
     path = source.path
@@ -88,7 +88,7 @@ def _is_keras_model(obj: Any) -> bool:
 
 
 def _from_object(obj: Any, spec: str, options: ImportOptions) -> Conversion:
-    tf, _ = _tf()
+    _tf()
     if _is_keras_model(obj):
         return from_keras(obj, options)
     if hasattr(obj, "get_concrete_function"):
