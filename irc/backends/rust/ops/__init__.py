@@ -1,13 +1,13 @@
 """Codegen units, one per op family. Each registers handlers with :func:`irc.backends.rust.ops.base.op`."""
 
 from . import (  # noqa: F401  (imported for their registrations)
+    attention,
     conv,
     elementwise,
     matmul,
     norm,
     pool,
     quant,
-    attention,
     reduce,
     resize,
     rnn,
