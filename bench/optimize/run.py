@@ -16,7 +16,6 @@ import argparse
 import contextlib
 import io
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -158,14 +157,14 @@ def big_model_rss(workdir: Path, gib: float) -> dict:
     onnx.save(model, src)
     size = sum(p.stat().st_size for p in workdir.iterdir())
     out = workdir / "big_opt.onnx"
-    cmd = [sys.executable, "-m", "irc.cli", "optimize", str(src), "-o", str(out), "--no-check", "--json"]
+    cmd = [sys.executable, str(HERE / "peak_rss.py"), "optimize", str(src), "-o", str(out), "--no-check", "--json"]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, _, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(cmd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
-    stdout = proc.stdout.read().decode()
-    stderr = proc.stderr.read().decode()
-    peak = usage.ru_maxrss * 1024
+    stdout, stderr = proc.stdout, proc.stderr
+    marks = [line for line in stderr.splitlines() if line.startswith("peak_rss_bytes=")]
+    peak = int(marks[-1].split("=")[1]) if marks else -1
+    stderr = "\n".join(line for line in stderr.splitlines() if not line.startswith("peak_rss_bytes="))
     report = json.loads(stdout) if stdout.strip().startswith("{") else {"error": stderr[-300:]}
     return {"model_bytes": size, "layers": layers, "peak_rss_bytes": peak,
             "rss_over_size": round(peak / size, 3), "seconds": round(seconds, 1),
@@ -181,7 +180,7 @@ def markdown(rows: list[dict], big: dict | None) -> str:
              "irc MB | onnxsim MB | onnxslim MB | irc s | onnxsim s | onnxslim s | irc/onnxsim time | ok (irc/sim/slim) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        def get(tool, key, fmt="{}"):
+        def get(tool, key, fmt="{}", r=r):
             v = r[tool].get(key)
             return fmt.format(v) if v is not None else "err"
         others = [r[t]["nodes"] for t in ("onnxsim", "onnxslim") if "nodes" in r[t]]
