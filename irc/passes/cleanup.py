@@ -47,7 +47,7 @@ def dce(graph: Graph, ctx: Context) -> PassResult:
 
 # -- no-op removal ------------------------------------------------------------------
 
-_SHAPE_KEEPING = ("Reshape", "Expand", "Tile", "Flatten", "Squeeze", "Unsqueeze", "Resize")
+_SHAPE_KEEPING = ("Reshape", "Expand", "Tile", "Flatten", "Squeeze", "Unsqueeze")
 _NEUTRAL = {"Add": (0, True), "Sub": (0, False), "Mul": (1, True), "Div": (1, False),
             "Pow": (1, False)}
 
