@@ -266,7 +266,7 @@ class Emitter:
     def _result_expr(self, v: Value) -> str:
         if v in self.b.names and list(self.graph.outputs).count(v) == 1 and v not in self.b.params:
             return self.b.names[v]
-        return f"({self.b.ref(v)}).clone()"
+        return self.b.ref(v).removeprefix("&") + ".clone()"
 
     def _assemble(self) -> ModelSource:
         graph, b = self.graph, self.b

@@ -225,6 +225,7 @@ pub fn conv_transpose<T: Num>(
     };
     if !target.is_empty() {
         for d in 0..nd {
+            // A target larger than the full output leaves zeros (plus bias) at the end.
             let total = full[d].saturating_sub(target[d]);
             let half = total / 2;
             (begin[d], end[d]) = if win.auto_pad == "SAME_UPPER" { (half, total - half) } else { (total - half, half) };
@@ -233,7 +234,11 @@ pub fn conv_transpose<T: Num>(
         begin.copy_from_slice(&win.pads[..nd]);
         end.copy_from_slice(&win.pads[nd..2 * nd]);
     }
-    let out_sp: Vec<usize> = (0..nd).map(|d| full[d].saturating_sub(begin[d] + end[d])).collect();
+    let out_sp: Vec<usize> = if target.is_empty() {
+        (0..nd).map(|d| full[d].saturating_sub(begin[d] + end[d])).collect()
+    } else {
+        target.clone()
+    };
     let kk: usize = kernel.iter().product();
     let (p_in, p_out) = (in_sp.iter().product::<usize>(), out_sp.iter().product::<usize>());
     let xs = with_shape(x.view(), &[n * c, p_in])?.into_dimensionality::<Ix2>().map_err(err2)?;

@@ -160,7 +160,11 @@ pub fn where_<T: Elem>(cond: &ArrayD<bool>, x: &ArrayD<T>, y: &ArrayD<T>) -> Res
 pub fn clip<T: Num>(a: &ArrayD<T>, lo: Option<T>, hi: Option<T>) -> Result<ArrayD<T>> {
     let lo = lo.unwrap_or_else(T::lowest);
     let hi = hi.unwrap_or_else(T::highest);
-    unary(a, |v| if v < lo { lo } else if v > hi { hi } else { v })
+    // When lo > hi every value becomes hi, as ONNX specifies.
+    unary(a, |v| {
+        let v = if v < lo { lo } else { v };
+        if v > hi { hi } else { v }
+    })
 }
 /// Element conversion as ONNX `Cast` (float to int truncates, like C).
 pub fn cast<A: Elem, O: Elem>(a: &ArrayD<A>) -> Result<ArrayD<O>> {
