@@ -85,7 +85,10 @@ def _merge(value: Value, tt, result: PassResult) -> None:
         value.dtype = tt.elem_type
         changed = True
     if tt.HasField("shape"):
-        new = tuple(d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+        # onnx names dims it cannot relate "unk__N", afresh on every run: two such
+        # names from different runs could collide, so they are kept as unknown.
+        new = tuple(d.dim_value if d.HasField("dim_value")
+                    else (d.dim_param if d.dim_param and not d.dim_param.startswith("unk__") else None)
                     for d in tt.shape.dim)
         merged = _better(value.shape, new)
         if merged != value.shape:
