@@ -52,3 +52,14 @@ def upsample(c: OpCtx) -> str:
     fields = [f"mode: {c.string(mode)}", "coord: \"asymmetric\"", "nearest: \"floor\"", "cubic_coeff_a: -0.75",
               "exclude_outside: false", "extrapolation_value: 0.0", "policy: \"stretch\""]
     return f"rt::resize({c.x(0)}, None, {scales}, None, None, &rt::ResizeMode {{ {', '.join(fields)} }})"
+
+
+@op("GridSample")
+def grid_sample(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    c.need(c.t(1) == c.t(0), "grid dtype differs from the input")
+    mode = c.s("mode", "linear" if c.opset >= 20 else "bilinear", {"linear", "bilinear", "nearest", "cubic", "bicubic"})
+    mode = {"bilinear": "linear", "bicubic": "cubic"}.get(mode, mode)
+    padding = c.s("padding_mode", "zeros", {"zeros", "border", "reflection"})
+    align = "true" if c.a("align_corners", 0) else "false"
+    return f"rt::grid_sample({c.x(0)}, {c.x(1)}, {c.string(mode)}, {c.string(padding)}, {align})"

@@ -2,7 +2,7 @@
 
 use super::elem::Float;
 use super::error::{shape_err, Result};
-use ndarray::{ArrayD, IxDyn};
+use ndarray::{ArrayD, Dimension, IxDyn};
 
 /// Interpolation settings of ONNX `Resize`.
 #[derive(Debug, Clone, Copy)]
@@ -183,4 +183,108 @@ pub fn resize<T: Float>(
         out = resize_axis(&out, ax, size, scale, r, m);
     }
     Ok(out)
+}
+
+fn reflect(x: f64, lo: f64, hi: f64) -> f64 {
+    let range = hi - lo;
+    if range <= 0.0 {
+        return lo;
+    }
+    let (dx, from_low) = if x < lo { (lo - x, true) } else if x > hi { (x - hi, false) } else { return x };
+    let n = (dx / range).floor();
+    let r = dx - n * range;
+    let even = (n as i64) % 2 == 0;
+    match (from_low, even) {
+        (true, true) | (false, false) => lo + r,
+        _ => hi - r,
+    }
+}
+
+/// Per spatial dim: the (index, weight) taps of one sampling coordinate.
+fn grid_taps(mode: &str, x: f64) -> Vec<(i64, f64)> {
+    match mode {
+        "nearest" => vec![(x as i64, 1.0)],
+        "cubic" => {
+            let x0 = x.floor();
+            let w = cubic_weights(x - x0, -0.75);
+            (0..4).map(|k| (x0 as i64 + k - 1, w[k as usize])).collect()
+        }
+        _ => {
+            let x0 = x.floor();
+            let t = x - x0;
+            vec![(x0 as i64, 1.0 - t), (x0 as i64 + 1, t)]
+        }
+    }
+}
+
+/// ONNX `GridSample` (N-D): samples `x [N, C, D...]` at the normalized points of `grid [N, O..., k]`.
+pub fn grid_sample<T: Float>(x: &ArrayD<T>, grid: &ArrayD<T>, mode: &str, padding: &str, align_corners: bool) -> Result<ArrayD<T>> {
+    let nd = x.ndim().saturating_sub(2);
+    if nd == 0 || grid.ndim() != nd + 2 || grid.shape()[grid.ndim() - 1] != nd || grid.shape()[0] != x.shape()[0] {
+        return shape_err(format!("grid_sample: grid {:?} does not match input {:?}", grid.shape(), x.shape()));
+    }
+    let dims: Vec<usize> = x.shape()[2..].to_vec();
+    let (lo, hi): (Vec<f64>, Vec<f64>) = dims
+        .iter()
+        .map(|&d| if align_corners { (0.0, d as f64 - 1.0) } else { (-0.5, d as f64 - 0.5) })
+        .unzip();
+    let mut out_dims = vec![x.shape()[0], x.shape()[1]];
+    out_dims.extend_from_slice(&grid.shape()[1..grid.ndim() - 1]);
+    Ok(ArrayD::from_shape_fn(IxDyn(&out_dims), |ix| {
+        let mut g = vec![ix[0]];
+        g.extend_from_slice(&ix.slice()[2..]);
+        g.push(0);
+        let last = g.len() - 1;
+        // Grid coordinates are (x, y, z...): the innermost spatial dim first.
+        let taps: Vec<Vec<(i64, f64)>> = (0..nd)
+            .map(|i| {
+                g[last] = nd - 1 - i;
+                let n = grid[IxDyn(&g)].to_f64();
+                let len = dims[i] as f64;
+                let mut c = if align_corners { (n + 1.0) / 2.0 * (len - 1.0) } else { ((n + 1.0) * len - 1.0) / 2.0 };
+                if mode == "nearest" {
+                    c = if (c - c.trunc()).abs() == 0.5 { 2.0 * (c / 2.0).round() } else { c.round() };
+                }
+                if c < lo[i] || c > hi[i] {
+                    c = match padding {
+                        "border" => c.clamp(0.0, len - 1.0),
+                        "reflection" => reflect(c, lo[i], hi[i]),
+                        _ => c,
+                    };
+                }
+                grid_taps(mode, c)
+            })
+            .collect();
+        let sizes: Vec<usize> = taps.iter().map(Vec::len).collect();
+        let mut k = vec![0usize; nd];
+        let mut src = vec![ix[0], ix[1]];
+        src.extend(std::iter::repeat_n(0, nd));
+        let mut acc = 0.0;
+        loop {
+            let mut w = 1.0;
+            let mut inside = true;
+            for i in 0..nd {
+                let (idx, wt) = taps[i][k[i]];
+                w *= wt;
+                let d = dims[i] as i64;
+                let j = match padding {
+                    "border" => idx.clamp(0, d - 1),
+                    "reflection" => reflect(idx as f64, lo[i], hi[i]) as i64,
+                    _ => idx,
+                };
+                if j < 0 || j >= d {
+                    inside = false;
+                } else {
+                    src[2 + i] = j as usize;
+                }
+            }
+            if inside && w != 0.0 {
+                acc += w * x[IxDyn(&src)].to_f64();
+            }
+            if !super::conv::next_index(&mut k, &sizes) {
+                break;
+            }
+        }
+        T::from_f64(acc)
+    }))
 }
