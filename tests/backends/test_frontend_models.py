@@ -43,9 +43,19 @@ def frontend_results(tmp_path_factory):
     return run_models(models, root / "crate", "irc_test_frontends")
 
 
+# tf2onnx lowers the Keras 3 GRU to an ONNX Loop, which the Rust backend does not emit yet.
+NOT_YET = {"keras_gru": "ONNX Loop (tf2onnx's lowering of the Keras 3 GRU) is not supported yet"}
+
+
+def _param(key: str):
+    if key in NOT_YET:
+        return pytest.param(key, marks=pytest.mark.xfail(reason=NOT_YET[key], strict=True))
+    return key
+
+
 @needs_cargo
 @pytest.mark.slow
-@pytest.mark.parametrize("key", [f"keras_{n}" for n in KERAS] + [f"torch_{n}" for n in TORCH])
+@pytest.mark.parametrize("key", [_param(f"keras_{n}") for n in KERAS] + [_param(f"torch_{n}") for n in TORCH])
 def test_frontend_model_emits_and_matches(frontend_results, key):
     case, expected = frontend_results[f"m_{key}"]
     assert case.error is None, f"{case.stage}: {case.error}"

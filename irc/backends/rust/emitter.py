@@ -114,7 +114,8 @@ class FunctionBuilder:
         if v not in self.weight_fields:
             name = self.fields.fresh(v.name, "w")
             self.weight_fields[v] = name
-            self.weights.append(Weight(name, np.ascontiguousarray(c), v.name))
+            # np.ascontiguousarray would turn a 0-d scalar into shape (1,).
+            self.weights.append(Weight(name, np.array(c, order="C"), v.name))
         return f"&self.{self.weight_fields[v]}"
 
 
