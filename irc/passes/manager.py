@@ -50,6 +50,7 @@ class Context:
     fold_total: int = DEFAULT_FOLD_TOTAL
     folded_bytes: int = 0
     root: Graph | None = None
+    memo: dict = field(default_factory=dict)  # per-call state passes keep between runs
 
     def opset(self, domain: str = "") -> int:
         info = self.root.model if self.root is not None else None

@@ -35,25 +35,31 @@ def infer(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     if graph.parent is not None:
         return result  # the root's run covers its subgraphs
-    if not _needs_inference(graph):
-        return result  # every computed value already has a type and a static shape
+    known_unknown = ctx.memo.setdefault("shapes:unresolved", set())
+    lacking = _lacking(graph)
+    if not lacking - known_unknown:
+        return result  # only values onnx could not resolve last time lack a static shape
     model = to_onnx(graph, _type_only_writer)
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False, data_prop=True)
     except Exception:
         return result  # a model onnx cannot infer keeps the shapes it has
     _copy_back(graph, inferred.graph, result)
+    known_unknown.clear()
+    known_unknown.update(_lacking(graph))
     return result
 
 
-def _needs_inference(root: Graph) -> bool:
+def _lacking(root: Graph) -> set[int]:
+    """ids of computed values without a type or a fully static shape."""
+    out = set()
     for g in root.all_graphs():
         for value in g.values.values():
             if value.const is not None or value.type_proto is not None or g.producer(value) is None:
                 continue
             if value.dtype is None or value.shape is None or not all(isinstance(d, int) for d in value.shape):
-                return True
-    return False
+                out.add(id(value))
+    return out
 
 
 def _copy_back(graph: Graph, gp: GraphProto, result: PassResult) -> None:
