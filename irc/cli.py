@@ -124,7 +124,8 @@ def optimize(
         render_report(result)
     if as_json:
         typer.echo(json.dumps(result.as_dict(), indent=2, default=str))
-    note = f"; {checked and 'checked' or 'not checked'}"
+    note = "; not checked" if checked is None else (
+        f"; check skipped: {checked['skipped']}" if checked.get("skipped") else "; checked")
     typer.echo(f"wrote {out} ({result.nodes_before} -> {result.nodes_after} nodes{note})", err=True)
 
 
