@@ -170,13 +170,14 @@ def pipeline(level: int, passes: Iterable[str] | None = None,
 def optimize(graph: Graph, level: int = 2, *, passes: Iterable[str] | None = None,
              skip: Iterable[str] | None = None, fold_limit: int = DEFAULT_FOLD_LIMIT,
              fold_total: int = DEFAULT_FOLD_TOTAL, max_rounds: int = MAX_ROUNDS,
-             on_pass: Callable[[str, Graph], None] | None = None) -> Report:
+             on_pass: Callable[[str, Graph], None] | None = None, debug: bool = False) -> Report:
     """Optimize ``graph`` in place and return a Report.
 
     ``level``: 0 none, 1 cleanup, 2 standard-ONNX fusions (default), 3 irc-domain
     fusions. ``passes`` runs exactly those passes (in that order); ``skip`` drops
     some. ``on_pass(name, graph)`` is called after every pass run (the bisecting
-    checker uses it).
+    checker uses it). ``debug`` runs onnx.checker after every pass and names the
+    pass that first produced an invalid model.
     """
     names = pipeline(level, passes, skip)
     ctx = Context(level=level, fold_limit=fold_limit, fold_total=fold_total, root=graph)
@@ -196,6 +197,8 @@ def optimize(graph: Graph, level: int = 2, *, passes: Iterable[str] | None = Non
                 changed = True
                 version += 1
             seen[name] = version
+            if debug:
+                _validate(graph, name)
             if on_pass is not None:
                 on_pass(name, graph)
         if not changed:
@@ -230,6 +233,17 @@ def _run_one(spec: PassSpec, graph: Graph, ctx: Context, report: Report) -> bool
     stats.params_delta += stats.params_after - p0
     stats.bytes_delta += stats.bytes_after - b0
     return changed
+
+
+def _validate(graph: Graph, name: str) -> None:
+    import onnx
+
+    from ..ir import to_onnx
+
+    try:
+        onnx.checker.check_model(to_onnx(graph))
+    except onnx.checker.ValidationError as exc:
+        raise AssertionError(f"pass {name!r} produced an invalid model: {exc}") from None
 
 
 def _load_passes() -> None:

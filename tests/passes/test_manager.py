@@ -77,3 +77,9 @@ def test_every_registered_pass_has_a_level_and_doc():
     pipeline(3)
     for spec in REGISTRY.values():
         assert 1 <= spec.level <= 3 and spec.doc
+
+
+def test_debug_mode_validates_after_every_pass():
+    g = from_onnx(_chain())
+    report = optimize(g, 3, debug=True)
+    assert report.nodes_after == 1
