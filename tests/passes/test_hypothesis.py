@@ -94,6 +94,6 @@ def test_random_graphs_keep_their_outputs(kinds, seed, level, opset):
         t = b.step(kind, t)
     b.nodes.append(helper.make_node("Identity", [t], ["y"]))
     m = model(b.nodes, [("x", F, [2, C, 4, 4])], [("y", F, [2, C, 4, 4])], b.inits, opset=opset)
-    _, after = optimized(m, level=level)
+    _, after = optimized(m, level=level, debug=True)  # onnx.checker after every pass
     assert len(after.graph.node) <= len(m.graph.node)
     assert_same(m, after, seed=seed)
