@@ -68,13 +68,14 @@ def irc_python_runner(model: str, names: list[str], arrays: list[np.ndarray], th
     """HOOK (issue 6, Python binding): the crate built by ``irc emit --python``.
 
     ``model`` is the directory of the emitted crate; its extension module (built with
-    maturin by run.py) is imported by the crate's name and called once per run, as
+    maturin from ``crate/python`` and installed into ``crate/pyinstall`` by run.py) is
+    imported by the crate's name and called once per run, as
     ``Model.load(dir).forward(*inputs)``. RAYON_NUM_THREADS carries ``threads``.
     """
     import importlib
 
     crate = Path(model)
-    sys.path.insert(0, str(crate / "python"))
+    sys.path.insert(0, str(crate / "pyinstall"))  # where run.py installed the built wheel
     module = importlib.import_module(crate.name)
     net = module.Model.load(str(crate))
     return lambda: _as_list(net.forward(*arrays))

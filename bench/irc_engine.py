@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,8 +83,8 @@ def prepare(model: Path, work: Path, name: str) -> IrcBuild:
     binary = _executable(built.stdout)
     source = sum(p.stat().st_size for p in (crate / "src").rglob("*.rs"))
     result = IrcBuild(crate, binary, seconds, binary.stat().st_size, source)
-    if python and (crate / "pyproject.toml").exists():
-        result.python_module = _build_python(crate, result.notes)
+    if python and (crate / "python" / "pyproject.toml").exists():
+        result.python_module = _build_python(crate, result.notes, env)
     return result
 
 
@@ -96,18 +97,25 @@ def _executable(cargo_json: str) -> Path:
     raise RuntimeError("cargo built no executable")
 
 
-def _build_python(crate: Path, notes: list[str]) -> Path | None:
-    """maturin wheel installed into ``crate/python`` (imported by the irc_python worker)."""
+def _build_python(crate: Path, notes: list[str], env: dict[str, str]) -> Path | None:
+    """Build the binding (``crate/python``, maturin) and install it into ``crate/pyinstall``.
+
+    The ``irc_python`` worker puts that folder first on ``sys.path`` and imports the module
+    by the crate's name.
+    """
     wheels = crate / "wheels"
-    built = subprocess.run(["maturin", "build", "--release", "-o", str(wheels)], cwd=crate,
-                           capture_output=True, text=True, timeout=1800)
+    shutil.rmtree(wheels, ignore_errors=True)
+    built = subprocess.run(["maturin", "build", "--release", "--quiet", "-o", str(wheels)], cwd=crate / "python",
+                           capture_output=True, text=True, timeout=1800, env=env)
     if built.returncode != 0:
-        notes.append("maturin build failed: " + built.stderr.strip().splitlines()[-1])
+        first_error = next((line for line in built.stderr.splitlines() if line.startswith("error")), "")
+        notes.append(f"maturin build failed: {first_error or built.stderr.strip()[-300:]}")
         return None
     wheel = sorted(wheels.glob("*.whl"))[-1]
-    target = crate / "python"
-    subprocess.run(["python", "-m", "pip", "install", "-q", "--no-deps", "--upgrade", "--target", str(target),
-                    str(wheel)], check=True, capture_output=True, timeout=600)
+    target = crate / "pyinstall"
+    shutil.rmtree(target, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--disable-pip-version-check",
+                    "--target", str(target), str(wheel)], check=True, capture_output=True, timeout=600)
     return target
 
 
