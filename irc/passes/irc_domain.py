@@ -13,6 +13,9 @@ computation; docs/IRC_DOMAIN.md is the table of ops and their semantics.
   ``LayerNormalization`` (opset >= 17) or ``irc.LayerNormalization``.
 * GELU, Erf form and tanh form -> ``Gelu`` (opset >= 20) or ``irc.Gelu`` /
   ``irc.GeluTanh``.
+* Chains of two or more attribute-free elementwise ops over one running tensor
+  (its shape unchanged by every step) -> ``irc.Elementwise_<Op1>_<Op2>...``, which
+  the backend emits as one loop.
 
 All fusions require float32 tensors (the function bodies use float constants).
 """
@@ -402,3 +405,97 @@ def _fuse_gelu(graph: Graph, op: Op, opset: int, result: PassResult) -> bool:
         _declare(graph, gelu_function(tanh, opset))
     result.note(f"GELU ({'tanh' if tanh else 'erf'} form) at {op.name} -> Gelu")
     return True
+
+
+# -- elementwise chains ---------------------------------------------------------------------
+
+CHAIN_UNARY = ("Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", "Reciprocal",
+               "Floor", "Ceil", "Softplus", "Softsign")
+CHAIN_BINARY = ("Add", "Sub", "Mul", "Div", "Max", "Min")
+_COMMUTATIVE = ("Add", "Mul", "Max", "Min")
+
+
+def chain_function(steps: list[str], opset: int) -> FunctionProto:
+    """irc.Elementwise_<steps>: X through each step; a binary step reads the next extra input."""
+    inputs, nodes, run, k = ["X"], [], "X", 0
+    for i, step in enumerate(steps):
+        out = "Y" if i == len(steps) - 1 else f"t{i}"
+        if step in CHAIN_BINARY:
+            inputs.append(f"E{k}")
+            nodes.append(helper.make_node(step, [run, f"E{k}"], [out]))
+            k += 1
+        else:
+            nodes.append(helper.make_node(step, [run], [out]))
+        run = out
+    return helper.make_function(DOMAIN, "Elementwise_" + "_".join(steps), inputs, ["Y"], nodes,
+                                [helper.make_opsetid("", opset)])
+
+
+def _chain_step(graph: Graph, op: Op, run: Value) -> Value | None:
+    """The extra input if ``op`` can take ``run`` as its running value (None: cannot;
+    ``run`` itself for a unary op)."""
+    if not is_std(op, *CHAIN_UNARY, *CHAIN_BINARY) or op.attrs or op.n_outputs != 1:
+        return None
+    out = op.output(0)
+    if out is None or not _is_f32(out) or run.shape is None or not _same_static(run, out):
+        return None
+    if op.op_type in CHAIN_UNARY:
+        return run if op.n_inputs == 1 and op.input(0) is run else None
+    if op.n_inputs != 2 or op.input(0) is op.input(1):
+        return None
+    a, b = op.input(0), op.input(1)
+    if a is run:
+        return b if _is_f32(b) else None
+    if b is run and op.op_type in _COMMUTATIVE:
+        return a if _is_f32(a) else None
+    return None
+
+
+def _same_static(a: Value, b: Value) -> bool:
+    return a.shape is not None and b.shape is not None and len(a.shape) == len(b.shape) and all(
+        x == y and x is not None for x, y in zip(a.shape, b.shape, strict=True))
+
+
+@register("irc_chain", 3, "fuse chains of elementwise ops into one irc.Elementwise_* op")
+def irc_chain(graph: Graph, ctx: Context) -> PassResult:
+    result = PassResult()
+    opset = ctx.opset()
+    for op in topo_ops(graph):
+        if op not in graph.nx or not is_std(op, *CHAIN_UNARY, *CHAIN_BINARY):
+            continue
+        start = _chain_start(graph, op)
+        if start is None:
+            continue
+        x, extras, ops = start, [], []
+        run, cur = x, op
+        while cur is not None:
+            extra = _chain_step(graph, cur, run)
+            if extra is None:
+                break
+            ops.append(cur)
+            if extra is not run:
+                extras.append(extra)
+            run = cur.output(0)
+            nxt = only_consumer(graph, run)
+            cur = nxt if nxt is not None and nxt.domain in ("", "ai.onnx") else None
+        if len(ops) < 2 or any(e is run for e in extras):
+            continue
+        steps = [o.op_type for o in ops]
+        out = ops[-1].output(0)
+        graph.remove_op(ops[-1], keep_outputs=True)
+        for o in reversed(ops[:-1]):
+            graph.remove_op(o)
+        name = "Elementwise_" + "_".join(steps)
+        graph.add_op(name, [x, *extras], outputs=[out], domain=DOMAIN, name=ops[0].name)
+        _declare(graph, chain_function(steps, opset))
+        result.note(f"{' -> '.join(steps)} at {ops[0].name} -> irc.{name}")
+    return result
+
+
+def _chain_start(graph: Graph, op: Op) -> Value | None:
+    """The running input of a chain's first op (the input with the output's shape)."""
+    candidates = [op.input(0)] + ([op.input(1)] if op.op_type in _COMMUTATIVE and op.n_inputs == 2 else [])
+    for v in candidates:
+        if v is not None and _is_f32(v) and _chain_step(graph, op, v) is not None:
+            return v
+    return None

@@ -100,3 +100,24 @@ def test_level2_leaves_activations_alone():
     m = model(nodes, [("x", F, [1, 3, 4, 4])], [("y", F, [1, 2, 2, 2])], {"w": rand(2, 3, 3, 3)})
     _, after = optimized(m, level=2)
     assert ops(after) == ["Conv", "Relu"] and not after.functions
+
+
+def test_elementwise_chain_fuses_into_one_op():
+    nodes = [helper.make_node("Mul", ["s", "x"], ["a"]),
+             helper.make_node("Add", ["a", "b"], ["c"]),
+             helper.make_node("Sigmoid", ["c"], ["d"]),
+             helper.make_node("Sub", ["d", "b"], ["e"]),
+             helper.make_node("Div", ["b", "e"], ["y"])]  # running value on the right of Div: stops
+    inits = {"s": rand(1, 6, seed=1), "b": rand(4, 6, seed=2)}
+    m = model(nodes, [("x", F, [4, 6])], [("y", F, [4, 6])], inits, opset=17)
+    _, after = optimized(m, level=3)
+    assert ops(after) == ["Elementwise_Mul_Add_Sigmoid_Sub", "Div"]
+    assert list(after.graph.node[0].input)[0] == "x"
+    assert_same(m, after)
+
+
+def test_broadcasting_step_ends_a_chain():
+    nodes = [helper.make_node("Relu", ["x"], ["a"]), helper.make_node("Add", ["a", "b"], ["y"])]
+    m = model(nodes, [("x", F, [1, 6])], [("y", F, [4, 6])], {"b": rand(4, 6)}, opset=17)
+    _, after = optimized(m, level=3)
+    assert ops(after) == ["Relu", "Add"]
