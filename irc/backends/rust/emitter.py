@@ -14,6 +14,7 @@ from onnx import TensorProto, helper
 
 from ...errors import UnsupportedError
 from ...ir import Graph, Value
+from .emitter_util import indent
 from .ops import HANDLERS, OpCtx, Unsupported
 from .ops.base import RUST_TYPES
 from .sanitize import Namer, doc, ident, rust_str
@@ -69,22 +70,47 @@ def elem_type_of(array: np.ndarray) -> int:
 
 
 class FunctionBuilder:
-    """Builds `forward`: names, constants turned into weights, one statement per node."""
+    """Builds `forward`: names, constants turned into weights, one statement per node.
 
-    def __init__(self, graph: Graph):
+    A child builder emits the body of a Loop or an If branch: it shares the
+    names, weights and fields of its parent and resolves the values its
+    subgraph captures through the parent.
+    """
+
+    def __init__(self, graph: Graph, parent: FunctionBuilder | None = None):
         self.graph = graph
-        self.locals = Namer({"self", "rt", "w", "inputs", "bytes", "path"})
-        self.fields = Namer()
+        self.parent = parent
+        self.emitter = parent.emitter if parent else None
+        self.locals = parent.locals if parent else Namer({"self", "rt", "w", "inputs", "bytes", "path"})
+        self.fields = parent.fields if parent else Namer()
         self.names: dict[Value, str] = {}
         self.params: dict[Value, str] = {}
         self.consts: dict[Value, np.ndarray] = {}
-        self.weight_fields: dict[Value, str] = {}
-        self.weights: list[Weight] = []
+        self.weight_fields: dict[Value, str] = parent.weight_fields if parent else {}
+        self.weights: list[Weight] = parent.weights if parent else []
+
+    def child(self, graph: Graph) -> FunctionBuilder:
+        return FunctionBuilder(graph, self)
+
+    def outer(self, v: Value) -> tuple[FunctionBuilder, Value] | None:
+        """The builder and value an outer-scope read (a capture placeholder) refers to."""
+        if self.parent is None or self.graph.captured.get(v.name) is not v:
+            return None
+        p = self.parent
+        while p is not None:
+            found = p.graph.values.get(v.name)
+            if found is not None and p.graph.captured.get(v.name) is not found:
+                return p, found
+            p = p.parent
+        return None
 
     # -- operands ---------------------------------------------------------
     def const(self, v: Value | None) -> np.ndarray | None:
         if v is None:
             return None
+        up = self.outer(v)
+        if up is not None:
+            return up[0].const(up[1])
         if v in self.consts:
             return self.consts[v]
         if v in self.params or v in self.names:
@@ -95,6 +121,9 @@ class FunctionBuilder:
         return self.consts.get(v)
 
     def rtype(self, v: Value) -> str:
+        up = self.outer(v)
+        if up is not None:
+            return up[0].rtype(up[1])
         c = self.const(v)
         dtype = elem_type_of(c) if c is not None else v.dtype
         if dtype not in RUST_TYPES:
@@ -107,6 +136,9 @@ class FunctionBuilder:
             return self.params[v]
         if v in self.names:
             return f"&{self.names[v]}"
+        up = self.outer(v)
+        if up is not None:
+            return up[0].ref(up[1])
         c = self.const(v)
         if c is None:
             raise Unsupported(f"value {v.name!r} is not computed before use")
@@ -132,8 +164,16 @@ def live_ops(graph: Graph) -> list:
     for node in reversed(ops):
         if any(o is not None and o in needed for o in node.outputs):
             live.append(node)
-            needed.update(v for v in node.inputs if v is not None)
+            # Every value the node reads, including those its subgraphs capture.
+            needed.update(v for v in graph.nx.predecessors(node))
     return list(reversed(live))
+
+
+def _used_values(graph: Graph) -> set:
+    """Values something reads: an op (including subgraph captures) or the graph outputs."""
+    used = set(graph.outputs)
+    used.update(v for v in graph.values.values() if graph.nx.out_degree(v) > 0)
+    return used
 
 
 def _dtype_summary(builder: FunctionBuilder, node) -> str:
@@ -179,12 +219,19 @@ class Emitter:
         self.stmts: list[str] = []
 
     def run(self) -> ModelSource:
+        self.b.emitter = self
         self._bind_inputs()
-        for node in live_ops(self.graph):
-            self._emit_node(node)
+        self.stmts = self.emit_block(self.b)
         if self.problems:
             raise EmitError(self.problems)
         return self._assemble()
+
+    def emit_block(self, builder: FunctionBuilder) -> list[str]:
+        """Statements computing the live ops of ``builder.graph`` (the model, or a subgraph)."""
+        stmts: list[str] = []
+        for node in live_ops(builder.graph):
+            self._emit_node(node, builder, stmts)
+        return stmts
 
     # -- nodes --------------------------------------------------------------
     def _bind_inputs(self) -> None:
@@ -197,68 +244,62 @@ class Emitter:
             except Unsupported as exc:
                 self.problems.append(UnsupportedNode(f"input {v.name}", "<input>", "", self.opset, "?", str(exc)))
 
-    def _problem(self, node, reason: str) -> None:
+    def _problem(self, node, builder: FunctionBuilder, reason: str) -> None:
         self.problems.append(UnsupportedNode(
             node.name or (node.outputs[0].name if node.outputs and node.outputs[0] else "?"),
-            node.op_type, node.domain, self.opset, _dtype_summary(self.b, node), reason))
+            node.op_type, node.domain, self.opset, _dtype_summary(builder, node), reason))
 
-    def _emit_node(self, node) -> None:
+    def _emit_node(self, node, builder: FunctionBuilder, stmts: list[str]) -> None:
         if node.domain not in ("", "ai.onnx"):
-            self._problem(node, f"op domain {node.domain!r} is not supported")
+            self._problem(node, builder, f"op domain {node.domain!r} is not supported")
             return
         if node.op_type == "Constant":
-            if self.b.const(node.outputs[0]) is None:
-                self._problem(node, "unsupported Constant attribute")
+            if builder.const(node.outputs[0]) is None:
+                self._problem(node, builder, "unsupported Constant attribute")
             return
         handler = HANDLERS.get(node.op_type)
         if handler is None:
-            self._problem(node, "op not supported by the Rust backend")
+            self._problem(node, builder, "op not supported by the Rust backend")
             return
-        ctx = OpCtx(self.b, node, self.opset)
+        ctx = OpCtx(builder, node, self.opset)
         try:
+            used = _used_values(builder.graph)
             for v in ctx.outs:
-                if v is not None:
-                    self.b.rtype(v)
+                if v is not None and v in used:
+                    builder.rtype(v)
             expr = handler(ctx)
         except Unsupported as exc:
-            self._problem(node, str(exc))
+            self._problem(node, builder, str(exc))
             return
-        self._bind_outputs(node, ctx, expr)
+        self._bind_outputs(node, ctx, expr, builder, stmts)
 
-    def _bind_outputs(self, node, ctx: OpCtx, expr: str) -> None:
+    def _bind_outputs(self, node, ctx: OpCtx, expr: str, builder: FunctionBuilder, stmts: list[str]) -> None:
         base = node.name or (node.outputs[0].name if node.outputs[0] is not None else node.op_type)
-        used = {v for v in self._used_values()}
+        used = _used_values(builder.graph)
         outs = ctx.outs
+        try_ = "" if ctx.no_try else "?"
         if ctx.multi is None:
-            name = self.b.locals.fresh(base, "t")
-            self.b.names[outs[0]] = name
-            self.stmts.append(f"let {name} = {expr}?;")
+            name = builder.locals.fresh(base, "t")
+            builder.names[outs[0]] = name
+            stmts.append(f"let {name} = {expr}{try_};")
             return
         names = []
         for i, v in enumerate(outs):
             if v is None or v not in used:
                 names.append("_")
                 continue
-            name = self.b.locals.fresh(f"{base}_{i}" if i else base, "t")
-            self.b.names[v] = name
+            name = builder.locals.fresh(f"{base}_{i}" if i else base, "t")
+            builder.names[v] = name
             names.append(name)
         names += ["_"] * max(0, (ctx.n_results or 0) - len(names))
         if ctx.multi == "tuple":
-            self.stmts.append(f"let ({', '.join(names)}) = {expr}?;")
+            stmts.append(f"let ({', '.join(names)}) = {expr}{try_};")
         else:
             arr = _array_type(ctx.ot(0))
-            self.stmts.append(
+            stmts.append(
                 f"let [{', '.join(names)}]: [{arr}; {len(names)}] = {expr}?\n"
                 f"            .try_into()\n"
                 f"            .map_err(|_| Error::Shape(\"unexpected number of parts\".into()))?;")
-
-    def _used_values(self) -> set:
-        if not hasattr(self, "_used"):
-            used = set(self.graph.outputs)
-            for node in self.graph.ops:
-                used.update(v for v in node.inputs if v is not None)
-            self._used = used
-        return self._used
 
     # -- assembly -----------------------------------------------------------
     def _inputs(self) -> list[Value]:
@@ -338,7 +379,7 @@ class Emitter:
             if dims is not None:
                 w(f"        rt::check_shape({b.params[v]}, {rust_str(v.name)}, {dims})?;")
         for s in self.stmts:
-            w("        " + s)
+            w(indent(s, 8))
         w(f"        Ok({results[0] if len(results) == 1 else '(' + ', '.join(results) + ')'})")
         w("    }")
         w("")

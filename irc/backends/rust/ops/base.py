@@ -82,7 +82,8 @@ class OpCtx:
         self.op = node
         self.opset = opset
         self.multi: str | None = None  # "tuple" or "vec" when the expression yields several outputs
-        self.n_results: int | None = None  # tuple arity when it differs from the node's output count
+        self.n_results: int | None = None
+        self.no_try = False  # the expression is a value, not a Result  # tuple arity when it differs from the node's output count
         self.ins: list[Value | None] = node.inputs
         self.outs: list[Value | None] = node.outputs
 

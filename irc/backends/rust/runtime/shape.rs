@@ -516,3 +516,17 @@ pub fn trilu<T: Elem>(a: &ArrayD<T>, k: i64, upper: bool) -> Result<ArrayD<T>> {
 pub fn to_f64_vec<T: Elem>(a: &ArrayD<T>) -> Vec<f64> {
     a.iter().map(|v| v.to_f64()).collect()
 }
+
+/// Stacks equally shaped tensors along a new first axis (Loop and Scan outputs); none gives `[0]`.
+pub fn stack_parts<T: Elem>(parts: &[ArrayD<T>]) -> Result<ArrayD<T>> {
+    if parts.is_empty() {
+        return Ok(ArrayD::from_elem(IxDyn(&[0]), T::default()));
+    }
+    let views: Vec<ArrayViewD<T>> = parts.iter().map(|p| p.view()).collect();
+    ndarray::stack(Axis(0), &views).map_err(|e| Error::Shape(format!("loop outputs differ in shape: {e}")))
+}
+
+/// A 0-d tensor holding `v` (a Loop's iteration number or condition).
+pub fn scalar_tensor<T: Elem>(v: T) -> ArrayD<T> {
+    ArrayD::from_elem(IxDyn(&[]), v)
+}
