@@ -109,3 +109,16 @@ def test_weight_stored_as_constant_of_shape_folds_past_the_per_tensor_limit():
     g = from_onnx(m)
     optimize(g, passes=["shapes", "fold"], fold_limit=1024, fold_total=1024)
     assert "ConstantOfShape" in [o.op_type for o in g.ops]
+
+
+def test_shape_inference_keeps_symbolic_dims_by_name():
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("Flatten", ["r"], ["y"])]
+    m = model(nodes, [("x", F, ["batch", 3, 5, 5])], [("y", F, None)], {"w": rand(4, 3, 3, 3)})
+    g = from_onnx(m)
+    assert g.values["c"].shape is None
+    report = optimize(g, passes=["shapes"])
+    assert report.per_pass["shapes"].changes == 1
+    assert g.values["c"].shape == ("batch", 4, 5, 5) and g.values["c"].dtype == F
+    assert g.values["y"].shape == ("batch", 100)
