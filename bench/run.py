@@ -308,6 +308,22 @@ def gemm_bench(quick: bool) -> dict | None:
     return json.loads(ran.stdout)
 
 
+def refresh_gemm(args: argparse.Namespace) -> int:
+    """Rerun only the GEMM micro-benchmark into an existing results file."""
+    if not args.out.exists():
+        print(f"error: {args.out} does not exist; run the bench first", file=sys.stderr)
+        return 2
+    results = json.loads(args.out.read_text())
+    gemm = gemm_bench(args.quick)
+    if gemm is None:
+        return 1
+    results["gemm"] = gemm
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(report.markdown(results))
+    print(f"updated the gemm section of {args.out}")
+    return 0
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ints = lambda s: [int(x) for x in s.split(",") if x]  # noqa: E731
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -321,6 +337,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--warmup", type=int, default=5, help="discarded runs per engine before timing")
     p.add_argument("--max-runs", type=int, default=2000, help="cap on timed runs per engine and config")
     p.add_argument("--no-gemm", action="store_true", help="skip the GEMM micro-benchmark")
+    p.add_argument("--gemm-only", action="store_true",
+                   help="only rerun the GEMM micro-benchmark and replace its section of --out")
     p.add_argument("--work", type=Path, default=BENCH / "work", help="scratch directory (models, crates, inputs)")
     p.add_argument("--out", type=Path, default=BENCH / "results.json")
     args = p.parse_args(argv)
@@ -333,6 +351,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.gemm_only:
+        return refresh_gemm(args)
     sys.path.insert(0, str(BENCH / "models"))
     from zoo import SUITE
 
