@@ -42,24 +42,45 @@ _UNARY = ("Relu", "Sigmoid", "Tanh", "Abs", "Neg", "Exp", "Log", "Sqrt", "Erf", 
           "Elu", "Selu", "Softplus", "HardSigmoid", "Reciprocal", "Floor", "Ceil", "Sign", "Cast")
 
 
+_SCALAR_BINARY = ("Add", "Sub", "Mul", "Div", "Pow", "Max", "Min")
+
+
+def _layout_free_slot(graph: Graph, op: Op) -> int | None:
+    """The input slot of an op that acts element by element whatever the layout: a
+    unary elementwise op, or a binary one whose other operand is a 1-element constant."""
+    if op.n_outputs != 1:
+        return None
+    if is_std(op, *_UNARY) and op.n_inputs == 1:
+        return 0
+    if is_std(op, *_SCALAR_BINARY) and op.n_inputs == 2 and op.input(0) is not op.input(1):
+        for slot in (0, 1):
+            other = const(graph, op.input(1 - slot))
+            x = op.input(slot)
+            if other is not None and other.size == 1 and x is not None and x.rank is not None \
+                    and other.ndim <= x.rank and graph.producer(x) is not None:
+                return slot
+    return None
+
+
 def _pull_through_unary(graph: Graph, second: Op, result: PassResult) -> None:
-    """Transpose -> unary elementwise -> Transpose: the first Transpose moves after the
-    unary op, where it meets the second and merges (one Transpose fewer)."""
+    """Transpose -> elementwise -> Transpose: the first Transpose moves after the
+    elementwise op, where it meets the second and merges (one Transpose fewer)."""
     y = second.input(0)
     unary = graph.producer(y) if y is not None else None
-    if unary is None or not is_std(unary, *_UNARY) or unary.n_inputs != 1 or unary.n_outputs != 1:
+    if unary is None or only_consumer(graph, y) is not second:
         return
-    if only_consumer(graph, y) is not second:
+    slot = _layout_free_slot(graph, unary)
+    if slot is None:
         return
-    x = unary.input(0)
+    x = unary.input(slot)
     first = graph.producer(x) if x is not None else None
     if first is None or not is_std(first, "Transpose") or only_consumer(graph, x) is not unary:
         return
     src = first.input(0)
-    graph.set_input(unary, 0, src)
+    graph.set_input(unary, slot, src)
     graph.set_input(second, 0, first.output(0))
     graph.set_input(first, 0, y)
-    # first now transposes the unary op's output; its value names keep their meaning
+    # first now transposes the elementwise op's output; its value names keep their meaning
     y.shape = src.shape
     first.output(0).shape = x.shape
     first.output(0).dtype = y.dtype  # a Cast changes the type

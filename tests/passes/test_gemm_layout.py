@@ -90,3 +90,17 @@ def test_transpose_pulled_through_unary_then_cancelled():
     _, after = optimized(m)
     assert ops(after) == ["Sigmoid"]
     assert_same(m, after)
+
+
+def test_transpose_pulled_through_scalar_binary_op():
+    nodes = [helper.make_node("Transpose", ["x"], ["a"], perm=[0, 2, 3, 1]),
+             helper.make_node("Sub", ["k", "a"], ["s"]),
+             helper.make_node("Transpose", ["s"], ["t"], perm=[0, 3, 1, 2]),
+             helper.make_node("Transpose", ["t"], ["u"], perm=[0, 2, 3, 1]),
+             helper.make_node("Add", ["u", "v"], ["w"]),  # (3,) is not a scalar: stays put
+             helper.make_node("Transpose", ["w"], ["y"], perm=[0, 3, 1, 2])]
+    m = model(nodes, [("x", F, [2, 3, 4, 5])], [("y", F, [2, 3, 4, 5])],
+              {"k": np.array([[1.5]], np.float32), "v": rand(3)})
+    _, after = optimized(m)
+    assert ops(after) == ["Sub", "Transpose", "Add", "Transpose"]
+    assert_same(m, after)
