@@ -10,14 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
-from onnx import TensorProto, helper
+from onnx import helper
 
 from ...errors import UnsupportedError
 from ...ir import Graph, Value
 from .emitter_util import indent
 from .ops import HANDLERS, OpCtx, Unsupported
 from .ops.base import RUST_TYPES
-from .sanitize import Namer, doc, ident, rust_str
+from .sanitize import Namer, doc, rust_str
 
 
 @dataclass
@@ -119,6 +119,10 @@ class FunctionBuilder:
         if c is not None:
             self.consts[v] = np.asarray(c)
         return self.consts.get(v)
+
+    @staticmethod
+    def rtype_of_array(array: np.ndarray) -> str:
+        return RUST_TYPES[elem_type_of(array)]
 
     def rtype(self, v: Value) -> str:
         up = self.outer(v)
@@ -404,12 +408,6 @@ class Emitter:
                            [v.name for v in self._inputs()], [v.name for v in outs], files)
 
 
-def _rtype_of_array(self: FunctionBuilder, array: np.ndarray) -> str:
-    return RUST_TYPES[elem_type_of(array)]
-
-
-FunctionBuilder.rtype_of_array = _rtype_of_array
-
 MODULE_PRELUDE = """use crate::runtime as rt;
 use crate::runtime::{AnyArray, Elem, Error};
 use ndarray::ArrayD;
@@ -445,5 +443,4 @@ def write_weights(weights: list[Weight]) -> bytes:
     return bytes(out)
 
 
-__all__ = ["EmitError", "ModelSource", "UnsupportedNode", "emit_model", "write_weights",
-           "MODULE_PRELUDE", "ident", "TensorProto"]
+__all__ = ["EmitError", "ModelSource", "UnsupportedNode", "emit_model", "write_weights", "MODULE_PRELUDE"]

@@ -31,3 +31,16 @@ def einsum(c: OpCtx) -> str:
     c.need(re.fullmatch(r"[A-Za-z,\s]*(->[A-Za-z\s]*)?", eq) is not None, f"einsum equation {eq!r}")
     args = ", ".join(c.x(i) for i in range(len(c.ins)))
     return f"rt::einsum({c.string(eq)}, &[{args}])"
+
+
+@op("Det")
+def det(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    return f"rt::det({c.x(0)})"
+
+
+@op("AffineGrid")
+def affine_grid(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    align = "true" if c.a("align_corners", 0) else "false"
+    return f"rt::affine_grid({c.x(0)}, {c.ints_expr(1)}, {align})"

@@ -47,3 +47,13 @@ def global_pool(c: OpCtx) -> str:
 def global_lp_pool(c: OpCtx) -> str:
     c.types(0, FLOATS)
     return f"rt::global_lp_pool({c.x(0)}, {int(c.a('p', 2))})"
+
+
+@op("NonMaxSuppression")
+def non_max_suppression(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    max_out = f"({c.scalar_expr(2)}).to_i64()" if c.has(2) else "0"
+    iou = f"({c.scalar_expr(3)}).to_f64()" if c.has(3) else "0.0"
+    score = f"Some(({c.scalar_expr(4)}).to_f64())" if c.has(4) else "None"
+    center = "true" if c.a("center_point_box", 0) else "false"
+    return f"rt::non_max_suppression({c.x(0)}, {c.x(1)}, {max_out}, {iou}, {score}, {center})"

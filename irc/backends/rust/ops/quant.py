@@ -68,3 +68,46 @@ def dynamic_quantize(c: OpCtx) -> str:
     c.types(0, FLOATS)
     c.multi, c.n_results = "tuple", 3
     return f"rt::dynamic_quantize_linear({c.x(0)})"
+
+
+def _zp(c: OpCtx, i: int) -> str:
+    return f"Some({c.x(i)})" if c.has(i) else "None"
+
+
+@op("MatMulInteger")
+def matmul_integer(c: OpCtx) -> str:
+    c.types(0, INTS)
+    c.types(1, INTS)
+    return f"rt::int_matmul({c.x(0)}, {c.x(1)}, {_zp(c, 2)}, {_zp(c, 3)})"
+
+
+@op("ConvInteger")
+def conv_integer(c: OpCtx) -> str:
+    from .conv import window
+
+    c.types(0, INTS)
+    c.types(1, INTS)
+    return (f"rt::int_conv({c.x(0)}, {c.x(1)}, {_zp(c, 2)}, {_zp(c, 3)}, None, {window(c)}, "
+            f"{int(c.a('group', 1))})")
+
+
+@op("QLinearMatMul")
+def qlinear_matmul(c: OpCtx) -> str:
+    c.types(0, INTS)
+    t = c.types(1, FLOATS)
+    q = c.ot(0)
+    acc = f"&rt::int_matmul({c.x(0)}, {c.x(3)}, {_zp(c, 2)}, {_zp(c, 5)})?"
+    return f"rt::requantize::<{t}, {q}>({acc}, {c.x(1)}, {c.x(4)}, {c.x(6)}, {_zp(c, 7)}, usize::MAX, false)"
+
+
+@op("QLinearConv")
+def qlinear_conv(c: OpCtx) -> str:
+    from .conv import window
+
+    c.types(0, INTS)
+    t = c.types(1, FLOATS)
+    q = c.ot(0)
+    bias = f"Some({c.x(8)})" if c.has(8) else "None"
+    acc = (f"&rt::int_conv({c.x(0)}, {c.x(3)}, {_zp(c, 2)}, {_zp(c, 5)}, {bias}, {window(c)}, "
+           f"{int(c.a('group', 1))})?")
+    return f"rt::requantize::<{t}, {q}>({acc}, {c.x(1)}, {c.x(4)}, {c.x(6)}, {_zp(c, 7)}, 1, true)"

@@ -20,7 +20,6 @@ def _bool(v) -> str:
 @op(*REDUCE)
 def reduce(c: OpCtx) -> str:
     c.types(0, NUMS | ({"bool"} if c.op.op_type in ("ReduceMax", "ReduceMin") else set()))
-    c.need(c.t(0) != "bool", "bool reduction")
     since = AXES_INPUT_SINCE.get(c.op.op_type, 18)
     if c.opset >= since:
         axes = c.opt_ints_expr(1)
@@ -29,6 +28,9 @@ def reduce(c: OpCtx) -> str:
         axes = f"Some(&{slice_lit(listed)[1:]}[..])" if listed else "None"
     keep = _bool(c.a("keepdims", 1))
     noop = _bool(c.a("noop_with_empty_axes", 0))
+    if c.t(0) == "bool":
+        any_ = "true" if c.op.op_type == "ReduceMax" else "false"
+        return f"rt::reduce_bool({c.x(0)}, {any_}, {axes}, {keep}, {noop})"
     return f"rt::reduce({c.x(0)}, \"{REDUCE[c.op.op_type]}\", {axes}, {keep}, {noop})"
 
 

@@ -1,4 +1,4 @@
-"""LSTM, GRU and RNN (layout 0, default activations, no sequence_lens)."""
+"""LSTM, GRU and RNN (both layouts, default activations, no sequence_lens)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ def recurrent(c: OpCtx) -> str:
     acts = [a.decode() if isinstance(a, bytes) else a for a in c.attr_list("activations")]
     dirs = 2 if direction == "bidirectional" else 1
     c.need(not acts or acts == DEFAULT_ACTS[kind] * dirs, f"activations {acts}")
-    c.need(int(c.a("layout", 0)) == 0, "layout=1")
     c.need(c.a("clip") is None, "clip")
     c.need(not c.a("input_forget", 0), "input_forget=1")
     c.need(not c.has(4), "sequence_lens")
@@ -36,4 +35,4 @@ def recurrent(c: OpCtx) -> str:
     c.multi = "tuple"
     c.n_results = 3
     return (f"rt::recurrent({cell}, {c.x(0)}, {c.x(1)}, {c.x(2)}, {opt(3)}, {opt(5)}, {c0}, {p}, "
-            f"{hidden}, {c.string(direction)})")
+            f"{hidden}, {c.string(direction)}, {'true' if c.a('layout', 0) else 'false'})")

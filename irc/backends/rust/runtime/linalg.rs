@@ -168,3 +168,68 @@ fn expand_term<T: Num>(a: &ArrayD<T>, term: &[char], letters: &[char]) -> Result
     with_shape(x.view(), &dims)
 }
 
+
+/// Determinant of each trailing `[M, M]` matrix (LU with partial pivoting, in f64).
+pub fn det<T: super::elem::Float>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
+    let r = a.ndim();
+    if r < 2 || a.shape()[r - 1] != a.shape()[r - 2] {
+        return shape_err(format!("det: {:?} is not a (batch of) square matrices", a.shape()));
+    }
+    let n = a.shape()[r - 1];
+    let data: Vec<f64> = a.iter().map(|v| v.to_f64()).collect();
+    let out: Vec<T> = data
+        .chunks(n * n)
+        .map(|m| {
+            let mut m = m.to_vec();
+            let mut det = 1.0;
+            for c in 0..n {
+                let p = (c..n).fold(c, |best, i| if m[i * n + c].abs() > m[best * n + c].abs() { i } else { best });
+                if m[p * n + c] == 0.0 {
+                    return T::from_f64(0.0);
+                }
+                if p != c {
+                    for k in 0..n {
+                        m.swap(c * n + k, p * n + k);
+                    }
+                    det = -det;
+                }
+                det *= m[c * n + c];
+                for i in c + 1..n {
+                    let f = m[i * n + c] / m[c * n + c];
+                    for k in c..n {
+                        m[i * n + k] -= f * m[c * n + k];
+                    }
+                }
+            }
+            T::from_f64(det)
+        })
+        .collect();
+    ArrayD::from_shape_vec(IxDyn(&a.shape()[..r - 2]), out).map_err(|e| super::error::Error::Shape(e.to_string()))
+}
+
+/// ONNX `AffineGrid`: sampling grids `[N, (D,) H, W, k]` from affine matrices `theta [N, k, k + 1]`.
+pub fn affine_grid<T: super::elem::Float>(theta: &ArrayD<T>, size: &[i64], align_corners: bool) -> Result<ArrayD<T>> {
+    let k = size.len().saturating_sub(2);
+    if !(k == 2 || k == 3) || theta.shape() != [size[0].max(0) as usize, k, k + 1] {
+        return shape_err(format!("affine_grid: theta {:?} does not match size {size:?}", theta.shape()));
+    }
+    let spatial: Vec<usize> = size[2..].iter().map(|&d| d.max(0) as usize).collect();
+    let coord = |i: usize, len: usize| -> f64 {
+        if align_corners {
+            -1.0 + i as f64 * 2.0 / (len as f64 - 1.0)
+        } else {
+            -1.0 + 1.0 / len as f64 + i as f64 * 2.0 / len as f64
+        }
+    };
+    let mut dims = vec![theta.shape()[0]];
+    dims.extend_from_slice(&spatial);
+    dims.push(k);
+    Ok(ArrayD::from_shape_fn(IxDyn(&dims), |ix| {
+        // Homogeneous point (x, y[, z], 1): x runs along the last spatial dim.
+        let mut point: Vec<f64> = (0..k).map(|j| coord(ix[k - j], spatial[k - 1 - j])).collect();
+        point.push(1.0);
+        let row = ix[k + 1];
+        let v: f64 = point.iter().enumerate().map(|(c, p)| theta[IxDyn(&[ix[0], row, c])].to_f64() * p).sum();
+        T::from_f64(v)
+    }))
+}

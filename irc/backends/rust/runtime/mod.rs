@@ -3,6 +3,7 @@
 pub mod attention;
 pub mod cli;
 pub mod conv;
+pub mod detect;
 pub mod elem;
 pub mod elementwise;
 pub mod error;
@@ -20,6 +21,7 @@ pub mod weights;
 pub use attention::*;
 pub use cli::{next_input, Signature};
 pub use conv::*;
+pub use detect::*;
 pub use elem::*;
 pub use elementwise::*;
 pub use error::*;

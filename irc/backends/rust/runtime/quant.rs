@@ -162,3 +162,75 @@ pub fn dynamic_quantize_linear<T: Float>(x: &ArrayD<T>) -> Result<(ArrayD<u8>, A
     });
     Ok((y, ArrayD::from_elem(IxDyn(&[]), scale), ArrayD::from_elem(IxDyn(&[]), zp as u8)))
 }
+
+/// `x - zero_point` in i32; a 1-D zero point applies along `axis` (rows of A, output channels of W).
+fn centered<Q: Num>(x: &ArrayD<Q>, zp: Option<&ArrayD<Q>>, ax: usize) -> Result<ArrayD<i32>> {
+    let xi = x.mapv(|v| v.to_i64() as i32);
+    let Some(z) = zp else { return Ok(xi) };
+    let zi = z.mapv(|v| v.to_i64() as i32);
+    if zi.len() == 1 {
+        let z0 = zi.iter().copied().next().unwrap_or(0);
+        return Ok(xi.mapv(|v| v - z0));
+    }
+    let zb = expand_param(&zi, x.shape(), ax, 0)?;
+    Ok(&xi - &zb)
+}
+
+/// MatMulInteger: `(a - a_zero_point) @ (b - b_zero_point)` in i32.
+pub fn int_matmul<A: Num, B: Num>(
+    a: &ArrayD<A>,
+    b: &ArrayD<B>,
+    a_zero_point: Option<&ArrayD<A>>,
+    b_zero_point: Option<&ArrayD<B>>,
+) -> Result<ArrayD<i32>> {
+    let ai = centered(a, a_zero_point, a.ndim().saturating_sub(2))?;
+    let bi = centered(b, b_zero_point, b.ndim().saturating_sub(1))?;
+    super::linalg::matmul(&ai, &bi)
+}
+
+/// ConvInteger (and the integer core of QLinearConv): the convolution of the centered operands in i32.
+pub fn int_conv<A: Num, B: Num>(
+    x: &ArrayD<A>,
+    w: &ArrayD<B>,
+    x_zero_point: Option<&ArrayD<A>>,
+    w_zero_point: Option<&ArrayD<B>>,
+    bias: Option<&ArrayD<i32>>,
+    win: &super::conv::Window,
+    group: usize,
+) -> Result<ArrayD<i32>> {
+    let xi = centered(x, x_zero_point, 1)?;
+    let wi = centered(w, w_zero_point, 0)?;
+    super::conv::conv(&xi, &wi, bias, win, group)
+}
+
+/// Requantizes i32 accumulators: `round(acc * a_scale * b_scale / y_scale) + y_zero_point`, saturated
+/// (QLinearConv) or wrapped like the ONNX reference's `astype` (QLinearMatMul); a 1-D `b_scale`
+/// applies along `channel_axis`.
+#[allow(clippy::too_many_arguments)]
+pub fn requantize<T: Float, Q: Num>(
+    acc: &ArrayD<i32>,
+    a_scale: &ArrayD<T>,
+    b_scale: &ArrayD<T>,
+    y_scale: &ArrayD<T>,
+    y_zero_point: Option<&ArrayD<Q>>,
+    channel_axis: usize,
+    saturate: bool,
+) -> Result<ArrayD<Q>> {
+    let first = |p: &ArrayD<T>| p.iter().copied().next().unwrap_or_else(T::one);
+    let (sa, sy) = (first(a_scale), first(y_scale));
+    let sb = if b_scale.len() == 1 {
+        ArrayD::from_elem(acc.raw_dim(), first(b_scale))
+    } else {
+        expand_param(b_scale, acc.shape(), channel_axis.min(acc.ndim().saturating_sub(1)), 0)?
+    };
+    let zp = y_zero_point.and_then(|z| z.iter().copied().next()).map_or(0.0, |z| z.to_f64());
+    let (lo, hi) = (Q::lowest().to_f64(), Q::highest().to_f64());
+    let mut out = ArrayD::from_elem(acc.raw_dim(), Q::zero());
+    ndarray::Zip::from(&mut out).and(acc).and(&sb).for_each(|o, &c, &b| {
+        // The factor in the scales' precision, the product in f64, as the reference computes it.
+        let factor = sa.mul(b).div(sy).to_f64();
+        let v = round_even(c as f64 * factor) + zp;
+        *o = if saturate { Q::from_f64(v.clamp(lo, hi)) } else { Q::from_i64(v as i64) };
+    });
+    Ok(out)
+}

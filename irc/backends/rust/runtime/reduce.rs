@@ -230,3 +230,16 @@ pub fn topk<T: Num>(a: &ArrayD<T>, k: i64, ax: i64, largest: bool, sorted: bool)
     let i = i.permuted_axes(IxDyn(&inverse)).as_standard_layout().into_owned();
     Ok((v, i))
 }
+
+/// ReduceMax / ReduceMin on booleans: any / all.
+pub fn reduce_bool(
+    a: &ArrayD<bool>,
+    any: bool,
+    which: Option<&[i64]>,
+    keepdims: bool,
+    noop_with_empty_axes: bool,
+) -> Result<ArrayD<bool>> {
+    let as_u8 = a.mapv(u8::from);
+    let kind = if any { "max" } else { "min" };
+    Ok(reduce(&as_u8, kind, which, keepdims, noop_with_empty_axes)?.mapv(|v| v != 0))
+}

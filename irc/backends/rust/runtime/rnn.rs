@@ -117,7 +117,17 @@ pub fn recurrent<T: Float>(
     p: Option<&ArrayD<T>>,
     hidden: usize,
     direction: &str,
+    batch_first: bool,
 ) -> Result<(ArrayD<T>, ArrayD<T>, ArrayD<T>)> {
+    if batch_first {
+        // layout = 1: X [batch, seq, in], states [batch, dirs, h]; run in layout 0 and transpose back.
+        use super::shape::transpose;
+        let x0 = transpose(x, &[1, 0, 2])?;
+        let h0t = h0.map(|h| transpose(h, &[1, 0, 2])).transpose()?;
+        let c0t = c0.map(|c| transpose(c, &[1, 0, 2])).transpose()?;
+        let (y, yh, yc) = recurrent(cell, &x0, w, r, b, h0t.as_ref(), c0t.as_ref(), p, hidden, direction, false)?;
+        return Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?));
+    }
     let err = |e: ndarray::ShapeError| super::error::Error::Shape(e.to_string());
     let x3 = x.view().into_dimensionality::<Ix3>().map_err(err)?.to_owned();
     let w3 = w.view().into_dimensionality::<Ix3>().map_err(err)?;
