@@ -58,7 +58,7 @@ class Tensor:
 
     @classmethod
     def from_array(cls, array: np.ndarray, elem_type: int | None = None) -> Tensor:
-        return cls(array=np.ascontiguousarray(array), elem_type=elem_type)
+        return cls(array=np.asarray(array, order="C"), elem_type=elem_type)  # keeps 0-d arrays 0-d
 
     @property
     def is_external(self) -> bool:
@@ -125,7 +125,7 @@ def _np_to_elem_type(dtype: np.dtype) -> int:
 def _array_to_proto(array: np.ndarray, elem_type: int, name: str) -> TensorProto:
     if elem_type == TensorProto.STRING:
         array = array.astype(object)
-    proto = numpy_helper.from_array(np.ascontiguousarray(array), name)
+    proto = numpy_helper.from_array(np.asarray(array, order="C"), name)
     if proto.data_type != elem_type:
         raise ValueError(f"tensor {name!r}: numpy dtype {array.dtype} does not match ONNX type {elem_type}")
     return proto

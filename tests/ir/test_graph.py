@@ -128,3 +128,10 @@ def test_random_graphs_round_trip(spec):
     assert to_onnx(from_onnx(model)) == model
     feeds = {"a": np.full((2, 2), 0.5, np.float32), "b": np.full((2, 2), -0.25, np.float32)}
     assert run(model, feeds)[pool[-1].name].shape == (2, 2)
+
+
+def test_scalar_constants_stay_0d():
+    g = Graph("s")
+    v = g.add_initializer("c", np.float32(2.5))
+    assert v.shape == () and v.const.numpy().shape == ()
+    assert list(v.const.to_proto("c").dims) == []
