@@ -35,3 +35,10 @@ def conv_transpose(c: OpCtx) -> str:
     oshape = slice_lit(c.attr_list("output_shape"))
     return (f"rt::conv_transpose({c.x(0)}, {c.x(1)}, {bias}, {window(c)}, {int(c.a('group', 1))}, "
             f"{opad}, {oshape})")
+
+
+@op("Col2Im")
+def col2im(c: OpCtx) -> str:
+    c.types(0, NUMS)
+    return (f"rt::col2im({c.x(0)}, {c.ints_expr(1)}, {c.ints_expr(2)}, {slice_lit(c.attr_list('strides'))}, "
+            f"{slice_lit(c.attr_list('dilations'))}, {slice_lit(c.attr_list('pads'))})")

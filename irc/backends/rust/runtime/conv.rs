@@ -288,3 +288,68 @@ pub fn conv_transpose<T: Num>(
     }
     Ok(y)
 }
+
+/// ONNX `Col2Im`: sums the columns `[N, C * prod(block), L]` back into images `[N, C, image...]`.
+pub fn col2im<T: Num>(
+    x: &ArrayD<T>,
+    image: &[i64],
+    block: &[i64],
+    strides: &[usize],
+    dilations: &[usize],
+    pads: &[usize],
+) -> Result<ArrayD<T>> {
+    let nd = image.len();
+    if x.ndim() != 3 || block.len() != nd {
+        return shape_err("col2im: input must be [N, C*K, L] with one block dim per image dim");
+    }
+    let image: Vec<usize> = image.iter().map(|&d| d.max(0) as usize).collect();
+    let block: Vec<usize> = block.iter().map(|&d| d.max(1) as usize).collect();
+    let strides = or_ones(strides, nd);
+    let dil = or_ones(dilations, nd);
+    let pads = if pads.is_empty() { vec![0; 2 * nd] } else { pads.to_vec() };
+    let kk: usize = block.iter().product();
+    let (n, ck, l) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    if ck % kk != 0 {
+        return shape_err("col2im: channels are not a multiple of the block size");
+    }
+    let c = ck / kk;
+    let out_sp: Vec<usize> = (0..nd)
+        .map(|d| (image[d] + pads[d] + pads[d + nd]).saturating_sub(dil[d] * (block[d] - 1) + 1) / strides[d] + 1)
+        .collect();
+    if out_sp.iter().product::<usize>() != l {
+        return shape_err(format!("col2im: {l} columns do not match the image geometry"));
+    }
+    let plane: usize = image.iter().product();
+    let img_st = strides_of(&image);
+    let mut out = vec![T::zero(); n * c * plane];
+    let xs = x.as_standard_layout();
+    let src = xs.as_slice().unwrap_or(&[]);
+    for b in 0..n {
+        for row in 0..ck {
+            let (ch, mut tap) = (row / kk, row % kk);
+            let mut kidx = vec![0; nd];
+            for d in (0..nd).rev() {
+                kidx[d] = tap % block[d];
+                tap /= block[d];
+            }
+            let mut o = vec![0; nd];
+            for col in 0..l {
+                let mut off = Some((b * c + ch) * plane);
+                for d in 0..nd {
+                    let pos = (o[d] * strides[d] + kidx[d] * dil[d]) as isize - pads[d] as isize;
+                    off = match off {
+                        Some(acc) if pos >= 0 && (pos as usize) < image[d] => Some(acc + pos as usize * img_st[d]),
+                        _ => None,
+                    };
+                }
+                if let Some(i) = off {
+                    out[i] = out[i].add(src[(b * ck + row) * l + col]);
+                }
+                next_index(&mut o, &out_sp);
+            }
+        }
+    }
+    let mut dims = vec![n, c];
+    dims.extend_from_slice(&image);
+    ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(err2)
+}
