@@ -89,3 +89,57 @@ def loop(c: OpCtx) -> str:
     if len(c.outs) > 1:
         c.multi = "tuple"
     return "{\n" + "\n".join(indent(s, 4) for s in lines) + "\n}"
+
+
+@op("Scan")
+def scan(c: OpCtx) -> str:
+    c.need(c.opset >= 9, "Scan before opset 9 (batched form)")
+    body = c.a("body")
+    m = int(c.a("num_scan_inputs"))
+    n_state = len(c.ins) - m
+    n_out = len(body.outputs) - n_state
+    in_axes = list(c.a("scan_input_axes") or [0] * m)
+    in_dirs = list(c.a("scan_input_directions") or [0] * m)
+    out_axes = list(c.a("scan_output_axes") or [0] * n_out)
+    out_dirs = list(c.a("scan_output_directions") or [0] * n_out)
+    child = c.b.child(body)
+    names = child.locals
+    lines, states, outs = [], [], []
+    for k in range(n_state):
+        name = names.fresh(f"scan_state_{k}")
+        states.append(name)
+        lines.append(f"let mut {name} = {_owned(c.x(k))};")
+        child.names[body.inputs[k]] = name
+    length = names.fresh("scan_length")
+    first = c.x(n_state)
+    ax0 = int(in_axes[0])
+    lines.append(f"let {length} = {first.removeprefix('&')}.shape()[rt::axis({ax0}, {first.removeprefix('&')}.ndim())?];")
+    for k in range(n_out):
+        name = names.fresh(f"scan_out_{k}")
+        outs.append(name)
+        lines.append(f"let mut {name}: Vec<ArrayD<{child.rtype(body.outputs[n_state + k])}>> = Vec::new();")
+    step = names.fresh("step")
+    inner = []
+    for j in range(m):
+        name = names.fresh(f"scan_in_{j}")
+        child.names[body.inputs[n_state + j]] = name
+        pos = f"{length} - 1 - {step}" if in_dirs[j] else step
+        inner.append(f"let {name} = rt::index_axis({c.x(n_state + j)}, {int(in_axes[j])}, {pos})?;")
+    inner += child.emitter.emit_block(child)
+    nexts = [names.fresh(f"next_scan_state_{k}") for k in range(n_state)]
+    for k in range(n_state):
+        inner.append(f"let {nexts[k]} = {_owned(child.ref(body.outputs[k]))};")
+    for k in range(n_out):
+        inner.append(f"{outs[k]}.push({_owned(child.ref(body.outputs[n_state + k]))});")
+    for k in range(n_state):
+        inner.append(f"{states[k]} = {nexts[k]};")
+    lines.append(f"for {step} in 0..{length} {{")
+    lines += [indent(s, 4) for s in inner]
+    lines.append("}")
+    results = states + [f"rt::stack_axis(&{o}, {int(out_axes[k])}, {'true' if out_dirs[k] else 'false'})?"
+                        for k, o in enumerate(outs)]
+    lines.append(_tuple(results))
+    c.no_try = True
+    if len(c.outs) > 1:
+        c.multi = "tuple"
+    return "{\n" + "\n".join(indent(s, 4) for s in lines) + "\n}"

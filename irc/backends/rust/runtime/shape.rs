@@ -530,3 +530,25 @@ pub fn stack_parts<T: Elem>(parts: &[ArrayD<T>]) -> Result<ArrayD<T>> {
 pub fn scalar_tensor<T: Elem>(v: T) -> ArrayD<T> {
     ArrayD::from_elem(IxDyn(&[]), v)
 }
+
+/// The slice at position `i` of axis `ax` (one step of a Scan input).
+pub fn index_axis<T: Elem>(a: &ArrayD<T>, ax: i64, i: usize) -> Result<ArrayD<T>> {
+    let ax = axis(ax, a.ndim())?;
+    if i >= a.shape()[ax] {
+        return shape_err(format!("scan step {i} beyond axis of size {}", a.shape()[ax]));
+    }
+    Ok(a.index_axis(Axis(ax), i).to_owned())
+}
+
+/// Scan outputs: the parts stacked along `ax` of the result, in reverse order when `reverse`.
+pub fn stack_axis<T: Elem>(parts: &[ArrayD<T>], ax: i64, reverse: bool) -> Result<ArrayD<T>> {
+    let mut views: Vec<ArrayViewD<T>> = parts.iter().map(|p| p.view()).collect();
+    if reverse {
+        views.reverse();
+    }
+    if views.is_empty() {
+        return Ok(ArrayD::from_elem(IxDyn(&[0]), T::default()));
+    }
+    let ax = axis(ax, views[0].ndim() + 1)?;
+    ndarray::stack(Axis(ax), &views).map_err(|e| Error::Shape(format!("scan outputs differ in shape: {e}")))
+}
