@@ -70,3 +70,12 @@ def topk(c: OpCtx) -> str:
     c.multi = "tuple"
     return (f"rt::topk({c.x(0)}, {k}, {int(c.a('axis', -1))}, {_bool(c.a('largest', 1))}, "
             f"{_bool(c.a('sorted', 1))})")
+
+
+@op("Unique")
+def unique(c: OpCtx) -> str:
+    c.types(0, NUMS)
+    ax = c.a("axis")
+    c.multi, c.n_results = "tuple", 4
+    ax_expr = "None" if ax is None else f"Some({int(ax)})"
+    return f"rt::unique({c.x(0)}, {ax_expr}, {_bool(c.a('sorted', 1))})"

@@ -243,3 +243,54 @@ pub fn reduce_bool(
     let kind = if any { "max" } else { "min" };
     Ok(reduce(&as_u8, kind, which, keepdims, noop_with_empty_axes)?.mapv(|v| v != 0))
 }
+
+/// ONNX `Unique`: unique values (or slices along `ax`), first-occurrence indices, inverse indices, counts.
+#[allow(clippy::type_complexity)]
+pub fn unique<T: Elem>(
+    a: &ArrayD<T>,
+    ax: Option<i64>,
+    sorted: bool,
+) -> Result<(ArrayD<T>, ArrayD<i64>, ArrayD<i64>, ArrayD<i64>)> {
+    let (items, ax): (Vec<Vec<T>>, Option<usize>) = match ax {
+        None => (a.iter().map(|&v| vec![v]).collect(), None),
+        Some(x) => {
+            let x = axis(x, a.ndim())?;
+            (a.axis_iter(ndarray::Axis(x)).map(|s| s.iter().copied().collect()).collect(), Some(x))
+        }
+    };
+    let mut reps: Vec<usize> = Vec::new();
+    let mut which: Vec<usize> = Vec::with_capacity(items.len());
+    for (i, it) in items.iter().enumerate() {
+        match reps.iter().position(|&r| items[r] == *it) {
+            Some(p) => which.push(p),
+            None => {
+                which.push(reps.len());
+                reps.push(i);
+            }
+        }
+    }
+    let mut order: Vec<usize> = (0..reps.len()).collect();
+    if sorted {
+        order.sort_by(|&x, &y| {
+            items[reps[x]].partial_cmp(&items[reps[y]]).unwrap_or(std::cmp::Ordering::Equal)
+        });
+    }
+    let mut rank = vec![0; reps.len()];
+    for (pos, &u) in order.iter().enumerate() {
+        rank[u] = pos;
+    }
+    let u = order.len();
+    let err = |e: ndarray::ShapeError| super::error::Error::Shape(e.to_string());
+    let y = match ax {
+        None => ArrayD::from_shape_vec(IxDyn(&[u]), order.iter().map(|&k| items[reps[k]][0]).collect()).map_err(err)?,
+        Some(x) => a.select(ndarray::Axis(x), &order.iter().map(|&k| reps[k]).collect::<Vec<_>>()),
+    };
+    let first: Vec<i64> = order.iter().map(|&k| reps[k] as i64).collect();
+    let inverse: Vec<i64> = which.iter().map(|&w| rank[w] as i64).collect();
+    let mut counts = vec![0i64; u];
+    for &w in &which {
+        counts[rank[w]] += 1;
+    }
+    let vec1 = |v: Vec<i64>| ArrayD::from_shape_vec(IxDyn(&[v.len()]), v).map_err(err);
+    Ok((y, vec1(first)?, vec1(inverse)?, vec1(counts)?))
+}
