@@ -44,3 +44,16 @@ def affine_grid(c: OpCtx) -> str:
     c.types(0, FLOATS)
     align = "true" if c.a("align_corners", 0) else "false"
     return f"rt::affine_grid({c.x(0)}, {c.ints_expr(1)}, {align})"
+
+
+@op("DFT")
+def dft(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    length = f"Some(({c.scalar_expr(1)}).to_i64())" if c.has(1) else "None"
+    if c.opset >= 20:
+        axis = f"({c.scalar_expr(2)}).to_i64()" if c.has(2) else "-2"
+    else:
+        axis = str(int(c.a("axis", 1)))
+    inverse = "true" if c.a("inverse", 0) else "false"
+    onesided = "true" if c.a("onesided", 0) else "false"
+    return f"rt::dft({c.x(0)}, {length}, {axis}, {inverse}, {onesided})"

@@ -233,3 +233,47 @@ pub fn affine_grid<T: super::elem::Float>(theta: &ArrayD<T>, size: &[i64], align
         T::from_f64(v)
     }))
 }
+
+/// ONNX `DFT`: input `[..., n, 1 | 2]` (real or complex), transformed along `ax`; output `[..., m, 2]`.
+pub fn dft<T: super::elem::Float>(x: &ArrayD<T>, length: Option<i64>, ax: i64, inverse: bool, onesided: bool) -> Result<ArrayD<T>> {
+    let r = x.ndim();
+    if r < 2 || !(x.shape()[r - 1] == 1 || x.shape()[r - 1] == 2) {
+        return shape_err(format!("dft: last dim of {:?} must be 1 (real) or 2 (complex)", x.shape()));
+    }
+    // Negative axes count from the back of the full rank, the complex dim included.
+    let ax = if ax < 0 { ax + r as i64 } else { ax };
+    if ax < 0 || ax as usize >= r - 1 {
+        return shape_err(format!("dft: axis {ax} out of range for {:?}", x.shape()));
+    }
+    let ax = ax as usize;
+    let have = x.shape()[ax];
+    let n = length.map_or(have, |l| l.max(0) as usize);
+    let m = if onesided { n / 2 + 1 } else { n };
+    let complex = x.shape()[r - 1] == 2;
+    let mut dims = x.shape().to_vec();
+    dims[ax] = m;
+    dims[r - 1] = 2;
+    let sign = if inverse { 1.0 } else { -1.0 };
+    let scale = if inverse { 1.0 / n.max(1) as f64 } else { 1.0 };
+    Ok(ArrayD::from_shape_fn(IxDyn(&dims), |ix| {
+        let j = ix[ax];
+        let (mut re, mut im) = (0.0, 0.0);
+        let mut src = ix.clone();
+        for k in 0..n.min(have) {
+            src[ax] = k;
+            src[r - 1] = 0;
+            let a = x[&src].to_f64();
+            let b = if complex {
+                src[r - 1] = 1;
+                x[&src].to_f64()
+            } else {
+                0.0
+            };
+            let t = sign * 2.0 * std::f64::consts::PI * ((j * k) % n.max(1)) as f64 / n.max(1) as f64;
+            let (s, c) = t.sin_cos();
+            re += a * c - b * s;
+            im += a * s + b * c;
+        }
+        T::from_f64(scale * if ix[r - 1] == 0 { re } else { im })
+    }))
+}
