@@ -146,3 +146,25 @@ def test_emit_lists_every_unsupported_node(tmp_path):
     existing.mkdir()
     proc = irc("emit", str(path), "-o", str(existing))
     assert proc.returncode == 2 and "--force" in proc.stderr
+
+
+@needs_cargo
+def test_verify_exit_1_and_bisect_names_first_divergent_node(tmp_path):
+    """At zero tolerance transcendental ops differ from onnxruntime by a few ULP: verify exits 1
+    and --bisect names a node after the exact Relu."""
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="exact_relu"),
+             helper.make_node("Softmax", ["r"], ["s"], name="soft", axis=-1),
+             helper.make_node("Tanh", ["s"], ["y"], name="tanh_node")]
+    graph = helper.make_graph(nodes, "ulp", [helper.make_tensor_value_info("x", TP.FLOAT, [4, 64])],
+                              [helper.make_tensor_value_info("y", TP.FLOAT, None)])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    path = tmp_path / "ulp.onnx"
+    onnx.save(m, path)
+    proc = irc("verify", str(path), "--atol", "0", "--rtol", "0", "--bisect", "--json")
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert not report["ok"] and report["outputs"][0]["max_ulp"] > 0
+    assert report["first_divergence"] and report["first_divergence"].split()[0] in ("soft", "tanh_node")
+    ok = irc("verify", str(path))
+    assert ok.returncode == 0 and "verify: ok" in ok.stdout
