@@ -13,11 +13,14 @@ def _ceil(c: OpCtx) -> str:
 @op("MaxPool")
 def max_pool(c: OpCtx) -> str:
     c.types(0, NUMS)
-    c.need(int(c.a("storage_order", 0)) == 0, "storage_order=1")
     win = window(c, c.attr_list("kernel_shape"))
     if len(c.outs) > 1 and c.outs[1] is not None:
         c.multi = "tuple"
-        return f"rt::max_pool_with_indices({c.x(0)}, {win}, {_ceil(c)})"
+        call = f"rt::max_pool_with_indices({c.x(0)}, {win}, {_ceil(c)})"
+        if int(c.a("storage_order", 0)) == 1:
+            return (f"{call}.map(|(v, i)| {{ let i = rt::to_column_major_indices(&i, {c.x(0)}.shape()); "
+                    f"(v, i) }})")
+        return call
     return f"rt::max_pool({c.x(0)}, {win}, {_ceil(c)})"
 
 
@@ -57,3 +60,11 @@ def non_max_suppression(c: OpCtx) -> str:
     score = f"Some(({c.scalar_expr(4)}).to_f64())" if c.has(4) else "None"
     center = "true" if c.a("center_point_box", 0) else "false"
     return f"rt::non_max_suppression({c.x(0)}, {c.x(1)}, {max_out}, {iou}, {score}, {center})"
+
+
+@op("MaxUnpool")
+def max_unpool(c: OpCtx) -> str:
+    c.types(0, NUMS)
+    win = window(c, c.attr_list("kernel_shape"))
+    shape = c.opt_ints_expr(2)
+    return f"rt::max_unpool({c.x(0)}, {c.x(1)}, {win}, {shape})"

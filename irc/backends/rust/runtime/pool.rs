@@ -138,3 +138,52 @@ pub fn global_lp_pool<T: Float>(x: &ArrayD<T>, p: i64) -> Result<ArrayD<T>> {
     let sum = super::reduce::reduce(&powered, "sum", Some(&spatial_axes(x.ndim())), true, false)?;
     super::elementwise::unary(&sum, |v| T::from_f64(v.to_f64().powf(1.0 / p as f64)))
 }
+
+/// MaxPool indices in column-major order (`storage_order = 1`): spatial dims reversed within a plane.
+pub fn to_column_major_indices(indices: &ArrayD<i64>, input_shape: &[usize]) -> ArrayD<i64> {
+    let spatial = &input_shape[2.min(input_shape.len())..];
+    let plane: usize = spatial.iter().product();
+    let row_strides = super::conv::strides_of(spatial);
+    let reversed: Vec<usize> = spatial.iter().rev().copied().collect();
+    let col_strides: Vec<usize> = super::conv::strides_of(&reversed).into_iter().rev().collect();
+    indices.mapv(|i| {
+        let (base, mut rest) = ((i as usize / plane.max(1)) * plane, i as usize % plane.max(1));
+        let mut off = 0;
+        for (rs, cs) in row_strides.iter().zip(&col_strides) {
+            off += rest / rs * cs;
+            rest %= rs;
+        }
+        (base + off) as i64
+    })
+}
+
+/// ONNX `MaxUnpool`: scatters the pooled values to their indices in a zero tensor.
+pub fn max_unpool<T: Num>(x: &ArrayD<T>, indices: &ArrayD<i64>, win: &Window, output_shape: Option<&[i64]>) -> Result<ArrayD<T>> {
+    if x.ndim() < 3 || indices.shape() != x.shape() {
+        return shape_err("max_unpool: values and indices must have the same shape [N, C, D...]");
+    }
+    // Indices address the inferred unpooled shape; an explicit output_shape pads it at the end.
+    let in_sp = &x.shape()[2..];
+    let geo = win.resolve(in_sp, win.kernel)?;
+    let mut dims = x.shape()[..2].to_vec();
+    for (k, &i) in in_sp.iter().enumerate() {
+        dims.push(((i - 1) * geo.strides[k] + win.kernel[k]).saturating_sub(geo.begin[k] + geo.end[k]));
+    }
+    let total: usize = dims.iter().product();
+    let mut out = vec![T::zero(); total];
+    for (&v, &i) in x.iter().zip(indices.iter()) {
+        match out.get_mut(i.max(0) as usize) {
+            Some(slot) if i >= 0 => *slot = v,
+            _ => return shape_err(format!("max_unpool: index {i} outside the output")),
+        }
+    }
+    let y = ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| Error::Shape(e.to_string()))?;
+    match output_shape {
+        Some(shape) if shape.len() == dims.len() => {
+            let mut pads = vec![0i64; dims.len()];
+            pads.extend(shape.iter().zip(&dims).map(|(&s, &d)| s - d as i64));
+            super::shape::pad(&y, &pads, T::zero(), "constant", None)
+        }
+        _ => Ok(y),
+    }
+}
