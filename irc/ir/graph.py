@@ -135,7 +135,7 @@ class Op:
     def inputs(self) -> list[Value | None]:
         """Inputs by slot; None for an omitted optional input."""
         result: list[Value | None] = [None] * self.n_inputs
-        for value, _, slot in self.graph.nx.in_edges(self, data="slot"):
+        for value, slot in _edges(self.graph.nx._pred[self]):
             if slot != CAPTURE:
                 result[slot] = value
         return result
@@ -143,15 +143,21 @@ class Op:
     @property
     def outputs(self) -> list[Value | None]:
         result: list[Value | None] = [None] * self.n_outputs
-        for _, value, slot in self.graph.nx.out_edges(self, data="slot"):
+        for value, slot in _edges(self.graph.nx._succ[self]):
             result[slot] = value
         return result
 
     def input(self, slot: int) -> Value | None:
-        return self.inputs[slot] if slot < self.n_inputs else None
+        for value, s in _edges(self.graph.nx._pred[self]):
+            if s == slot:
+                return value
+        return None
 
     def output(self, slot: int = 0) -> Value | None:
-        return self.outputs[slot] if slot < self.n_outputs else None
+        for value, s in _edges(self.graph.nx._succ[self]):
+            if s == slot:
+                return value
+        return None
 
     @property
     def subgraphs(self) -> list[Graph]:
@@ -162,6 +168,16 @@ class Op:
             elif a.type == AttributeProto.GRAPHS:
                 graphs.extend(a.value)
         return graphs
+
+
+def _edges(adjacency: dict) -> Iterator[tuple[Any, int]]:
+    """(neighbour, slot) of every edge in one node's networkx adjacency dict.
+
+    Passes read inputs and outputs constantly; walking networkx's dicts directly
+    avoids building a report view per call (the hottest path of a pass run)."""
+    for neighbour, keyed in adjacency.items():
+        for data in keyed.values():
+            yield neighbour, data["slot"]
 
 
 def _attr_value(proto: AttributeProto) -> Any:
@@ -201,6 +217,7 @@ class Graph:
         self.values: dict[str, Value] = {}
         # Outer-scope values this (sub)graph reads, by name: placeholders with no producer.
         self.captured: dict[str, Value] = {}
+        self._ops: dict[Op, None] = {}  # every op node, so counting and listing skip the values
         self.model: ModelInfo | None = None
         self.extra: GraphProto | None = None  # fields the IR does not model
 
@@ -210,25 +227,32 @@ class Graph:
     # -- lookup -------------------------------------------------------------
     @property
     def num_ops(self) -> int:
-        return sum(1 for n in self.nx if isinstance(n, Op))
+        return len(self._ops)
 
     @property
     def ops(self) -> list[Op]:
         """Ops in insertion order (not necessarily topological)."""
-        return sorted((n for n in self.nx if isinstance(n, Op)), key=lambda o: o.order)
+        return sorted(self._ops, key=lambda o: o.order)
+
+    def add_op_node(self, op: Op) -> Op:
+        """Put an already built op into the graph, unconnected (for readers like from_onnx)."""
+        op.graph = self
+        self.nx.add_node(op)
+        self._ops[op] = None
+        return op
 
     def value(self, name: str) -> Value:
         return self.values[name]
 
     def producer(self, value: Value) -> Op | None:
         """The op that writes ``value``; None for inputs, initializers and captures."""
-        for op in self.nx.predecessors(value):
+        for op in self.nx._pred[value]:
             return op
         return None
 
     def uses(self, value: Value) -> list[tuple[Op, int]]:
         """Every (op, input slot) that reads ``value``; slot CAPTURE for subgraph reads."""
-        return [(op, slot) for _, op, slot in self.nx.out_edges(value, data="slot")]
+        return list(_edges(self.nx._succ[value]))
 
     def consumers(self, value: Value) -> list[Op]:
         """Distinct ops that read ``value`` (in insertion order)."""
@@ -327,10 +351,9 @@ class Graph:
         where a reader expects it.
         """
         op = Op(op_type, domain, name)
-        op.graph = self
         if before is not None:
             op.order = before.order - 0.5 + (next(_order) % 1000) * 1e-6
-        self.nx.add_node(op)
+        self.add_op_node(op)
         op.n_inputs = len(inputs)
         for slot, value in enumerate(inputs):
             if value is not None:
@@ -471,6 +494,7 @@ class Graph:
         """Remove an op; its outputs go too unless ``keep_outputs`` (they must be unused)."""
         outs = [v for v in op.outputs if v is not None]
         self.nx.remove_node(op)
+        self._ops.pop(op, None)
         if keep_outputs:
             return
         for value in outs:

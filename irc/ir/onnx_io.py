@@ -159,13 +159,11 @@ def _read_graph(gp: GraphProto, parent: Graph | None, base_dir: str | None) -> G
     # Phase 1: every op and its outputs, so inputs and subgraphs can refer to any of them.
     ops: list[tuple[Op, NodeProto]] = []
     for node in gp.node:
-        op = Op(node.op_type, node.domain, node.name)
-        op.graph = g
+        op = g.add_op_node(Op(node.op_type, node.domain, node.name))
         op.doc_string = node.doc_string
         op.overload = node.overload
         op.extra = _rest(node, {"input", "output", "name", "op_type", "domain", "attribute",
                                 "doc_string", "overload"})
-        g.nx.add_node(op)
         op.n_inputs, op.n_outputs = len(node.input), len(node.output)
         for slot, name in enumerate(node.output):
             if name:
