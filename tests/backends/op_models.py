@@ -7,7 +7,7 @@ from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
 F = TP.FLOAT
-NP = {TP.FLOAT: np.float32, TP.DOUBLE: np.float64, TP.INT64: np.int64, TP.INT32: np.int32,
+NP = {TP.FLOAT16: np.float16, TP.FLOAT: np.float32, TP.DOUBLE: np.float64, TP.INT64: np.int64, TP.INT32: np.int32,
       TP.BOOL: np.bool_, TP.UINT8: np.uint8, TP.INT8: np.int8}
 
 
@@ -167,6 +167,7 @@ def build() -> dict[str, dict]:
     d["matmul_softmax_f64"] = model("mmd", [helper.make_node("MatMul", ["x", "w"], ["m"]),
                                             helper.make_node("Softmax", ["m"], ["y"])],
                                     [("x", TP.DOUBLE, [2, 4])], [("y", TP.DOUBLE)], [("w", w(rng, 4, 3, dtype=np.float64))])
+    d["add_f16"] = binary("Add", ta=TP.FLOAT16, sa=(2, 3), sb=(3,))
     d["and_bool"] = binary("And", ta=TP.BOOL, sa=(2, 3), sb=(2, 3))
     d["cast_u8_f32"] = model("cast", [helper.make_node("Cast", ["x"], ["y"], to=TP.FLOAT)],
                              [("x", TP.UINT8, [2, 3])], [("y", F)])

@@ -16,12 +16,13 @@ if TYPE_CHECKING:
     from ..emitter import FunctionBuilder
 
 RUST_TYPES = {
+    TensorProto.FLOAT16: "rt::F16",
     TensorProto.FLOAT: "f32", TensorProto.DOUBLE: "f64", TensorProto.INT8: "i8",
     TensorProto.INT16: "i16", TensorProto.INT32: "i32", TensorProto.INT64: "i64",
     TensorProto.UINT8: "u8", TensorProto.UINT16: "u16", TensorProto.UINT32: "u32",
     TensorProto.UINT64: "u64", TensorProto.BOOL: "bool",
 }
-FLOATS = {"f32", "f64"}
+FLOATS = {"f32", "f64", "rt::F16"}
 INTS = {"i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64"}
 NUMS = FLOATS | INTS
 
@@ -46,6 +47,8 @@ def lit(value, rtype: str) -> str:
     """A Rust literal of element type ``rtype``."""
     if rtype == "bool":
         return "true" if bool(value) else "false"
+    if rtype == "rt::F16":
+        return f"rt::F16::from_f64({float_lit(float(value))})"
     if rtype in FLOATS:
         v = float(value)
         if math.isnan(v):

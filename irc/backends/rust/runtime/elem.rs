@@ -7,6 +7,7 @@ use std::fmt::Debug;
 /// A tensor of any supported element type, as read from or written to a `.npy` file.
 #[derive(Debug, Clone)]
 pub enum AnyArray {
+    F16(ArrayD<super::half::F16>),
     F32(ArrayD<f32>),
     F64(ArrayD<f64>),
     I8(ArrayD<i8>),
@@ -24,6 +25,7 @@ impl AnyArray {
     /// The `.npy` descr of the element type, e.g. `<f4`.
     pub fn descr(&self) -> &'static str {
         match self {
+            AnyArray::F16(_) => super::half::F16::DESCR,
             AnyArray::F32(_) => f32::DESCR,
             AnyArray::F64(_) => f64::DESCR,
             AnyArray::I8(_) => i8::DESCR,

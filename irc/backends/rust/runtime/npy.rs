@@ -82,6 +82,7 @@ pub fn read_npy(path: &Path) -> Result<AnyArray> {
         }};
     }
     Ok(match descr.as_str() {
+        "<f2" => load!(super::half::F16, F16),
         "<f4" => load!(f32, F32),
         "<f8" => load!(f64, F64),
         "|i1" => load!(i8, I8),
@@ -106,6 +107,7 @@ fn encode<T: Elem>(a: &ArrayD<T>) -> (Vec<usize>, Vec<u8>) {
 /// Writes a tensor as a `.npy` file (format 1.0, C order).
 pub fn write_npy(path: &Path, array: &AnyArray) -> Result<()> {
     let (shape, data) = match array {
+        AnyArray::F16(a) => encode(a),
         AnyArray::F32(a) => encode(a),
         AnyArray::F64(a) => encode(a),
         AnyArray::I8(a) => encode(a),
