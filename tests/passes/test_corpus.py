@@ -13,8 +13,8 @@ from irc import oracle
 from irc.ir import from_onnx, to_onnx
 from irc.passes import optimize
 
-# Cases that cannot take part, with the reason. Empty today: every case either runs
-# or is skipped because onnxruntime cannot run the *original* model.
+# Cases that cannot take part, with the reason. Empty today: a case onnxruntime cannot
+# run (sequence/float8 inputs, ops newer than onnxruntime) is still optimized and checked.
 EXCLUDED: dict[str, str] = {}
 
 
@@ -33,23 +33,36 @@ def _tensor_feeds(case):
     return feeds, ""
 
 
+def _checker_ok(model) -> bool:
+    try:
+        onnx.checker.check_model(model)
+        return True
+    except Exception:
+        return False
+
+
 @pytest.mark.parametrize("case", _cases())
 def test_optimize_preserves_outputs(case):
+    """Where onnxruntime runs the original, outputs must match; everywhere, the passes
+    must not crash and must keep a checker-valid model checker-valid."""
     if case.name in EXCLUDED:
         pytest.skip(EXCLUDED[case.name])
-    feeds, why = _tensor_feeds(case)
-    if feeds is None:
-        pytest.skip(why)
-    try:
-        expected = oracle.run(case.model, feeds, optimize=False)
-    except Exception as exc:
-        pytest.skip(f"onnxruntime cannot run the original: {str(exc)[:80]}")
+    feeds, _ = _tensor_feeds(case)
+    expected = None
+    if feeds is not None:
+        try:
+            expected = oracle.run(case.model, feeds, optimize=False)
+        except Exception:
+            expected = None  # onnxruntime cannot run the original: nothing to compare against
+    valid = _checker_ok(case.model)
     base_dir = str(case.path.parent) if case.path is not None else None
     for level in (2, 3):
         graph = from_onnx(case.model, base_dir=base_dir)
         optimize(graph, level)
         after = to_onnx(graph)
-        onnx.checker.check_model(after)
-        actual = oracle.run(after, feeds, optimize=False)
-        bad = [d for d in oracle.compare(expected, actual) if not d.ok]
-        assert not bad, f"level {level}: {bad}"
+        if valid:
+            onnx.checker.check_model(after)
+        if expected is not None:
+            actual = oracle.run(after, feeds, optimize=False)
+            bad = [d for d in oracle.compare(expected, actual) if not d.ok]
+            assert not bad, f"level {level}: {bad}"
