@@ -53,7 +53,10 @@ def markdown(results: dict) -> str:
         f"{m['date_utc']}; mode {results['mode']}. Latency in µs (median / p90) per call; "
         "ratios < 1 mean irc is faster. Rules: bench/README.md.",
         "",
-        f"irc: {'available' if results['irc']['available'] else 'not available'} ({results['irc']['note']})",
+        f"irc: {'available' if results['irc']['available'] else 'not available'} ({results['irc']['note']}); "
+        f"source: commit {results.get('source', {}).get('commit', '?')}"
+        + (f", uncommitted irc files used: {', '.join(results['source']['uncommitted_irc_files'])}"
+           if results.get("source", {}).get("uncommitted_irc_files") else ""),
         "",
         "| model | batch | threads | onnxruntime | tract | irc (binding) | irc (native) | irc/ort | irc/tract "
         "| tract/ort | RSS MiB ort / tract / irc |",

@@ -296,6 +296,16 @@ def machine_info() -> dict:
             "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 
+def source_state() -> dict:
+    """The commit the bench ran on, and irc files changed but not committed (they were used)."""
+    def git(*args: str) -> str:
+        ran = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
+        return ran.stdout.strip() if ran.returncode == 0 else ""
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "irc").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_irc_files": dirty}
+
+
 def gemm_bench(quick: bool) -> dict | None:
     """The runtime GEMM micro-benchmark (bench/gemm), as JSON."""
     crate = BENCH / "gemm"
@@ -372,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     results = Bench(args, manifest, models_dir).run()
     results["gemm"] = None if args.no_gemm else gemm_bench(args.quick)
-    results.update(machine=machine_info(), mode="quick" if args.quick else "full",
+    results.update(machine=machine_info(), source=source_state(), mode="quick" if args.quick else "full",
                    seconds=round(time.perf_counter() - started, 1),
                    settings={"batch": args.batch, "threads": args.threads, "budget_s": args.budget,
                              "rounds": args.rounds, "warmup": args.warmup, "tolerance_atol_rtol": TOLERANCE})
