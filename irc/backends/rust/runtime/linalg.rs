@@ -5,7 +5,45 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// `c = alpha * a @ b + beta * c` on f32 matrices of any strides.
 pub fn gemm_f32(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
-    ndarray::linalg::general_mat_mul(alpha, a, b, beta, c);
+    let ((m, k), n) = (a.dim(), b.ncols());
+    assert!(b.nrows() == k && c.dim() == (m, n), "gemm_f32: shapes do not align");
+    let (sa, sb) = (a.strides(), b.strides());
+    let sc = [c.strides()[0], c.strides()[1]];
+    let pc = c.as_mut_ptr();
+    // SAFETY: three valid ndarray views of the checked shapes; `c` is borrowed mutably,
+    // so it aliases neither `a` nor `b`.
+    unsafe {
+        super::gemm::sgemm_raw(
+            m, n, k, alpha, a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1],
+            beta, pc, sc[0], sc[1], &super::gemm::Epilogue::NONE,
+        )
+    }
+}
+
+/// Keeps glibc from returning large blocks to the kernel between calls.
+///
+/// glibc serves blocks above its mmap threshold (128 KiB at start) with a fresh `mmap`
+/// and unmaps them on `free`, so every large intermediate of `forward` page-faults anew
+/// on every call (measured: `clear_page_erms` / page faults high in the profiles of
+/// ResNet and BERT). A fixed threshold of 32 MiB (glibc's maximum) and a high trim
+/// threshold keep those blocks in the heap for reuse. Peak memory is unchanged: only
+/// memory already freed is kept. Called once when a model loads; other targets: no-op.
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        extern "C" {
+            // glibc's `int mallopt(int param, int value)`, declared in <malloc.h>.
+            fn mallopt(param: i32, value: i32) -> i32;
+        }
+        const M_TRIM_THRESHOLD: i32 = -1;
+        const M_MMAP_THRESHOLD: i32 = -3;
+        // SAFETY: `mallopt` only changes allocator parameters; it is thread-safe in glibc.
+        ONCE.call_once(|| unsafe {
+            mallopt(M_MMAP_THRESHOLD, 32 << 20);
+            mallopt(M_TRIM_THRESHOLD, 512 << 20);
+        });
+    }
 }
 
 use super::elem::Num;

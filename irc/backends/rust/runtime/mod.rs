@@ -8,6 +8,7 @@ pub mod elem;
 pub mod elementwise;
 pub mod error;
 pub mod half;
+pub mod gemm;
 pub mod linalg;
 pub mod norm;
 pub mod npy;

@@ -52,6 +52,7 @@ impl Reader<'_> {
 impl<'a> Weights<'a> {
     /// Parses the header and offset table of a weights file.
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
+        super::linalg::tune_allocator(); // every model loads its weights here: tune malloc once
         if bytes.len() < 16 || &bytes[..8] != MAGIC {
             return Err(Error::Weights("not an irc weights file".into()));
         }
