@@ -200,3 +200,15 @@ def trilu(c: OpCtx) -> str:
     c.t(0)
     k = c.scalar_expr(1, "i64") if c.has(1) else "0"
     return f"rt::trilu({c.x(0)}, {k}, {_bool(c.a('upper', 1))})"
+
+
+@op("TensorScatter")
+def tensor_scatter(c: OpCtx) -> str:
+    c.t(0)
+    idx = "None"
+    if c.has(2):
+        c.need(c.t(2) == "i64", "write_indices dtype")
+        idx = f"Some({c.x(2)})"
+    circular = c.s("mode", "linear", {"linear", "circular"}) == "circular"
+    return (f"rt::tensor_scatter({c.x(0)}, {c.x(1)}, {idx}, {int(c.a('axis', -2))}, "
+            f"{_bool(circular)})")

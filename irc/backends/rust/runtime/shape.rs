@@ -552,3 +552,36 @@ pub fn stack_axis<T: Elem>(parts: &[ArrayD<T>], ax: i64, reverse: bool) -> Resul
     let ax = axis(ax, views[0].ndim() + 1)?;
     ndarray::stack(Axis(ax), &views).map_err(|e| Error::Shape(format!("scan outputs differ in shape: {e}")))
 }
+
+/// ONNX `TensorScatter`: writes `update` into a copy of the cache along `ax`, from each batch's
+/// write index (wrapping around with `circular`).
+pub fn tensor_scatter<T: Elem>(
+    cache: &ArrayD<T>,
+    update: &ArrayD<T>,
+    write_indices: Option<&ArrayD<i64>>,
+    ax: i64,
+    circular: bool,
+) -> Result<ArrayD<T>> {
+    let ax = axis(ax, cache.ndim())?;
+    let ok = cache.ndim() == update.ndim()
+        && (0..cache.ndim()).all(|d| if d == ax { update.shape()[d] <= cache.shape()[d] } else { update.shape()[d] == cache.shape()[d] });
+    if !ok || ax == 0 {
+        return shape_err(format!("tensor_scatter: update {:?} does not fit cache {:?}", update.shape(), cache.shape()));
+    }
+    let max_len = cache.shape()[ax] as i64;
+    let mut out = cache.clone();
+    for (ix, &v) in update.indexed_iter() {
+        let start = write_indices.map_or(0, |w| w.get(IxDyn(&[ix[0]])).copied().unwrap_or(0));
+        let mut pos = start + ix[ax] as i64;
+        if circular {
+            pos = pos.rem_euclid(max_len.max(1));
+        }
+        let mut dst = ix.clone();
+        if pos < 0 || pos >= max_len {
+            return shape_err(format!("tensor_scatter: write position {pos} outside the cache"));
+        }
+        dst[ax] = pos as usize;
+        out[&dst] = v;
+    }
+    Ok(out)
+}
