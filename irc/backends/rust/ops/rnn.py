@@ -1,4 +1,4 @@
-"""LSTM, GRU and RNN (both layouts, default activations, no sequence_lens)."""
+"""LSTM, GRU and RNN (both layouts, sequence_lens, default activations)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,10 @@ def recurrent(c: OpCtx) -> str:
     c.need(not acts or acts == DEFAULT_ACTS[kind] * dirs, f"activations {acts}")
     c.need(c.a("clip") is None, "clip")
     c.need(not c.a("input_forget", 0), "input_forget=1")
-    c.need(not c.has(4), "sequence_lens")
+    lens = "None"
+    if c.has(4):
+        c.need(c.t(4) == "i32", "sequence_lens dtype")
+        lens = f"Some({c.x(4)})"
     hidden = int(c.a("hidden_size"))
 
     def opt(i: int) -> str:
@@ -34,5 +37,5 @@ def recurrent(c: OpCtx) -> str:
         cell, c0, p = "rt::Cell::Rnn", "None", "None"
     c.multi = "tuple"
     c.n_results = 3
-    return (f"rt::recurrent({cell}, {c.x(0)}, {c.x(1)}, {c.x(2)}, {opt(3)}, {opt(5)}, {c0}, {p}, "
+    return (f"rt::recurrent({cell}, {c.x(0)}, {c.x(1)}, {c.x(2)}, {opt(3)}, {opt(5)}, {c0}, {p}, {lens}, "
             f"{hidden}, {c.string(direction)}, {'true' if c.a('layout', 0) else 'false'})")

@@ -45,6 +45,7 @@ fn run_direction<T: Float>(
     c0: Array2<T>,
     p: Option<ndarray::ArrayView1<T>>,
     reverse: bool,
+    lens: &[usize],
 ) -> (Array3<T>, Array2<T>, Array2<T>) {
     let (seq, batch, hidden) = (x.shape()[0], x.shape()[1], h0.ncols());
     let g = cell.gates();
@@ -59,6 +60,11 @@ fn run_direction<T: Float>(
         let hr = mm_t(&h.view(), &r);
         let mut h_new = Array2::from_elem((batch, hidden), T::zero());
         for bi in 0..batch {
+            if t >= lens[bi] {
+                // Past this sequence's length: state carried unchanged, output zero.
+                h_new.row_mut(bi).assign(&h.row(bi));
+                continue;
+            }
             for j in 0..hidden {
                 let gx = |k: usize| xw[[bi, k * hidden + j]].add(bias_w[k * hidden + j]);
                 let gh = |k: usize| hr[[bi, k * hidden + j]].add(bias_r[k * hidden + j]);
@@ -94,7 +100,13 @@ fn run_direction<T: Float>(
             }
         }
         h = h_new;
-        ys.index_axis_mut(Axis(0), t).assign(&h);
+        let mut y_t = ys.index_axis_mut(Axis(0), t);
+        y_t.assign(&h);
+        for (bi, &len) in lens.iter().enumerate() {
+            if t >= len {
+                y_t.row_mut(bi).fill(T::zero());
+            }
+        }
     }
     (ys, h, c)
 }
@@ -115,6 +127,7 @@ pub fn recurrent<T: Float>(
     h0: Option<&ArrayD<T>>,
     c0: Option<&ArrayD<T>>,
     p: Option<&ArrayD<T>>,
+    seq_lens: Option<&ArrayD<i32>>,
     hidden: usize,
     direction: &str,
     batch_first: bool,
@@ -125,7 +138,7 @@ pub fn recurrent<T: Float>(
         let x0 = transpose(x, &[1, 0, 2])?;
         let h0t = h0.map(|h| transpose(h, &[1, 0, 2])).transpose()?;
         let c0t = c0.map(|c| transpose(c, &[1, 0, 2])).transpose()?;
-        let (y, yh, yc) = recurrent(cell, &x0, w, r, b, h0t.as_ref(), c0t.as_ref(), p, hidden, direction, false)?;
+        let (y, yh, yc) = recurrent(cell, &x0, w, r, b, h0t.as_ref(), c0t.as_ref(), p, seq_lens, hidden, direction, false)?;
         return Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?));
     }
     let err = |e: ndarray::ShapeError| super::error::Error::Shape(e.to_string());
@@ -151,6 +164,11 @@ pub fn recurrent<T: Float>(
         Some(p) => Some(p.view().into_dimensionality::<Ix2>().map_err(err)?),
         None => None,
     };
+    let lens: Vec<usize> = match seq_lens {
+        Some(l) if l.len() == batch => l.iter().map(|&v| (v.max(0) as usize).min(seq)).collect(),
+        Some(_) => return shape_err("recurrent: sequence_lens must have one length per batch entry"),
+        None => vec![seq; batch],
+    };
     let mut y = ndarray::Array4::from_elem((seq, dirs, batch, hidden), T::zero());
     let mut yh = Array3::from_elem((dirs, batch, hidden), T::zero());
     let mut yc = Array3::from_elem((dirs, batch, hidden), T::zero());
@@ -166,6 +184,7 @@ pub fn recurrent<T: Float>(
             init(c0, d)?,
             p2.as_ref().map(|p| p.row(d)),
             reverse,
+            &lens,
         );
         y.slice_mut(s![.., d, .., ..]).assign(&ys);
         yh.index_axis_mut(Axis(0), d).assign(&h);
