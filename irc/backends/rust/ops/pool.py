@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .base import FLOATS, NUMS, OpCtx, op
+from .base import FLOATS, NUMS, OpCtx, float_lit, op
 from .conv import window
 
 
@@ -68,3 +68,17 @@ def max_unpool(c: OpCtx) -> str:
     win = window(c, c.attr_list("kernel_shape"))
     shape = c.opt_ints_expr(2)
     return f"rt::max_unpool({c.x(0)}, {c.x(1)}, {win}, {shape})"
+
+
+@op("RoiAlign")
+def roi_align(c: OpCtx) -> str:
+    c.types(0, FLOATS)
+    c.need(c.t(2) == "i64", "batch_indices dtype")
+    mode = c.s("mode", "avg", {"avg", "max"})
+    default_coord = "half_pixel" if c.opset >= 16 else "output_half_pixel"
+    coord = c.s("coordinate_transformation_mode", default_coord, {"half_pixel", "output_half_pixel"})
+    fields = [f"mode: {c.string(mode)}", f"output_height: {int(c.a('output_height', 1))}",
+              f"output_width: {int(c.a('output_width', 1))}", f"sampling_ratio: {int(c.a('sampling_ratio', 0))}",
+              f"spatial_scale: {float_lit(c.a('spatial_scale', 1.0))}",
+              f"half_pixel: {'true' if coord == 'half_pixel' else 'false'}"]
+    return f"rt::roi_align({c.x(0)}, {c.x(1)}, {c.x(2)}, &rt::RoiAlignParams {{ {', '.join(fields)} }})"

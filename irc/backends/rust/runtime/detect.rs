@@ -73,3 +73,101 @@ pub fn non_max_suppression<T: Float>(
     let count = selected.len() / 3;
     ArrayD::from_shape_vec(IxDyn(&[count, 3]), selected).map_err(|e| Error::Shape(e.to_string()))
 }
+
+/// Geometry of `RoiAlign`.
+#[derive(Debug, Clone, Copy)]
+pub struct RoiAlignParams<'a> {
+    /// `avg` or `max`.
+    pub mode: &'a str,
+    pub output_height: usize,
+    pub output_width: usize,
+    pub sampling_ratio: i64,
+    pub spatial_scale: f64,
+    /// `half_pixel` shifts by half a pixel; `output_half_pixel` is the legacy behaviour.
+    pub half_pixel: bool,
+}
+
+/// Bilinear corner (index, weight) pairs of one sampling point, empty when it falls outside.
+fn bilinear(y: f64, x: f64, h: usize, w: usize) -> Vec<(usize, f64)> {
+    if y < -1.0 || y > h as f64 || x < -1.0 || x > w as f64 {
+        return vec![];
+    }
+    let axis = |v: f64, n: usize| -> (usize, usize, f64) {
+        let v = v.max(0.0);
+        let lo = v.floor() as usize;
+        if lo + 1 >= n {
+            (n - 1, n - 1, 0.0)
+        } else {
+            (lo, lo + 1, v - lo as f64)
+        }
+    };
+    let (y0, y1, ly) = axis(y, h);
+    let (x0, x1, lx) = axis(x, w);
+    let (hy, hx) = (1.0 - ly, 1.0 - lx);
+    vec![(y0 * w + x0, hy * hx), (y0 * w + x1, hy * lx), (y1 * w + x0, ly * hx), (y1 * w + x1, ly * lx)]
+}
+
+/// ONNX `RoiAlign`: `[num_rois, C, out_h, out_w]` pooled features of `x [N, C, H, W]`.
+pub fn roi_align<T: Float>(
+    x: &ArrayD<T>,
+    rois: &ArrayD<T>,
+    batch_indices: &ArrayD<i64>,
+    p: &RoiAlignParams,
+) -> Result<ArrayD<T>> {
+    if x.ndim() != 4 || rois.ndim() != 2 || rois.shape()[1] != 4 || batch_indices.len() != rois.shape()[0] {
+        return shape_err("roi_align: expects x [N, C, H, W], rois [R, 4], batch_indices [R]");
+    }
+    let (n, c, h, w) = (x.shape()[0], x.shape()[1], x.shape()[2], x.shape()[3]);
+    let (oh, ow) = (p.output_height, p.output_width);
+    let xs = x.as_standard_layout();
+    let src = xs.as_slice().unwrap_or(&[]);
+    let mut out = Vec::with_capacity(rois.shape()[0] * c * oh * ow);
+    for r in 0..rois.shape()[0] {
+        let b = batch_indices[IxDyn(&[r])];
+        if b < 0 || b as usize >= n {
+            return shape_err(format!("roi_align: batch index {b} out of range"));
+        }
+        let coord = |k: usize| rois[IxDyn(&[r, k])].to_f64() * p.spatial_scale - if p.half_pixel { 0.5 } else { 0.0 };
+        let (x1, y1, x2, y2) = (coord(0), coord(1), coord(2), coord(3));
+        let (mut rw, mut rh) = (x2 - x1, y2 - y1);
+        if !p.half_pixel {
+            rw = rw.max(1.0);
+            rh = rh.max(1.0);
+        }
+        let (bh, bw) = (rh / oh as f64, rw / ow as f64);
+        let gh = if p.sampling_ratio > 0 { p.sampling_ratio as usize } else { (rh / oh as f64).ceil() as usize };
+        let gw = if p.sampling_ratio > 0 { p.sampling_ratio as usize } else { (rw / ow as f64).ceil() as usize };
+        let count = (gh * gw).max(1) as f64;
+        for ch in 0..c {
+            let plane = &src[((b as usize) * c + ch) * h * w..((b as usize) * c + ch + 1) * h * w];
+            for py in 0..oh {
+                for px in 0..ow {
+                    let mut acc = if p.mode == "max" { f64::NEG_INFINITY } else { 0.0 };
+                    let mut any = false;
+                    for iy in 0..gh {
+                        let y = y1 + py as f64 * bh + (iy as f64 + 0.5) * bh / gh as f64;
+                        for ix in 0..gw {
+                            let xx = x1 + px as f64 * bw + (ix as f64 + 0.5) * bw / gw as f64;
+                            let taps = bilinear(y, xx, h, w);
+                            if p.mode == "max" {
+                                // onnxruntime's max mode: the largest weighted corner of each sample
+                                // (a sample outside the image counts as 0).
+                                let best = taps
+                                    .iter()
+                                    .map(|&(i, wt)| wt * plane[i].to_f64())
+                                    .fold(if taps.is_empty() { 0.0 } else { f64::NEG_INFINITY }, f64::max);
+                                acc = acc.max(best);
+                                any = true;
+                            } else {
+                                acc += taps.iter().map(|&(i, wt)| wt * plane[i].to_f64()).sum::<f64>();
+                            }
+                        }
+                    }
+                    let v = if p.mode == "max" { if any { acc } else { 0.0 } } else { acc / count };
+                    out.push(T::from_f64(v));
+                }
+            }
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&[rois.shape()[0], c, oh, ow]), out).map_err(|e| Error::Shape(e.to_string()))
+}
