@@ -141,6 +141,113 @@ fn im2col<T: Num>(col: &mut Array2<T>, src: &[T], channels: usize, in_sp: &[usiz
     }
 }
 
+/// A 1-D or 2-D convolution seen as 2-D (1-D has height 1): the fast paths work on this.
+struct Plane2 {
+    h: usize, w: usize, kh: usize, kw: usize, oh: usize, ow: usize,
+    sh: usize, sw: usize, dh: usize, dw: usize, ph: usize, pw: usize,
+}
+
+impl Plane2 {
+    fn new(in_sp: &[usize], kernel: &[usize], out_sp: &[usize], geo: &Geometry) -> Option<Plane2> {
+        let (s, d, b) = (&geo.strides, &geo.dilations, &geo.begin);
+        match in_sp.len() {
+            1 => Some(Plane2 {
+                h: 1, w: in_sp[0], kh: 1, kw: kernel[0], oh: 1, ow: out_sp[0],
+                sh: 1, sw: s[0], dh: 1, dw: d[0], ph: 0, pw: b[0],
+            }),
+            2 => Some(Plane2 {
+                h: in_sp[0], w: in_sp[1], kh: kernel[0], kw: kernel[1], oh: out_sp[0], ow: out_sp[1],
+                sh: s[0], sw: s[1], dh: d[0], dw: d[1], ph: b[0], pw: b[1],
+            }),
+            _ => None,
+        }
+    }
+
+    /// Output rows `[y0, y1)` whose input row for kernel row `ky` lies inside the image.
+    fn rows(&self, ky: usize) -> (usize, usize) {
+        valid_range(self.oh, self.h, self.sh, ky * self.dh, self.ph)
+    }
+
+    /// Output columns `[x0, x1)` whose input column for kernel column `kx` lies inside.
+    fn cols(&self, kx: usize) -> (usize, usize) {
+        valid_range(self.ow, self.w, self.sw, kx * self.dw, self.pw)
+    }
+}
+
+/// Outputs `o < out` with `o * stride + offset - pad` in `0..len`, as a range.
+fn valid_range(out: usize, len: usize, stride: usize, offset: usize, pad: usize) -> (usize, usize) {
+    let lo = if offset >= pad { 0 } else { (pad - offset).div_ceil(stride) };
+    let hi = if len + pad > offset { (len + pad - offset).div_ceil(stride).min(out) } else { 0 };
+    (lo.min(hi), hi)
+}
+
+/// 2-D im2col: each row of `col` (channel x kernel tap) is built from whole input-row
+/// slices (a `copy_from_slice` at stride 1), zeros where the tap falls into the padding.
+fn im2col_2d<T: Num>(col: &mut [T], src: &[T], channels: usize, g: &Plane2) {
+    let (plane, p_out) = (g.h * g.w, g.oh * g.ow);
+    let mut rows = col.chunks_exact_mut(p_out);
+    for chan in src.chunks_exact(plane).take(channels) {
+        for ky in 0..g.kh {
+            let (y0, y1) = g.rows(ky);
+            for kx in 0..g.kw {
+                let Some(row) = rows.next() else { return };
+                let (x0, x1) = g.cols(kx);
+                row[..y0 * g.ow].fill(T::zero());
+                row[y1 * g.ow..].fill(T::zero());
+                for oy in y0..y1 {
+                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    dst[..x0].fill(T::zero());
+                    dst[x1..].fill(T::zero());
+                    if x0 == x1 {
+                        continue;
+                    }
+                    let iy = oy * g.sh + ky * g.dh - g.ph;
+                    let ix0 = x0 * g.sw + kx * g.dw - g.pw;
+                    let line = &chan[iy * g.w..(iy + 1) * g.w];
+                    if g.sw == 1 {
+                        dst[x0..x1].copy_from_slice(&line[ix0..ix0 + (x1 - x0)]);
+                    } else {
+                        for (d, s) in dst[x0..x1].iter_mut().zip(line[ix0..].iter().step_by(g.sw)) {
+                            *d = *s;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Depthwise 2-D convolution of one channel plane, accumulated into `out` (`oh * ow`,
+/// preloaded with the bias): one pass over the valid output window per kernel tap, a
+/// contiguous multiply-add at stride 1 that the compiler vectorizes.
+fn depthwise_2d<T: Num>(out: &mut [T], chan: &[T], taps: &[T], g: &Plane2) {
+    for ky in 0..g.kh {
+        let (y0, y1) = g.rows(ky);
+        for kx in 0..g.kw {
+            let (x0, x1) = g.cols(kx);
+            if x0 == x1 {
+                continue;
+            }
+            let wv = taps[ky * g.kw + kx];
+            for oy in y0..y1 {
+                let iy = oy * g.sh + ky * g.dh - g.ph;
+                let ix0 = x0 * g.sw + kx * g.dw - g.pw;
+                let line = &chan[iy * g.w..(iy + 1) * g.w];
+                let dst = &mut out[oy * g.ow + x0..oy * g.ow + x1];
+                if g.sw == 1 {
+                    for (d, &s) in dst.iter_mut().zip(&line[ix0..ix0 + (x1 - x0)]) {
+                        *d = d.add(wv.mul(s));
+                    }
+                } else {
+                    for (d, &s) in dst.iter_mut().zip(line[ix0..].iter().step_by(g.sw)) {
+                        *d = d.add(wv.mul(s));
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn err2(e: ndarray::ShapeError) -> Error {
     Error::Shape(e.to_string())
 }
@@ -158,34 +265,86 @@ pub fn conv<T: Num>(x: &ArrayD<T>, w: &ArrayD<T>, bias: Option<&ArrayD<T>>, win:
     let kernel = &w.shape()[2..];
     let geo = win.resolve(in_sp, kernel)?;
     let out_sp: Vec<usize> = (0..in_sp.len()).map(|d| geo.out_dim(d, in_sp[d], kernel[d])).collect::<Result<_>>()?;
-    let taps: Vec<_> = (0..in_sp.len()).map(|d| geo.taps(d, in_sp[d], kernel[d], out_sp[d])).collect();
+    // Per-element tap tables: only the N-D (3-D and up) im2col needs them.
+    let taps: Vec<_> = if in_sp.len() > 2 {
+        (0..in_sp.len()).map(|d| geo.taps(d, in_sp[d], kernel[d], out_sp[d])).collect()
+    } else {
+        Vec::new()
+    };
     let (kk, p_out, mg) = (kernel.iter().product::<usize>(), out_sp.iter().product::<usize>(), m / group);
     let plane: usize = in_sp.iter().product();
     let xs = x.as_standard_layout();
     let src = xs.as_slice().unwrap_or(&[]);
-    let w2 = with_shape(w.view(), &[m, cg * kk])?.into_dimensionality::<Ix2>().map_err(err2)?;
-    let mut out = ndarray::Array3::<T>::from_elem((n, m, p_out), T::zero());
-    let mut col = Array2::<T>::from_elem((cg * kk, p_out), T::zero());
-    for b in 0..n {
-        for g in 0..group {
-            let start = (b * c + g * cg) * plane;
-            im2col(&mut col, &src[start..start + cg * plane], cg, in_sp, kernel, &taps);
-            let wg = w2.slice(s![g * mg..(g + 1) * mg, ..]);
-            let mut og = out.slice_mut(s![b, g * mg..(g + 1) * mg, ..]);
-            T::gemm(T::one(), &wg, &col.view(), T::zero(), &mut og);
-        }
-    }
+    // A view of the weights as [M, C/group * K] (`with_shape` would copy them on every call).
+    let wc = w.as_standard_layout();
+    let wdata = wc.as_slice().unwrap_or(&[]);
+    let w2 = ndarray::ArrayView2::from_shape((m, cg * kk), wdata).map_err(err2)?;
+    // The output starts as the bias (the GEMMs then accumulate with beta = 1), so the
+    // bias costs no extra pass over the output.
+    let mut out = vec![T::zero(); n * m * p_out];
     if let Some(bias) = bias {
         if bias.len() != m {
             return shape_err(format!("conv: bias has {} values for {m} channels", bias.len()));
         }
-        for (mut ch, &bv) in out.axis_iter_mut(ndarray::Axis(1)).zip(bias.iter()) {
-            ch.mapv_inplace(|v| v.add(bv));
+        let bias: Vec<T> = bias.iter().copied().collect();
+        for (row, &bv) in out.chunks_exact_mut(p_out.max(1)).zip(bias.iter().cycle()) {
+            row.fill(bv);
         }
+    }
+    let beta = if bias.is_some() { T::one() } else { T::zero() };
+    let p2 = Plane2::new(in_sp, kernel, &out_sp, &geo);
+    let pointwise = kk == 1 && geo.strides.iter().chain(&geo.dilations).all(|&v| v == 1)
+        && geo.begin.iter().chain(&geo.end).all(|&v| v == 0);
+    match &p2 {
+        Some(g2) if cg == 1 && mg == 1 && p_out > 0 => {
+            // Depthwise: each channel convolved with its own taps, no GEMM.
+            for (ob, xb) in out.chunks_exact_mut(m * p_out).zip(src.chunks_exact(c * plane)) {
+                for ((o, chan), taps) in ob.chunks_exact_mut(p_out).zip(xb.chunks_exact(plane)).zip(wdata.chunks_exact(kk)) {
+                    depthwise_2d(o, chan, taps, g2);
+                }
+            }
+        }
+        _ if pointwise && p_out > 0 => {
+            // 1x1, stride 1, no padding: the input planes are already the GEMM's B.
+            for b in 0..n {
+                for g in 0..group {
+                    let start = (b * c + g * cg) * plane;
+                    let xg = ndarray::ArrayView2::from_shape((cg, plane), &src[start..start + cg * plane]).map_err(err2)?;
+                    let wg = w2.slice(s![g * mg..(g + 1) * mg, ..]);
+                    let o0 = (b * m + g * mg) * p_out;
+                    let mut og = ndarray::ArrayViewMut2::from_shape((mg, p_out), &mut out[o0..o0 + mg * p_out]).map_err(err2)?;
+                    T::gemm(T::one(), &wg, &xg, beta, &mut og);
+                }
+            }
+        }
+        _ if p_out > 0 => {
+            let mut col = vec![T::zero(); cg * kk * p_out];
+            let mut col2 = Array2::<T>::from_elem((if p2.is_some() { 0 } else { cg * kk }, p_out), T::zero());
+            for b in 0..n {
+                for g in 0..group {
+                    let start = (b * c + g * cg) * plane;
+                    let cols = match &p2 {
+                        Some(g2) => {
+                            im2col_2d(&mut col, &src[start..start + cg * plane], cg, g2);
+                            ndarray::ArrayView2::from_shape((cg * kk, p_out), &col[..]).map_err(err2)?
+                        }
+                        None => {
+                            im2col(&mut col2, &src[start..start + cg * plane], cg, in_sp, kernel, &taps);
+                            col2.view()
+                        }
+                    };
+                    let wg = w2.slice(s![g * mg..(g + 1) * mg, ..]);
+                    let o0 = (b * m + g * mg) * p_out;
+                    let mut og = ndarray::ArrayViewMut2::from_shape((mg, p_out), &mut out[o0..o0 + mg * p_out]).map_err(err2)?;
+                    T::gemm(T::one(), &wg, &cols, beta, &mut og);
+                }
+            }
+        }
+        _ => {}
     }
     let mut dims = vec![n, m];
     dims.extend_from_slice(&out_sp);
-    out.into_dyn().into_shape_with_order(IxDyn(&dims)).map_err(err2)
+    ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(err2)
 }
 
 /// ONNX `ConvTranspose`: input `[N, C, D...]`, weight `[C, M/group, K...]`.

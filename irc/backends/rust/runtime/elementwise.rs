@@ -36,12 +36,82 @@ pub fn binary<A: Elem, B: Elem, O: Elem>(
     f: impl Fn(A, B) -> O,
 ) -> Result<ArrayD<O>> {
     let shape = broadcast_shape(a.shape(), b.shape())?;
+    if let Some(out) = binary_contiguous(a, b, &shape, &f) {
+        return Ok(out);
+    }
     let (av, bv) = (broadcast_to(a, &shape)?, broadcast_to(b, &shape)?);
     Ok(Zip::from(&av).and(&bv).map_collect(|&x, &y| f(x, y)))
 }
 
+/// [`binary`] without ndarray's broadcasting iterator when both operands are contiguous
+/// and one has the full shape while the other is the same shape, a scalar, a suffix
+/// (a bias row) or one value per channel: plain slice loops the compiler vectorizes.
+fn binary_contiguous<A: Elem, B: Elem, O: Elem>(
+    a: &ArrayD<A>,
+    b: &ArrayD<B>,
+    shape: &[usize],
+    f: &impl Fn(A, B) -> O,
+) -> Option<ArrayD<O>> {
+    let (x, y) = (a.as_slice()?, b.as_slice()?);
+    let total: usize = shape.iter().product();
+    if total == 0 {
+        return None;
+    }
+    let out = if x.len() == total {
+        let (mid, inner) = repeat_pattern(b.shape(), shape)?;
+        broadcast_rows(x, y, mid, inner, f)
+    } else if y.len() == total {
+        let (mid, inner) = repeat_pattern(a.shape(), shape)?;
+        broadcast_rows(y, x, mid, inner, |q, p| f(p, q))
+    } else {
+        return None;
+    };
+    ArrayD::from_shape_vec(IxDyn(shape), out).ok()
+}
+
+/// How `small` broadcast to `full` repeats: `(mid, inner)` such that element `j` of
+/// `small` (`mid` of them) covers `inner` consecutive outputs, the pattern repeating over
+/// the leading dims. `None` when `small` does not have this form (e.g. `[C, 1, W]`).
+fn repeat_pattern(small: &[usize], full: &[usize]) -> Option<(usize, usize)> {
+    if small.len() > full.len() {
+        return None;
+    }
+    let pad = full.len() - small.len();
+    let dim = |i: usize| if i < pad { 1 } else { small[i - pad] };
+    let varying: Vec<usize> = (0..full.len()).filter(|&i| dim(i) != 1).collect();
+    let (Some(&lo), Some(&hi)) = (varying.first(), varying.last()) else {
+        return Some((1, full.iter().product()));
+    };
+    if (lo..=hi).any(|i| dim(i) != full[i]) {
+        return None;
+    }
+    Some((full[lo..=hi].iter().product(), full[hi + 1..].iter().product()))
+}
+
+/// `f(x[i], y[j])` over the full `x`, with `y` (`mid` values) repeated as [`repeat_pattern`] says.
+fn broadcast_rows<X: Copy, Y: Copy, O>(x: &[X], y: &[Y], mid: usize, inner: usize, f: impl Fn(X, Y) -> O) -> Vec<O> {
+    let mut out = Vec::with_capacity(x.len());
+    if inner == 1 {
+        for xs in x.chunks_exact(mid) {
+            out.extend(xs.iter().zip(y).map(|(&p, &q)| f(p, q)));
+        }
+    } else {
+        for (xs, &q) in x.chunks_exact(inner).zip(y.iter().cycle()) {
+            out.extend(xs.iter().map(|&p| f(p, q)));
+        }
+    }
+    out
+}
+
 /// Applies `f` to every element.
 pub fn unary<A: Elem, O: Elem>(a: &ArrayD<A>, f: impl Fn(A) -> O) -> Result<ArrayD<O>> {
+    if let Some(x) = a.as_slice() {
+        // Contiguous: a slice loop (vectorizable), not ndarray's generic iterator.
+        let out: Vec<O> = x.iter().map(|&v| f(v)).collect();
+        if let Ok(arr) = ArrayD::from_shape_vec(a.raw_dim(), out) {
+            return Ok(arr);
+        }
+    }
     Ok(a.mapv(f))
 }
 
@@ -273,6 +343,9 @@ pub fn mish<T: Float>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
 }
 /// GELU, exact (erf) or with the tanh approximation.
 pub fn gelu<T: Float>(a: &ArrayD<T>, tanh_approx: bool) -> Result<ArrayD<T>> {
+    if !tanh_approx && T::DESCR == "<f4" {
+        return unary(a, |v| T::from_f64(gelu_erf_f32(v.to_f64() as f32) as f64));
+    }
     unary(a, |v| {
         let x = v.to_f64();
         let y = if tanh_approx {
@@ -282,6 +355,24 @@ pub fn gelu<T: Float>(a: &ArrayD<T>, tanh_approx: bool) -> Result<ArrayD<T>> {
         };
         T::from_f64(y)
     })
+}
+/// Exact-form GELU `x * Φ(x)` for f32 in f32 arithmetic (the series `erf64` costs tens of
+/// divisions per element). `Φ(x) = erfc(-x/√2) / 2`, with erfc from Abramowitz & Stegun
+/// 7.1.26 (absolute error of erf below 1.5e-7) on `|z| < 3.5`, which is well below f32
+/// rounding of the result; beyond that the tail goes to the accurate `erf64`.
+fn gelu_erf_f32(x: f32) -> f32 {
+    let z = x * std::f32::consts::FRAC_1_SQRT_2;
+    let a = z.abs();
+    if a.is_nan() || a >= 3.5 {
+        // Tails (and NaN): rare, so the accurate path costs nothing overall.
+        return (0.5 * x as f64 * (1.0 + super::elem::erf64(z as f64))) as f32;
+    }
+    let t = 1.0 / (1.0 + 0.327_591_1 * a);
+    let poly = t * (0.254_829_6 + t * (-0.284_496_72 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
+    let erfc_a = poly * (-a * a).exp(); // erfc(|z|)
+    // Φ(x) = 1 - erfc(z)/2 for z >= 0, erfc(|z|)/2 for z < 0 (no cancellation in the tail).
+    let phi = if z >= 0.0 { 1.0 - 0.5 * erfc_a } else { 0.5 * erfc_a };
+    x * phi
 }
 pub fn shrink<T: Num>(a: &ArrayD<T>, bias: f64, lambd: f64) -> Result<ArrayD<T>> {
     unary(a, |v| {

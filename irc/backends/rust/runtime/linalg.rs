@@ -65,6 +65,9 @@ pub fn matmul<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
         return shape_err(format!("matmul: shapes {:?} and {:?} do not align", a.shape(), b.shape()));
     }
     let batch = broadcast_shape(&av.shape()[..av.ndim() - 2], &bv.shape()[..bv.ndim() - 2])?;
+    if let Some(out) = matmul_contiguous(a, b, m, k, n, &batch)? {
+        return Ok(out);
+    }
     let nb: usize = batch.iter().product();
     let full = |x: &[usize], y: [usize; 2]| [x, &y].concat();
     let a3 = with_shape(broadcast_to(&av.to_owned(), &full(&batch, [m, k]))?, &[nb, m, k])?;
@@ -83,6 +86,46 @@ pub fn matmul<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
         dims.push(n);
     }
     with_shape(out.into_dyn().view(), &dims)
+}
+
+/// [`matmul`] straight on the operands' memory, in the two common cases: a 2-D `b` (a
+/// layer's weights: all rows of `a` in one GEMM) and equal batch dims (attention). The
+/// general path copies and broadcasts both operands first. `None`: not applicable.
+fn matmul_contiguous<T: Num>(
+    a: &ArrayD<T>,
+    b: &ArrayD<T>,
+    m: usize,
+    k: usize,
+    n: usize,
+    batch: &[usize],
+) -> Result<Option<ArrayD<T>>> {
+    let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) else { return Ok(None) };
+    if a.ndim() < 2 || b.ndim() < 2 || m * k * n == 0 {
+        return Ok(None);
+    }
+    let err = |e: ndarray::ShapeError| super::error::Error::Shape(e.to_string());
+    let mut dims = batch.to_vec();
+    dims.extend([m, n]);
+    if b.ndim() == 2 {
+        let rows = x.len() / k;
+        let mut out = vec![T::zero(); rows * n];
+        let av = ArrayView2::from_shape((rows, k), x).map_err(err)?;
+        let bv = ArrayView2::from_shape((k, n), y).map_err(err)?;
+        let mut ov = ArrayViewMut2::from_shape((rows, n), &mut out[..]).map_err(err)?;
+        T::gemm(T::one(), &av, &bv, T::zero(), &mut ov);
+        return Ok(Some(ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(err)?));
+    }
+    if a.shape()[..a.ndim() - 2] != *batch || b.shape()[..b.ndim() - 2] != *batch {
+        return Ok(None);
+    }
+    let mut out = vec![T::zero(); x.len() / k * n];
+    for ((xa, yb), o) in x.chunks_exact(m * k).zip(y.chunks_exact(k * n)).zip(out.chunks_exact_mut(m * n)) {
+        let av = ArrayView2::from_shape((m, k), xa).map_err(err)?;
+        let bv = ArrayView2::from_shape((k, n), yb).map_err(err)?;
+        let mut ov = ArrayViewMut2::from_shape((m, n), o).map_err(err)?;
+        T::gemm(T::one(), &av, &bv, T::zero(), &mut ov);
+    }
+    Ok(Some(ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(err)?))
 }
 
 /// ONNX `Gemm`: `alpha * op(a) @ op(b) + beta * c`.

@@ -206,10 +206,25 @@ pub fn gather<T: Elem, I: Elem>(a: &ArrayD<T>, indices: &ArrayD<I>, ax: i64) -> 
     let ax = axis(ax, a.ndim())?;
     let dim = a.shape()[ax];
     let idx: Vec<usize> = indices.iter().map(|v| index(v.to_i64(), dim)).collect::<Result<_>>()?;
-    let picked = a.select(Axis(ax), &idx);
     let mut dims = a.shape()[..ax].to_vec();
     dims.extend_from_slice(indices.shape());
     dims.extend_from_slice(&a.shape()[ax + 1..]);
+    if let Some(src) = a.as_slice() {
+        // Contiguous (an embedding table): one slice copy per picked row.
+        let inner: usize = a.shape()[ax + 1..].iter().product();
+        let mut out = Vec::with_capacity(dims.iter().product());
+        if inner > 0 && dim > 0 {
+            for block in src.chunks_exact(dim * inner) {
+                for &i in &idx {
+                    out.extend_from_slice(&block[i * inner..(i + 1) * inner]);
+                }
+            }
+        }
+        if let Ok(arr) = ArrayD::from_shape_vec(IxDyn(&dims), out) {
+            return Ok(arr);
+        }
+    }
+    let picked = a.select(Axis(ax), &idx);
     with_shape(picked.view(), &dims)
 }
 
