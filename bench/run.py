@@ -300,10 +300,10 @@ def source_state() -> dict:
     """The commit the bench ran on, and irc files changed but not committed (they were used)."""
     def git(*args: str) -> str:
         ran = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True)
-        return ran.stdout.strip() if ran.returncode == 0 else ""
+        return ran.stdout.rstrip() if ran.returncode == 0 else ""  # porcelain lines start with a space
 
     dirty = [line[3:] for line in git("status", "--porcelain", "--", "irc").splitlines()]
-    return {"commit": git("rev-parse", "--short", "HEAD"), "uncommitted_irc_files": dirty}
+    return {"commit": git("rev-parse", "--short", "HEAD").strip(), "uncommitted_irc_files": dirty}
 
 
 def gemm_bench(quick: bool) -> dict | None:
