@@ -28,7 +28,7 @@ def gemm(c: OpCtx) -> str:
 def einsum(c: OpCtx) -> str:
     c.types(0, NUMS | FLOATS)
     eq = c.s("equation", "")
-    c.need(re.fullmatch(r"[A-Za-z,\s]*(->[A-Za-z\s]*)?", eq) is not None, f"einsum equation {eq!r}")
+    c.need(re.fullmatch(r"[A-Za-z,.\s]*(->[A-Za-z.\s]*)?", eq) is not None, f"einsum equation {eq!r}")
     args = ", ".join(c.x(i) for i in range(len(c.ins)))
     return f"rt::einsum({c.string(eq)}, &[{args}])"
 

@@ -162,12 +162,14 @@ pub fn gemm<T: Num>(
 /// Einsum for equations with explicit output and each index at most once per operand.
 pub fn einsum<T: Num>(equation: &str, inputs: &[&ArrayD<T>]) -> Result<ArrayD<T>> {
     let eq: String = equation.chars().filter(|c| !c.is_whitespace()).collect();
+    let ranks: Vec<usize> = inputs.iter().map(|a| a.ndim()).collect();
+    let (eq, ellipsis) = expand_ellipsis(&eq, &ranks)?;
     let (lhs, rhs) = match eq.split_once("->") {
         Some((l, r)) => (l.to_string(), r.to_string()),
         None => {
-            let mut once: Vec<char> = eq.chars().filter(|c| c.is_alphabetic()).collect();
+            let mut once: Vec<char> = eq.chars().filter(|c| c.is_alphabetic() && !ellipsis.contains(c)).collect();
             once.sort_unstable();
-            let out: String = once.iter().filter(|c| eq.matches(**c).count() == 1).collect();
+            let out: String = ellipsis.iter().chain(once.iter().filter(|c| eq.matches(**c).count() == 1)).collect();
             (eq.clone(), out)
         }
     };
@@ -220,6 +222,40 @@ pub fn einsum<T: Num>(equation: &str, inputs: &[&ArrayD<T>]) -> Result<ArrayD<T>
     let out = super::shape::transpose(&acc, &perm)?;
     let out = broadcast_to(&out, &out_dims)?.to_owned();
     Ok(out)
+}
+
+/// Replaces `...` by letters the equation does not use, right-aligned across operands;
+/// returns the new equation and the letters standing for the broadcast dims.
+fn expand_ellipsis(eq: &str, ranks: &[usize]) -> Result<(String, Vec<char>)> {
+    if !eq.contains("...") {
+        return Ok((eq.to_string(), vec![]));
+    }
+    let (lhs, rhs) = match eq.split_once("->") {
+        Some((l, r)) => (l, Some(r)),
+        None => (eq, None),
+    };
+    let terms: Vec<&str> = lhs.split(',').collect();
+    if terms.len() != ranks.len() {
+        return shape_err(format!("einsum: {} operands for equation {eq}", ranks.len()));
+    }
+    let widths: Vec<usize> = terms
+        .iter()
+        .zip(ranks)
+        .map(|(t, &r)| if t.contains("...") { r.saturating_sub(t.len() - 3) } else { 0 })
+        .collect();
+    let most = widths.iter().copied().max().unwrap_or(0);
+    let free: Vec<char> = ('A'..='Z').chain('a'..='z').filter(|c| !eq.contains(*c)).take(most).collect();
+    if free.len() < most {
+        return shape_err("einsum: too many broadcast dims");
+    }
+    let fill = |w: usize| -> String { free[most - w..].iter().collect() };
+    let new_terms: Vec<String> = terms.iter().zip(&widths).map(|(t, &w)| t.replace("...", &fill(w))).collect();
+    let mut out = new_terms.join(",");
+    if let Some(r) = rhs {
+        out.push_str("->");
+        out.push_str(&r.replace("...", &fill(most)));
+    }
+    Ok((out, free))
 }
 
 /// An einsum operand with its axes ordered like `letters` (size 1 for indices it lacks).
