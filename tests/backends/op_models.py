@@ -50,7 +50,7 @@ def build() -> dict[str, dict]:
     """family -> {key: onnx model}."""
     rng = np.random.default_rng(1)
     fam: dict[str, dict] = {k: {} for k in ("elementwise", "matmul", "conv", "pool", "norm", "reduce",
-                                            "shape", "dtypes")}
+                                            "shape", "dtypes", "control")}
     e = fam["elementwise"]
     for op in ("Relu", "Sigmoid", "Tanh", "Exp", "Abs", "Neg", "Floor", "Sqrt", "Erf", "Softplus", "Sin"):
         e[op.lower()] = unary(op)
@@ -175,4 +175,31 @@ def build() -> dict[str, dict]:
                                        helper.make_node("Cast", ["m"], ["y"], to=TP.INT8)],
                              [("x", F, [2, 3])], [("y", TP.INT8)], [("k", np.float32(10))])
     d["equal_i64"] = binary("Equal", ta=TP.INT64, sa=(2, 3), sb=(1, 3), tout=TP.BOOL)
+    _control(fam["control"], rng)
     return fam
+
+
+def _control(ctl: dict, rng) -> None:
+    """If and Loop models: subgraphs that read outer values and carry state."""
+    then_g = helper.make_graph([helper.make_node("Relu", ["x"], ["t"])], "then", [],
+                               [helper.make_tensor_value_info("t", F, None)])
+    else_g = helper.make_graph([helper.make_node("Neg", ["x"], ["e"])], "else", [],
+                               [helper.make_tensor_value_info("e", F, None)])
+    ctl["if_sign_of_sum"] = model(
+        "if", [helper.make_node("ReduceSum", ["x"], ["s"], keepdims=0),
+               helper.make_node("Greater", ["s", "zero"], ["c"]),
+               helper.make_node("If", ["c"], ["y"], then_branch=then_g, else_branch=else_g)],
+        [("x", F, [2, 3])], [("y", F)], [("zero", np.float32(0))])
+    body = helper.make_graph(
+        [helper.make_node("Mul", ["acc_in", "w"], ["m"]), helper.make_node("Add", ["m", "x"], ["acc_out"]),
+         helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Tanh", ["acc_out"], ["scan"])],
+        "body", [helper.make_tensor_value_info("i", TP.INT64, []), helper.make_tensor_value_info("cond_in", TP.BOOL, []),
+                 helper.make_tensor_value_info("acc_in", F, [2, 3])],
+        [helper.make_tensor_value_info("cond_out", TP.BOOL, []), helper.make_tensor_value_info("acc_out", F, [2, 3]),
+         helper.make_tensor_value_info("scan", F, [2, 3])])
+    ctl["loop_recurrence"] = model(
+        "loop", [helper.make_node("Loop", ["trips", "", "x"], ["final", "steps"], body=body)],
+        [("x", F, [2, 3])], [("final", F), ("steps", F)],
+        [("trips", np.array(4, np.int64)), ("w", w(rng, 3))])
+    ctl["einsum_ellipsis"] = model("ein", [helper.make_node("Einsum", ["a", "b"], ["y"], equation="...ij,...jk->...ik")],
+                                   [("a", F, [2, 3, 4]), ("b", F, [2, 4, 5])], [("y", F)], opset=12)
