@@ -101,7 +101,51 @@ pub fn max_pool_with_indices<T: Num>(x: &ArrayD<T>, win: &Window, ceil_mode: boo
 }
 
 pub fn max_pool<T: Num>(x: &ArrayD<T>, win: &Window, ceil_mode: bool) -> Result<ArrayD<T>> {
+    if x.ndim() >= 3 && win.kernel.len() == x.ndim() - 2 {
+        let taps = plan(&x.shape()[2..], win, ceil_mode)?;
+        if let Some(y) = max_pool_planes(x, &taps) {
+            return Ok(y);
+        }
+    }
     Ok(max_pool_with_indices(x, win, ceil_mode)?.0)
+}
+
+/// MaxPool of a contiguous 1-D or 2-D input straight from the tap lists, without the
+/// generic path's per-output allocations. Same result: the largest value that is not NaN
+/// (`T::lowest()` for a window of NaN only). `None`: not applicable.
+fn max_pool_planes<T: Num>(x: &ArrayD<T>, taps: &Taps) -> Option<ArrayD<T>> {
+    let in_sp = &x.shape()[2..];
+    let single_row = vec![vec![0usize]];
+    let (w, rows, cols) = match in_sp.len() {
+        1 => (in_sp[0], &single_row, &taps.valid[0]),
+        2 => (in_sp[1], &taps.valid[0], &taps.valid[1]),
+        _ => return None,
+    };
+    let src = x.as_slice()?;
+    let plane: usize = in_sp.iter().product();
+    if plane == 0 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(src.len() / plane * rows.len() * cols.len());
+    for chan in src.chunks_exact(plane) {
+        for ys in rows {
+            for xs in cols {
+                let mut best = T::lowest();
+                for &iy in ys {
+                    let line = &chan[iy * w..(iy + 1) * w];
+                    for &ix in xs {
+                        if line[ix] > best {
+                            best = line[ix];
+                        }
+                    }
+                }
+                out.push(best);
+            }
+        }
+    }
+    let mut dims = x.shape()[..2].to_vec();
+    dims.extend_from_slice(&taps.out);
+    ArrayD::from_shape_vec(IxDyn(&dims), out).ok()
 }
 
 pub fn average_pool<T: Float>(x: &ArrayD<T>, win: &Window, ceil_mode: bool, count_include_pad: bool) -> Result<ArrayD<T>> {
