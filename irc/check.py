@@ -63,7 +63,7 @@ def check_models(before: ModelLike | Graph, after: ModelLike | Graph, *,
     source = inputs_from if inputs_from is not None else (
         before if isinstance(before, Graph) else _graph_of(before))
     try:
-        feeds = feeds if feeds is not None else oracle.domain_inputs(source, batch, seed)
+        feeds = feeds if feeds is not None else oracle.random_inputs(source, batch, seed)
     except IrcError as exc:
         return CheckResult(True, skipped=str(exc))
     try:
@@ -95,7 +95,7 @@ def bisect(source: ModelLike, level: int = 2, *, seed: int = 0, **optimize_args)
     from .passes import optimize
 
     original = _graph_of(source)
-    feeds = oracle.domain_inputs(original, oracle.DEFAULT_BATCH, seed)
+    feeds = oracle.random_inputs(original, oracle.DEFAULT_BATCH, seed)
     expected = oracle.run(to_onnx(original), feeds, optimize=False)
     graph = _graph_of(source)
     state = {"prev": to_onnx(graph), "found": None}

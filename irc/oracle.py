@@ -61,35 +61,6 @@ def run(model: ModelProto | str | os.PathLike, feeds: dict[str, np.ndarray],
     return dict(zip(names, sess.run(names, feeds), strict=True))
 
 
-def concrete_shape(value: Value, batch: int = DEFAULT_BATCH) -> tuple[int, ...]:
-    """A shape to feed: symbolic or unknown dims become ``batch`` (first axis) or DEFAULT_DIM."""
-    if value.shape is None:
-        return (batch,)
-    return tuple(
-        d if isinstance(d, int) and d >= 0 else (batch if i == 0 else DEFAULT_DIM)
-        for i, d in enumerate(value.shape)
-    )
-
-
-def random_inputs(graph: Graph, batch: int = DEFAULT_BATCH, seed: int = 0) -> dict[str, np.ndarray]:
-    """Seeded random feeds for every graph input that is not an initializer.
-
-    Integer inputs are kept small and non-negative since they are usually
-    indices, lengths or token ids.
-    """
-    rng = np.random.default_rng(seed)
-    feeds = {}
-    for value in graph.inputs:
-        if value.name in graph.initializers:
-            continue
-        if value.dtype is None:
-            raise ModelError(f"input {value.name!r} has no tensor type; pass the inputs explicitly")
-        dtype = helper.tensor_dtype_to_np_dtype(value.dtype)
-        shape = concrete_shape(value, batch)
-        feeds[value.name] = random_array(rng, dtype, shape, value.dtype)
-    return feeds
-
-
 def random_array(rng: np.random.Generator, dtype: np.dtype, shape: tuple[int, ...],
                  elem_type: int | None = None) -> np.ndarray:
     dtype = np.dtype(dtype)
@@ -184,10 +155,12 @@ _INDEX_SLOTS = {"Gather": (1, 0), "GatherElements": (1, 0), "GatherND": (1, None
 _POSITIVE_SLOTS = {"Log": 0, "Sqrt": 0, "Pow": 0, "Reciprocal": 0, "Rsqrt": 0}
 
 
-def domain_inputs(graph: Graph, batch: int = DEFAULT_BATCH, seed: int = 0) -> dict[str, np.ndarray]:
-    """Like :func:`random_inputs`, but each input respects what reads it.
+def random_inputs(graph: Graph, batch: int = DEFAULT_BATCH, seed: int = 0) -> dict[str, np.ndarray]:
+    """Seeded random feeds for every graph input that is not an initializer, each
+    respecting what reads it.
 
-    An integer input used as indices (Gather, GatherElements, GatherND, Scatter*)
+    Floats are standard normal; other integers small and non-negative (they are
+    usually indices, lengths or token ids). An integer input used as indices (Gather, GatherElements, GatherND, Scatter*)
     stays within the indexed axis of the data; a float input fed to Log, Sqrt,
     Reciprocal or a Pow base is positive; booleans stay booleans. A symbolic dim
     gets the same size in every input that names it.

@@ -91,7 +91,7 @@ def outputs_match(original: onnx.ModelProto, optimized: onnx.ModelProto) -> bool
     from irc import oracle
     from irc.ir import from_onnx
 
-    feeds = oracle.domain_inputs(from_onnx(original), seed=0)
+    feeds = oracle.random_inputs(from_onnx(original), seed=0)
     exp = oracle.run(original, feeds, optimize=False)
     got = oracle.run(optimized, feeds, optimize=False)
     names = [o.name for o in original.graph.output]

@@ -36,7 +36,7 @@ def assert_same(before: onnx.ModelProto, after: onnx.ModelProto, feeds=None, rto
                 atol=None, seed=0) -> dict:
     """onnx.checker passes on ``after`` and onnxruntime gives the same outputs."""
     onnx.checker.check_model(after)
-    feeds = feeds if feeds is not None else oracle.domain_inputs(from_onnx(before), seed=seed)
+    feeds = feeds if feeds is not None else oracle.random_inputs(from_onnx(before), seed=seed)
     exp = oracle.run(before, feeds, optimize=False)
     got = oracle.run(after, feeds, optimize=False)
     assert exp.keys() == got.keys()

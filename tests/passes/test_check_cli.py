@@ -119,15 +119,15 @@ def test_cli_optimize_missing_file(tmp_path):
     assert r.returncode == 2 and "no such file" in r.stderr
 
 
-def test_domain_inputs_keep_indices_in_range(tmp_path):
+def test_random_inputs_keep_indices_in_range(tmp_path):
     from irc.ir import from_onnx
-    from irc.oracle import domain_inputs
+    from irc.oracle import random_inputs
 
     nodes = [helper.make_node("Gather", ["table", "idx"], ["g"], axis=0),
              helper.make_node("Log", ["p"], ["l"])]
     m = model(nodes, [("idx", onnx.TensorProto.INT64, ["N", 9]), ("p", F, [50])],
               [("g", F, ["N", 9, 3]), ("l", F, [50])], {"table": rand(7, 3)})
-    feeds = domain_inputs(from_onnx(m), seed=1)
+    feeds = random_inputs(from_onnx(m), seed=1)
     assert feeds["idx"].min() >= 0 and feeds["idx"].max() < 7 and feeds["idx"].max() > 2
     assert (feeds["p"] > 0).all()
     assert np.isfinite(np.log(feeds["p"])).all()

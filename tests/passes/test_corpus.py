@@ -24,7 +24,7 @@ def _cases():
 
 def _tensor_feeds(case):
     try:
-        feeds = feeds_for(case) if case.feeds is not None else oracle.domain_inputs(from_onnx(case.model))
+        feeds = feeds_for(case) if case.feeds is not None else oracle.random_inputs(from_onnx(case.model))
     except Exception as exc:
         return None, f"no inputs: {exc}"
     feeds = {k: np.asarray(v) if isinstance(v, np.generic) else v for k, v in feeds.items()}

@@ -15,7 +15,7 @@ KERAS = ("dense", "conv2d", "separable_conv2d", "layer_normalization", "concaten
 
 
 def _check_levels(model: onnx.ModelProto) -> None:
-    feeds = oracle.domain_inputs(from_onnx(model), seed=0)
+    feeds = oracle.random_inputs(from_onnx(model), seed=0)
     expected = oracle.run(model, feeds, optimize=False)
     for level in (2, 3):
         graph = from_onnx(model)
