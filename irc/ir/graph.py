@@ -12,6 +12,7 @@ analyses networkx already does well.
 
 from __future__ import annotations
 
+import heapq
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -273,19 +274,42 @@ class Graph:
         return None
 
     def topological_ops(self) -> list[Op]:
-        """Ops in a topological order that keeps the original order where it can."""
-        # Values sort before every op so that each op runs as soon as its inputs
-        # exist and ops keep their relative order wherever dependencies allow.
-        order = nx.lexicographical_topological_sort(
-            self.nx, key=lambda n: (isinstance(n, Op), n.order))
-        return [n for n in order if isinstance(n, Op)]
+        """Ops in a topological order that keeps the original order where it can.
+
+        A heap-driven Kahn sort over op-to-op dependencies (values are transparent:
+        an op is ready once every producer of its inputs, captures included, is
+        placed); among ready ops the earliest inserted goes first.
+        """
+        pred = self.nx._pred
+        waiting: dict[Op, int] = {}
+        users: dict[Op, list[Op]] = {}
+        for op in self._ops:
+            deps = {producer for value in pred[op] for producer in pred[value]}
+            waiting[op] = len(deps)
+            for producer in deps:
+                users.setdefault(producer, []).append(op)
+        heap = [(op.order, id(op), op) for op, n in waiting.items() if not n]
+        heapq.heapify(heap)
+        order: list[Op] = []
+        while heap:
+            op = heapq.heappop(heap)[2]
+            order.append(op)
+            for user in users.get(op, ()):
+                waiting[user] -= 1
+                if not waiting[user]:
+                    heapq.heappush(heap, (user.order, id(user), user))
+        if len(order) != len(waiting):
+            stuck = sorted((op for op, n in waiting.items() if n), key=lambda o: o.order)
+            raise ValueError(f"graph {self.name!r} has a cycle through {stuck[0]}")
+        return order
 
     def all_graphs(self) -> Iterator[Graph]:
         """This graph and every nested subgraph, depth first."""
         yield self
         for op in self.ops:
-            for sub in op.subgraphs:
-                yield from sub.all_graphs()
+            if op.attrs:
+                for sub in op.subgraphs:
+                    yield from sub.all_graphs()
 
     # -- names --------------------------------------------------------------
     def _name_taken(self, name: str) -> bool:

@@ -11,7 +11,7 @@ from onnx import AttributeProto, TensorProto
 from ..ir import Graph, Op, Tensor, Value
 from .fold import NONDETERMINISTIC
 from .manager import Context, PassResult, register
-from .util import bypass, const, is_std, same_shape, static_shape, topo_ops, weights_in_inputs
+from .util import bypass, const, is_std, same_shape, static_shape, weights_in_inputs
 
 
 @register("dce", 1, "remove ops and initializers no output depends on")
@@ -55,7 +55,7 @@ _NEUTRAL = {"Add": (0, True), "Sub": (0, False), "Mul": (1, True), "Div": (1, Fa
 @register("noop", 1, "remove Identity, Dropout, and ops that do nothing (x*1, x+0, same-type Cast...)")
 def noop(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op not in graph.nx or op.domain not in ("", "ai.onnx"):
             continue
         src = _noop_source(graph, op)
@@ -125,7 +125,7 @@ def _neutral_operand(graph: Graph, op: Op) -> Value | None:
 def cse(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     seen: dict = {}
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op.op_type in NONDETERMINISTIC or op.subgraphs or not op.n_outputs:
             continue
         key = _op_key(op)
@@ -214,7 +214,7 @@ def _digest(tensor: Tensor) -> str:
 @register("inline_if", 1, "replace an If whose condition is constant by the taken branch")
 def inline_if(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if not is_std(op, "If"):
             continue
         cond = const(graph, op.input(0))

@@ -24,7 +24,7 @@ from onnx import TensorProto, helper
 from ..ir import Graph, Op, Tensor
 from ..ir.onnx_io import _write_attr
 from .manager import Context, PassResult, register
-from .util import STANDARD, as_tensor, const, np_dtype, static_shape, topo_ops, weights_in_inputs
+from .util import STANDARD, as_tensor, const, np_dtype, static_shape, weights_in_inputs
 
 NONDETERMINISTIC = {"RandomNormal", "RandomUniform", "RandomNormalLike", "RandomUniformLike",
                     "Multinomial", "Bernoulli"}
@@ -43,7 +43,7 @@ FLOAT64_OPS = {
 @register("fold", 1, "constant folding (Constant nodes and all-constant ops) with size guards")
 def fold(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op.domain not in STANDARD or op.op_type in NEVER_FOLD:
             continue
         if op.op_type == "Constant":

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..ir import Graph, Op, Value
 from .manager import Context, PassResult, register
-from .util import attr_str, bypass, const, is_std, new_const, only_consumer, topo_ops
+from .util import attr_str, bypass, const, is_std, new_const, only_consumer
 
 _STD = ("", "ai.onnx")
 
@@ -24,7 +24,7 @@ _STD = ("", "ai.onnx")
 @register("fuse_bn", 2, "fold BatchNormalization and per-channel Mul/Add into Conv/Gemm weights; Pad into Conv")
 def fuse_bn(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op not in graph.nx or op.domain not in _STD:
             continue
         t = op.op_type

@@ -11,7 +11,7 @@ from onnx import TensorProto
 
 from ..ir import Graph, Op, Value
 from .manager import Context, PassResult, register
-from .util import only_consumer, topo_ops
+from .util import only_consumer
 
 _FLOATS = {TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.FLOAT16, TensorProto.BFLOAT16}
 
@@ -21,7 +21,7 @@ def gemm(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     if ctx.opset() < 7:
         return result
-    for add in topo_ops(graph):
+    for add in graph.topological_ops():
         if add not in graph.nx or add.op_type != "Add" or add.domain not in ("", "ai.onnx"):
             continue
         for prod_in, bias in ((add.input(0), add.input(1)), (add.input(1), add.input(0))):

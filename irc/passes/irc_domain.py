@@ -29,7 +29,7 @@ from onnx import AttributeProto, FunctionProto, ModelProto, TensorProto, helper
 
 from ..ir import Graph, Op, Value
 from .manager import Context, PassResult, register
-from .util import const, is_std, new_const, only_consumer, root_of, topo_ops
+from .util import const, is_std, new_const, only_consumer, root_of
 
 DOMAIN = "irc"
 VERSION = 1
@@ -138,7 +138,7 @@ def _is_f32(*values: Value | None) -> bool:
 def irc_fuse(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     opset = ctx.opset()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op not in graph.nx or op.domain not in ("", "ai.onnx"):
             continue
         if op.op_type in ("Erf", "Tanh") and _fuse_gelu(graph, op, opset, result):
@@ -460,7 +460,7 @@ def _same_static(a: Value, b: Value) -> bool:
 def irc_chain(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     opset = ctx.opset()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op not in graph.nx or not is_std(op, *CHAIN_UNARY, *CHAIN_BINARY):
             continue
         start = _chain_start(graph, op)

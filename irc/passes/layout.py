@@ -6,7 +6,7 @@ import numpy as np
 
 from ..ir import Graph, Op, Value
 from .manager import Context, PassResult, register
-from .util import bypass, const, is_std, new_const, only_consumer, same_shape, topo_ops
+from .util import bypass, const, is_std, new_const, only_consumer, same_shape
 
 _SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
@@ -14,7 +14,7 @@ _SHAPE_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze")
 @register("transpose", 2, "merge Transpose pairs; drop those that cancel")
 def transposes(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op not in graph.nx or not is_std(op, "Transpose"):
             continue
         _pull_through_unary(graph, op, result)
@@ -98,7 +98,7 @@ def _perm(op: Op) -> list[int] | None:
 @register("reshape_chain", 2, "collapse Reshape/Flatten/Squeeze/Unsqueeze chains into one Reshape")
 def reshape_chain(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op not in graph.nx or op.domain not in ("", "ai.onnx") or op.op_type not in _SHAPE_OPS:
             continue
         x = op.input(0)
@@ -137,7 +137,7 @@ def _target(graph: Graph, op: Op, out: Value) -> list[int] | None:
 @register("concat", 2, "flatten nested Concats on the same axis")
 def concat(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op not in graph.nx or not is_std(op, "Concat"):
             continue
         axis, ins, merged = op.attr("axis"), [], False

@@ -18,7 +18,7 @@ from onnx import GraphProto, TensorProto
 
 from ..ir import Graph, Tensor, Value, to_onnx
 from .manager import Context, PassResult, register
-from .util import as_tensor, const, is_std, static_shape, topo_ops
+from .util import as_tensor, const, is_std, static_shape
 
 _DATA_FREE_BYTES = 4096
 """Initializers larger than this are handed to onnx's inference without their data."""
@@ -221,7 +221,7 @@ def _sym_slice(op, args) -> Sym | None:
 def shape_fold(graph: Graph, ctx: Context) -> PassResult:
     result = PassResult()
     memo: dict = {}
-    for op in topo_ops(graph):
+    for op in graph.topological_ops():
         if op not in graph.nx:
             continue  # removed earlier in this sweep
         if is_std(op, "Reshape") and const(graph, op.input(1)) is None:
