@@ -67,6 +67,8 @@ def test_binding_matches_onnxruntime(installed, tmp_path):
                 f"m = two_heads.Model.load({str(crate)!r}); "
                 f"assert m.input_names == ['ids', 'dense'] and m.output_names == ['scores', 'label']; "
                 f"s, l = m.forward(d['ids'], d['dense']); "
+                f"s2, l2 = m.forward(d['ids'][::-1].copy()[::-1], np.asfortranarray(d['dense'])); "
+                f"assert (s2 == s).all() and (l2 == l).all(); "
                 f"np.savez({str(tmp_path / 'out.npz')!r}, scores=s, label=l)")
         result = _in_binding(site, code)
         assert result.returncode == 0, result.stderr

@@ -50,8 +50,11 @@ def write_python_binding(crate_dir: Path, graph: Graph, src: ModelSource, crate_
     inputs = [{"param": f"input_{k}", "rtype": _rust_type(graph, n)} for k, n in enumerate(src.input_names)]
     outputs = [{"rtype": _rust_type(graph, n)} for n in src.output_names]
     params = sum(w.array.size for w in src.weights)
+    manifest = (Path(crate_dir) / "Cargo.toml").read_text()
+    ndarray_version = re.search(r'^ndarray = "([^"]+)"', manifest, re.M).group(1)
     common = dict(crate_name=crate_name, module=module, struct=src.struct, model_doc=doc(graph.name),
-                  embed=embed, inputs=inputs, outputs=outputs, release_gil=params > RELEASE_GIL_ABOVE)
+                  embed=embed, inputs=inputs, outputs=outputs, release_gil=params > RELEASE_GIL_ABOVE,
+                  ndarray_version=ndarray_version)
     root = Path(crate_dir) / BINDING_DIR
     (root / "src").mkdir(parents=True, exist_ok=True)
     (root / "Cargo.toml").write_text(_template("Cargo.toml.j2").render(**common))
@@ -68,24 +71,11 @@ def _run(cmd: list[str], cwd: Path) -> str:
     return proc.stdout
 
 
-def _unify_ndarray(binding: Path) -> None:
-    """rust-numpy accepts several ndarray releases: make it use the model crate's one,
-    so arrays pass between the two crates without conversion."""
-    _run(["cargo", "generate-lockfile", "--quiet"], binding)
-    lock = (binding / "Cargo.lock").read_text()
-    versions = sorted(set(re.findall(r'name = "ndarray"\nversion = "([^"]+)"', lock)),
-                      key=lambda v: tuple(int(x) for x in v.split(".")))
-    if len(versions) > 1:
-        _run(["cargo", "update", "--quiet", "-p", f"ndarray@{versions[-1]}", "--precise", versions[0]],
-             binding)
-
-
 def build_python_binding(crate_dir: Path, wheel_dir: Path) -> Path:
     """Build the binding's wheel with maturin (release); returns the wheel's path."""
     binding = Path(crate_dir) / BINDING_DIR
     if not (binding / "Cargo.toml").exists():
         raise IrcError(f"{crate_dir}: no Python binding (emit with --python)")
-    _unify_ndarray(binding)
     wheel_dir = Path(wheel_dir).resolve()
     wheel_dir.mkdir(parents=True, exist_ok=True)
     _run(["maturin", "build", "--release", "--quiet", "--out", str(wheel_dir)], binding)
