@@ -93,13 +93,15 @@ def ulp_distance(a: np.ndarray, b: np.ndarray) -> float:
     if a.dtype.kind != "f" or a.dtype != b.dtype or a.size == 0:
         return 0.0
     bits = {2: np.int16, 4: np.int32, 8: np.int64}[a.dtype.itemsize]
-    ia, ib = a.view(bits).astype(np.int64), b.view(bits).astype(np.int64)
-    # Map sign-magnitude float bit patterns onto a monotonic integer line.
-    sign = np.int64(1) << (a.dtype.itemsize * 8 - 1)
-    ia = np.where(ia < 0, -(ia & (sign - 1)), ia)
-    ib = np.where(ib < 0, -(ib & (sign - 1)), ib)
+    magnitude = np.iinfo(bits).max  # every bit but the sign
+
+    def line(x: np.ndarray) -> np.ndarray:
+        """Sign-magnitude float bits mapped onto a monotonic line (as float64: no overflow)."""
+        raw = x.view(bits)
+        return np.where(raw < 0, -(raw & magnitude).astype(np.float64), raw.astype(np.float64))
+
     finite = np.isfinite(a) & np.isfinite(b)
-    return float(np.max(np.abs(ia - ib)[finite], initial=0))
+    return float(np.max(np.abs(line(a) - line(b))[finite], initial=0))
 
 
 def compare_arrays(name: str, expected: np.ndarray, actual: np.ndarray,
