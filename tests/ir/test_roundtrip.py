@@ -58,7 +58,7 @@ def _round_trip_problem(case: Case, model2: onnx.ModelProto) -> str | None:
 _COMPARED: set[str] = set()
 
 
-def _report(kind: str, cases: tuple[Case, ...], check) -> None:
+def _report(kind: str, cases: tuple[Case, ...], check, summary_line) -> None:
     failures = {}
     for case in cases:
         problem = check(case)
@@ -66,19 +66,19 @@ def _report(kind: str, cases: tuple[Case, ...], check) -> None:
             failures[case.name] = problem
     passed = len(cases) - len(failures)
     compared = sum(c.name in _COMPARED for c in cases)
-    print(f"\n{passed}/{len(cases)} round-trip ({kind}; {compared} with bit-identical onnxruntime outputs)")
+    summary_line(f"{passed}/{len(cases)} round-trip ({kind}; {compared} with bit-identical onnxruntime outputs)")
     assert compared > 0.7 * len(cases), "too few models ran on onnxruntime for the check to mean much"
     assert not failures, f"{len(failures)} failures: " + ", ".join(
         f"{k}: {v}" for k, v in list(failures.items())[:20])
 
 
-def test_node_cases_round_trip():
+def test_node_cases_round_trip(summary_line):
     cases = node_cases()
     assert len(cases) > 1500
-    _report("node test cases", cases, lambda c: _round_trip_problem(c, to_onnx(from_onnx(c.model))))
+    _report("node test cases", cases, lambda c: _round_trip_problem(c, to_onnx(from_onnx(c.model))), summary_line)
 
 
-def test_data_models_round_trip_through_files(tmp_path):
+def test_data_models_round_trip_through_files(tmp_path, summary_line):
     cases = data_models()
     assert len(cases) >= 100
 
@@ -87,7 +87,7 @@ def test_data_models_round_trip_through_files(tmp_path):
         save(load(case.path), out)
         return _round_trip_problem(case, onnx.load(out))
 
-    _report("backend data models", cases, through_disk)
+    _report("backend data models", cases, through_disk, summary_line)
 
 
 @pytest.mark.parametrize("kind", ["light", "pytorch-converted", "pytorch-operator", "simple"])
