@@ -376,7 +376,8 @@ class Graph:
         """
         op = Op(op_type, domain, name)
         if before is not None:
-            op.order = before.order - 0.5 + (next(_order) % 1000) * 1e-6
+            # Between ``before`` and its predecessor, later insertions after earlier ones.
+            op.order = before.order - 0.5 + op.order * 1e-9
         self.add_op_node(op)
         op.n_inputs = len(inputs)
         for slot, value in enumerate(inputs):
