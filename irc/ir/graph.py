@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -575,7 +575,3 @@ def _constant_op_value(op: Op) -> np.ndarray | None:
         if key == "value_strings":
             return np.array(a.value, dtype=object)
     return None
-
-
-def iter_values(values: Iterable[Value | None]) -> Iterator[Value]:
-    return (v for v in values if v is not None)

@@ -131,8 +131,4 @@ def _array_to_proto(array: np.ndarray, elem_type: int, name: str) -> TensorProto
     return proto
 
 
-def load_tensor_proto(proto: TensorProto, base_dir: str | None) -> Tensor:
-    return Tensor(proto=proto, base_dir=base_dir)
-
-
-__all__ = ["Tensor", "elem_size_bits", "load_tensor_proto"]
+__all__ = ["Tensor", "elem_size_bits"]
