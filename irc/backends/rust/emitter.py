@@ -88,6 +88,9 @@ class FunctionBuilder:
         self.consts: dict[Value, np.ndarray] = {}
         self.weight_fields: dict[Value, str] = parent.weight_fields if parent else {}
         self.weights: list[Weight] = parent.weights if parent else []
+        # The memory plan: the op after which each local is dead, so `forward` frees (or
+        # reuses, see `OpCtx.take`) every intermediate as soon as nothing reads it anymore.
+        self.last_use: dict[Value, object] = {}
 
     def child(self, graph: Graph) -> FunctionBuilder:
         return FunctionBuilder(graph, self)
@@ -173,6 +176,22 @@ def live_ops(graph: Graph) -> list:
     return list(reversed(live))
 
 
+def last_uses(graph: Graph, ops: list) -> dict:
+    """Value -> the last op of ``ops`` reading it (subgraph captures count), graph outputs excluded."""
+    outputs = set(graph.outputs)
+    last: dict = {}
+    for node in ops:
+        for v in graph.nx.predecessors(node):
+            if v not in outputs:
+                last[v] = node
+    return last
+
+
+def handler_key(node) -> str:
+    """`Conv` for standard ops, `irc.ConvRelu` for ops of another domain."""
+    return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
+
+
 def _used_values(graph: Graph) -> set:
     """Values something reads: an op (including subgraph captures) or the graph outputs."""
     used = set(graph.outputs)
@@ -233,7 +252,9 @@ class Emitter:
     def emit_block(self, builder: FunctionBuilder) -> list[str]:
         """Statements computing the live ops of ``builder.graph`` (the model, or a subgraph)."""
         stmts: list[str] = []
-        for node in live_ops(builder.graph):
+        ops = live_ops(builder.graph)
+        builder.last_use = last_uses(builder.graph, ops)
+        for node in ops:
             self._emit_node(node, builder, stmts)
         return stmts
 
@@ -254,16 +275,14 @@ class Emitter:
             node.op_type, node.domain, self.opset, _dtype_summary(builder, node), reason))
 
     def _emit_node(self, node, builder: FunctionBuilder, stmts: list[str]) -> None:
-        if node.domain not in ("", "ai.onnx"):
-            self._problem(node, builder, f"op domain {node.domain!r} is not supported")
-            return
-        if node.op_type == "Constant":
+        if node.op_type == "Constant" and node.domain in ("", "ai.onnx"):
             if builder.const(node.outputs[0]) is None:
                 self._problem(node, builder, "unsupported Constant attribute")
             return
-        handler = HANDLERS.get(node.op_type)
+        handler = HANDLERS.get(handler_key(node))
         if handler is None:
-            self._problem(node, builder, "op not supported by the Rust backend")
+            domain = f"op domain {node.domain!r}: " if node.domain not in ("", "ai.onnx") else ""
+            self._problem(node, builder, f"{domain}op not supported by the Rust backend")
             return
         ctx = OpCtx(builder, node, self.opset)
         try:
@@ -276,6 +295,15 @@ class Emitter:
             self._problem(node, builder, str(exc))
             return
         self._bind_outputs(node, ctx, expr, builder, stmts)
+        self._free_dead_inputs(node, ctx, builder, stmts)
+
+    @staticmethod
+    def _free_dead_inputs(node, ctx: OpCtx, builder: FunctionBuilder, stmts: list[str]) -> None:
+        """`drop` the locals this node read last (those it took by value are gone already)."""
+        dead = [v for v in dict.fromkeys(builder.graph.nx.predecessors(node))
+                if builder.last_use.get(v) is node and v in builder.names and v not in ctx.moved]
+        for v in dead:
+            stmts.append(f"drop({builder.names[v]});")
 
     def _bind_outputs(self, node, ctx: OpCtx, expr: str, builder: FunctionBuilder, stmts: list[str]) -> None:
         base = node.name or (node.outputs[0].name if node.outputs[0] is not None else node.op_type)

@@ -35,7 +35,7 @@ class Unsupported(Exception):
 
 
 def op(*names: str) -> Callable[[Handler], Handler]:
-    """Register a handler for the given ONNX op types (default domain)."""
+    """Register a handler for ONNX op types: `Conv` (default domain), `irc.ConvRelu` (domain `irc`)."""
     def register(fn: Handler) -> Handler:
         for name in names:
             HANDLERS[name] = fn
@@ -89,6 +89,7 @@ class OpCtx:
         self.no_try = False  # the expression is a value, not a Result  # tuple arity when it differs from the node's output count
         self.ins: list[Value | None] = node.inputs
         self.outs: list[Value | None] = node.outputs
+        self.moved: set[Value] = set()  # inputs the expression takes by value (see `take`)
 
     # -- attributes and operands ------------------------------------------
     def a(self, name: str, default=None):
@@ -110,6 +111,25 @@ class OpCtx:
         if not self.has(i):
             raise Unsupported(f"missing input {i}")
         return self.b.ref(self.ins[i])
+
+    def can_take(self, i: int) -> bool:
+        """Whether input ``i`` is a local that dies at this node and is read only once by it."""
+        if not self.has(i):
+            return False
+        v = self.ins[i]
+        return (v in self.b.names and self.b.last_use.get(v) is self.op
+                and sum(1 for u in self.ins if u is v) == 1)
+
+    def take(self, i: int) -> str | None:
+        """The owned local (an `ArrayD<T>` moved into the call) for input ``i`` when it dies here.
+
+        Handlers use it to compute in place: the buffer of a dead intermediate becomes the
+        output instead of a fresh allocation. ``None`` when the input lives on (use ``x``).
+        """
+        if not self.can_take(i):
+            return None
+        self.moved.add(self.ins[i])
+        return self.b.names[self.ins[i]]
 
     def t(self, i: int) -> str:
         if not self.has(i):
