@@ -180,6 +180,7 @@ def emit(
     batch: Annotated[str | None, typer.Option("--batch", help="Fix the batch size, or 'dynamic'.")] = None,
     level: Annotated[int, typer.Option("--level", help="Optimization level before emission (0-2).")] = 2,
     python: Annotated[bool, typer.Option("--python", help="Also write a PyO3 binding (crate/python, built with maturin).")] = False,
+    cpu: Annotated[str, typer.Option("--cpu", help="portable (runs on any CPU of the target) or native (this machine's CPU only, faster).")] = "portable",
     as_json: Json = False,
     force: Force = False,
 ) -> None:
@@ -194,7 +195,7 @@ def emit(
         raise IrcError(f"--weights: expected 'embed' or 'file', got {weights!r}")
     check_writable(out, force)
     graph = load(model)
-    opts = EmitOptions(name=name, weights=weights, batch=_parse_batch(batch), level=level)
+    opts = EmitOptions(name=name, weights=weights, batch=_parse_batch(batch), level=level, cpu=cpu)
     try:
         src = emit_crate(graph, out, opts, force=force)
     except EmitError as exc:

@@ -51,7 +51,8 @@ def cargo_build(crate: Path, profile: str = "release", quiet: bool = True) -> Pa
     cmd = ["cargo", "build", "--profile", profile, "--manifest-path", str(crate / "Cargo.toml")]
     if quiet:
         cmd.append("--quiet")
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=cargo_env())
+    # cwd=crate: cargo reads the crate's .cargo/config.toml (written by `--cpu native`) from there.
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=cargo_env(), cwd=crate)
     if proc.returncode != 0:
         first = next((ln for ln in proc.stderr.splitlines() if ln.startswith("error")), proc.stderr[-500:])
         raise IrcError(f"cargo build failed in {crate}: {first}")

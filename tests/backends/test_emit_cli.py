@@ -84,11 +84,17 @@ def test_hostile_names_compile_clean_and_match(tmp_path):
 
 @needs_cargo
 def test_hostile_crate_cli_contract(tmp_path):
-    """--input NAME=FILE, --output-dir with outputs.json keyed by ONNX names, --bench's last line."""
+    """--input NAME=FILE, --output-dir with outputs.json keyed by ONNX names, --bench's last line.
+
+    Built with `--cpu native` (the other tests build portable crates), so both settings run.
+    """
     path = tmp_path / "hostile.onnx"
     onnx.save(hostile_model(), path)
     crate = tmp_path / "crate"
-    assert irc("emit", str(path), "-o", str(crate), "--weights", "embed").returncode == 0
+    bad_cpu = irc("emit", str(path), "-o", str(crate), "--cpu", "pentium")
+    assert bad_cpu.returncode == 2 and "--cpu" in bad_cpu.stderr and not crate.exists()
+    assert irc("emit", str(path), "-o", str(crate), "--weights", "embed", "--cpu", "native").returncode == 0
+    assert "target-cpu=native" in (crate / ".cargo" / "config.toml").read_text()
     from irc.verify import cargo_build
 
     binary = cargo_build(crate)

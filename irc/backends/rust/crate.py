@@ -29,6 +29,18 @@ class EmitOptions:
     batch: int | None = None  # None keeps a dynamic batch
     level: int = 2
     fast_build: bool = False
+    cpu: str = "portable"  # "portable" (any x86-64/aarch64, kernels picked at run time) or "native"
+
+
+# Compiling for the build machine's CPU lets LLVM vectorize the whole runtime with its widest
+# instructions, not just the GEMM kernels that detect them at run time; the binary then needs
+# that CPU, so it is opt-in.
+NATIVE_CARGO_CONFIG = """# Written by `irc emit --cpu native`: this crate is compiled for the CPU it is built on.
+# Delete this file to build a binary that runs on any CPU of the target architecture.
+[build]
+rustflags = ["-C", "target-cpu=native"]
+"""
+CPUS = ("portable", "native")
 
 
 def runtime_sources() -> dict[str, str]:
@@ -83,12 +95,16 @@ def render_crate(graph: Graph, src: ModelSource, crate: str, opts: EmitOptions) 
     }
     for fname, text in runtime_sources().items():
         files[f"src/runtime/{fname}"] = text
+    if opts.cpu == "native":
+        files[".cargo/config.toml"] = NATIVE_CARGO_CONFIG
     return files
 
 
 def emit_crate(graph: Graph, out: Path, opts: EmitOptions | None = None, force: bool = False) -> ModelSource:
     """Prepare, emit and write a crate to ``out`` (atomically: a temp dir renamed into place)."""
     opts = opts or EmitOptions()
+    if opts.cpu not in CPUS:
+        raise IrcError(f"--cpu: expected one of {', '.join(CPUS)}, got {opts.cpu!r}")
     out = Path(out)
     if out.exists() and not force:
         raise IrcError(f"{out}: already exists (use --force to overwrite)")
