@@ -2,3 +2,5 @@
 
 #[path = "../../../irc/backends/rust/runtime/gemm.rs"]
 pub mod gemm;
+#[path = "../../../irc/backends/rust/runtime/par.rs"]
+pub mod par;

@@ -358,3 +358,51 @@ fn prepacked_b_matches_sgemm() {
         }
     }
 }
+
+/// C computed inside a rayon pool of `threads` threads (the runtime splits large products
+/// over the pool it runs on).
+fn in_pool(threads: usize, f: impl FnOnce() + Send) {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("pool");
+    pool.install(f);
+}
+
+#[test]
+fn threads_split_rows_or_columns_bit_for_bit() {
+    use irc_gemm_bench::gemm::{sgemm_packed_b, PackedB};
+    let mut rng = Rng(0x7ead);
+    // Wider than tall (column ranges), taller than wide (row ranges), odd edges, several
+    // K blocks; each far above the size below which the runtime stays on one thread.
+    for (m, n, k) in [(37, 1203, 300), (1003, 45, 290), (200, 200, 70)] {
+        let a = rng.vec(m * k);
+        let b = rng.vec(k * n);
+        let (row_bias, col_bias) = (rng.vec(m), rng.vec(n));
+        let c0 = rng.vec(m * n);
+        let epis = [
+            Epilogue { bias: Bias::PerRow(&row_bias), activation: Activation::Relu },
+            Epilogue { bias: Bias::PerCol(&col_bias), activation: Activation::Clip { min: -0.5, max: 0.5 } },
+        ];
+        for epi in &epis {
+            let run = |threads: usize, packed: bool| {
+                let mut c = c0.clone();
+                in_pool(threads, || {
+                    if packed {
+                        let pb = PackedB::new(k, n, &b, n as isize, 1);
+                        sgemm_packed_b(m, 0.5, &a, k as isize, 1, &pb, 1.0, &mut c, n as isize, 1, epi);
+                    } else {
+                        sgemm_ex(m, n, k, 0.5, &a, k as isize, 1, &b, n as isize, 1, 1.0, &mut c, n as isize, 1, epi);
+                    }
+                });
+                c
+            };
+            for packed in [false, true] {
+                let one = run(1, packed);
+                for threads in [2, 3] {
+                    let many = run(threads, packed);
+                    // Splitting M or N never changes a sum's order: the same bits.
+                    let same = one.iter().zip(&many).all(|(x, y)| x.to_bits() == y.to_bits());
+                    assert!(same, "m={m} n={n} k={k} packed={packed}: {threads} threads differ from 1");
+                }
+            }
+        }
+    }
+}

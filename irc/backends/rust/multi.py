@@ -30,6 +30,10 @@ publish = false
 
 [dependencies]
 ndarray = "0.16"
+rayon = "1"
+
+[features]
+blas = []
 
 [profile.fast]
 inherits = "release"

@@ -311,7 +311,8 @@ pub fn sgemm_packed_b(
                 gemv_prepacked(&p, i, b.isa, kernel.nr, &b.data);
             }
         } else {
-            gemm_packed(&kernel, &p, PanelsB::Prepacked(&b.data));
+            let panels = PanelsB::Prepacked { data: &b.data, n_pad: round_up(n, kernel.nr), col0: 0 };
+            gemm_packed(&kernel, &p, panels);
         }
     }
 }
@@ -664,18 +665,67 @@ fn round_up(x: usize, to: usize) -> usize {
 enum PanelsB<'a> {
     /// Packed on the fly from the problem's B view.
     FromView,
-    /// Packed once by [`PackedB`]: K blocks of `KC` rows, each as wide as `n` rounded up to NR.
-    Prepacked(&'a [f32]),
+    /// Packed once by [`PackedB`]: K blocks of `KC` rows, each `n_pad` (the full B's `n`
+    /// rounded up to NR) wide; this problem's column 0 is the packed B's column `col0`.
+    Prepacked { data: &'a [f32], n_pad: usize, col0: usize },
 }
 
+/// A problem shared by the threads that each compute a disjoint part of C.
+struct SharedProblem<'a> {
+    p: Problem,
+    kernel: &'a Kernel,
+    panels: PanelsB<'a>,
+    /// True: threads take column ranges of C (B packed once overall, A once per thread);
+    /// false: row ranges (A once overall, B once per thread).
+    by_columns: bool,
+}
+
+// SAFETY: the raw views are only used to compute disjoint row or column ranges of C (see
+// `SharedProblem::part`); A and B are only read.
+unsafe impl Sync for SharedProblem<'_> {}
+
+impl SharedProblem<'_> {
+    /// Rows or columns `r` of C: a sub-problem with its own views, bias and B panels.
+    unsafe fn part(&self, r: std::ops::Range<usize>) {
+        let p = self.p;
+        unsafe {
+            let (sub, panels) = if self.by_columns {
+                let panels = match self.panels {
+                    PanelsB::FromView => PanelsB::FromView,
+                    PanelsB::Prepacked { data, n_pad, col0 } => PanelsB::Prepacked { data, n_pad, col0: col0 + r.start },
+                };
+                let b = if matches!(panels, PanelsB::FromView) { View { ptr: p.b.at(0, r.start), ..p.b } } else { p.b };
+                let c = ViewMut { ptr: p.c.at(0, r.start), ..p.c };
+                (Problem { n: r.len(), b, c, epi: p.epi.at(0, r.start), ..p }, panels)
+            } else {
+                let a = View { ptr: p.a.at(r.start, 0), ..p.a };
+                let c = ViewMut { ptr: p.c.at(r.start, 0), ..p.c };
+                (Problem { m: r.len(), a, c, epi: p.epi.at(r.start, 0), ..p }, self.panels)
+            };
+            gemm_packed_serial(self.kernel, &sub, panels);
+        }
+    }
+}
+
+/// Packed GEMM, split over the pool's threads when the product is large enough (see
+/// [`super::par`]): C is cut into one column range per thread when it is wider than tall
+/// (the cheaper operand to pack twice is then A), into row ranges otherwise.
 unsafe fn gemm_packed(kernel: &Kernel, p: &Problem, panels: PanelsB) {
+    let work = 2usize.saturating_mul(p.m).saturating_mul(p.n).saturating_mul(p.k);
+    let by_columns = p.n > p.m;
+    let (len, align) = if by_columns { (p.n, kernel.nr) } else { (p.m, kernel.mr) };
+    let shared = SharedProblem { p: *p, kernel, panels, by_columns };
+    // SAFETY: the parts are disjoint ranges of C covering it once; see `SharedProblem`.
+    super::par::for_ranges(len, align, work, |r| unsafe { shared.part(r) });
+}
+
+unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels: PanelsB) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let mc_step = (MC / mr).max(1) * mr;
     let nc_step = (NC / nr).max(1) * nr;
     let kc_max = KC.min(p.k);
     let mc_max = round_up(mc_step.min(p.m), mr);
     let nc_max = if matches!(panels, PanelsB::FromView) { round_up(nc_step.min(p.n), nr) } else { 0 };
-    let n_pad = round_up(p.n, nr);
     with_scratch(kc_max * (mc_max + nc_max), |buf| {
         let (a_pack, b_buf) = buf.split_at_mut(kc_max * mc_max);
         for jc in (0..p.n).step_by(nc_step) {
@@ -690,7 +740,7 @@ unsafe fn gemm_packed(kernel: &Kernel, p: &Problem, panels: PanelsB) {
                             pack_b(kc, nc, nr, p.b.at(pc, jc), p.b, b_buf);
                             b_buf
                         }
-                        PanelsB::Prepacked(data) => &data[pc * n_pad + jc * kc..],
+                        PanelsB::Prepacked { data, n_pad, col0 } => &data[pc * n_pad + (col0 + jc) * kc..],
                     };
                     for ic in (0..p.m).step_by(mc_step) {
                         let mc = mc_step.min(p.m - ic);

@@ -1,4 +1,4 @@
-//! The runtime of layers every generated crate carries: plain ndarray code, no other crate.
+//! The runtime of layers every generated crate carries: plain ndarray code, rayon for threads.
 
 pub mod attention;
 pub mod cli;
@@ -12,6 +12,7 @@ pub mod gemm;
 pub mod linalg;
 pub mod norm;
 pub mod npy;
+pub mod par;
 pub mod pool;
 pub mod quant;
 pub mod reduce;
