@@ -176,6 +176,9 @@ def build() -> dict[str, dict]:
                              [("x", F, [2, 3])], [("y", TP.INT8)], [("k", np.float32(10))])
     d["equal_i64"] = binary("Equal", ta=TP.INT64, sa=(2, 3), sb=(1, 3), tout=TP.BOOL)
     _control(fam["control"], rng)
+    from .fused_models import build as fused_build  # irc-domain fusions (imports this module)
+
+    fam["irc_fused"] = fused_build()
     return fam
 
 

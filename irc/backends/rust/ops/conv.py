@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import NUMS, OpCtx, op, slice_lit
+from .matmul import ACTIVATIONS, act_expr, fused_f32
 
 AUTO_PAD = {"NOTSET", "SAME_UPPER", "SAME_LOWER", "VALID"}
 
@@ -25,6 +26,18 @@ def conv(c: OpCtx) -> str:
     c.types(0, NUMS)
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
     return f"rt::conv({c.x(0)}, {c.x(1)}, {bias}, {window(c)}, {int(c.a('group', 1))})"
+
+
+def _conv_act(act: str):
+    def handler(c: OpCtx) -> str:
+        fused_f32(c)
+        return (f"rt::conv_act({c.x(0)}, {c.x(1)}, {c.x(2)}, {window(c)}, {int(c.a('group', 1))}, "
+                f"{act_expr(c, act)})")
+    return handler
+
+
+for _act in ACTIVATIONS:
+    op(f"irc.Conv{_act}")(_conv_act(_act))
 
 
 @op("ConvTranspose")

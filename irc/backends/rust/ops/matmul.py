@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .base import FLOATS, NUMS, OpCtx, float_lit, op
+from .base import FLOATS, NUMS, OpCtx, float_lit, lit, op
 
 
 @op("MatMul")
@@ -22,6 +22,51 @@ def gemm(c: OpCtx) -> str:
     tb = "true" if c.a("transB", 0) else "false"
     alpha, beta = float_lit(c.a("alpha", 1.0)), float_lit(c.a("beta", 1.0))
     return f"rt::gemm({c.x(0)}, {c.x(1)}, {bias}, {alpha}, {beta}, {ta}, {tb})"
+
+
+# The activations `irc optimize --level 3` fuses into Conv, Gemm and MatMul (docs/IRC_DOMAIN.md).
+ACTIVATIONS = ("Relu", "Sigmoid", "Tanh", "LeakyRelu", "HardSigmoid", "Clip")
+
+
+def f32_lit(v: float) -> str:
+    """An f32 literal (±f32::MAX stays finite: Clip's open bounds are written that way)."""
+    return lit(v, "f32").removesuffix("_f32")
+
+
+def act_expr(c: OpCtx, act: str) -> str:
+    """The `rt::Act` value of an `irc.<Base><Act>` op, its parameters from act_alpha/act_beta."""
+    alpha, beta = f32_lit(c.a("act_alpha", 0.0)), f32_lit(c.a("act_beta", 0.0))
+    params = {"LeakyRelu": f"({alpha})", "HardSigmoid": f"({alpha}, {beta})", "Clip": f"({alpha}, {beta})"}
+    return f"rt::Act::{act}{params.get(act, '')}"
+
+
+def fused_f32(c: OpCtx) -> None:
+    """The irc-domain fusions are defined for float32 only."""
+    for i in range(len(c.ins)):
+        if c.has(i):
+            c.types(i, {"f32"})
+
+
+def _gemm_act(act: str):
+    def handler(c: OpCtx) -> str:
+        fused_f32(c)
+        ta = "true" if c.a("transA", 0) else "false"
+        tb = "true" if c.a("transB", 0) else "false"
+        alpha, beta = float_lit(c.a("alpha", 1.0)), float_lit(c.a("beta", 1.0))
+        return f"rt::gemm_act({c.x(0)}, {c.x(1)}, {c.x(2)}, {alpha}, {beta}, {ta}, {tb}, {act_expr(c, act)})"
+    return handler
+
+
+def _matmul_act(act: str):
+    def handler(c: OpCtx) -> str:
+        fused_f32(c)
+        return f"rt::matmul_act({c.x(0)}, {c.x(1)}, {act_expr(c, act)})"
+    return handler
+
+
+for _act in ACTIVATIONS:
+    op(f"irc.Gemm{_act}")(_gemm_act(_act))
+    op(f"irc.MatMul{_act}")(_matmul_act(_act))
 
 
 @op("Einsum")

@@ -3,7 +3,9 @@
 use super::elem::Num;
 use super::error::{shape_err, Error, Result};
 use super::shape::with_shape;
-use ndarray::{s, Array2, ArrayD, Ix2, IxDyn};
+use super::gemm::Bias;
+use super::linalg::{gemm_f32_act, Act};
+use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, Ix2, IxDyn};
 
 /// Window geometry of a convolution or pooling; empty slices mean the ONNX defaults.
 #[derive(Debug, Clone, Copy)]
@@ -252,99 +254,175 @@ fn err2(e: ndarray::ShapeError) -> Error {
     Error::Shape(e.to_string())
 }
 
-/// ONNX `Conv`: input `[N, C, D...]`, weight `[M, C/group, K...]`, optional bias `[M]`.
-pub fn conv<T: Num>(x: &ArrayD<T>, w: &ArrayD<T>, bias: Option<&ArrayD<T>>, win: &Window, group: usize) -> Result<ArrayD<T>> {
-    if x.ndim() < 3 || w.ndim() != x.ndim() {
-        return shape_err(format!("conv: input {:?} and weight {:?} ranks differ", x.shape(), w.shape()));
+/// The shapes of one Conv call: `[N, C, D...]` input, `[M, C/group, K...]` weight.
+struct ConvShape {
+    n: usize,
+    c: usize,
+    m: usize,
+    cg: usize,
+    mg: usize,
+    group: usize,
+    /// Kernel taps per channel (product of the kernel dims).
+    kk: usize,
+    /// Input and output positions per channel.
+    plane: usize,
+    p_out: usize,
+    in_sp: Vec<usize>,
+    kernel: Vec<usize>,
+    out_sp: Vec<usize>,
+    geo: Geometry,
+}
+
+impl ConvShape {
+    fn new(x: &[usize], w: &[usize], win: &Window, group: usize) -> Result<ConvShape> {
+        if x.len() < 3 || w.len() != x.len() {
+            return shape_err(format!("conv: input {x:?} and weight {w:?} ranks differ"));
+        }
+        let (n, c, m, cg) = (x[0], x[1], w[0], w[1]);
+        if group == 0 || c != cg * group || m % group != 0 {
+            return shape_err(format!("conv: {c} input channels do not match weight {w:?} with group {group}"));
+        }
+        let (in_sp, kernel) = (x[2..].to_vec(), w[2..].to_vec());
+        let geo = win.resolve(&in_sp, &kernel)?;
+        let out_sp: Vec<usize> = (0..in_sp.len()).map(|d| geo.out_dim(d, in_sp[d], kernel[d])).collect::<Result<_>>()?;
+        Ok(ConvShape {
+            n, c, m, cg, mg: m / group, group,
+            kk: kernel.iter().product(),
+            plane: in_sp.iter().product(),
+            p_out: out_sp.iter().product(),
+            in_sp, kernel, out_sp, geo,
+        })
     }
-    let (n, c, m, cg) = (x.shape()[0], x.shape()[1], w.shape()[0], w.shape()[1]);
-    if group == 0 || c != cg * group || m % group != 0 {
-        return shape_err(format!("conv: {c} input channels do not match weight {:?} with group {group}", w.shape()));
+
+    fn out_dims(&self) -> Vec<usize> {
+        [&[self.n, self.m][..], &self.out_sp].concat()
     }
-    let in_sp = &x.shape()[2..];
-    let kernel = &w.shape()[2..];
-    let geo = win.resolve(in_sp, kernel)?;
-    let out_sp: Vec<usize> = (0..in_sp.len()).map(|d| geo.out_dim(d, in_sp[d], kernel[d])).collect::<Result<_>>()?;
+
+    /// 1x1 kernel, stride 1, no padding: the input planes are already the GEMM's B.
+    fn pointwise(&self) -> bool {
+        let g = &self.geo;
+        self.kk == 1 && g.strides.iter().chain(&g.dilations).all(|&v| v == 1)
+            && g.begin.iter().chain(&g.end).all(|&v| v == 0)
+    }
+}
+
+/// How [`conv_into`] computed the output.
+#[derive(PartialEq)]
+enum ConvPath {
+    /// Direct depthwise kernel: the output holds the convolution plus bias.
+    Depthwise,
+    /// GEMMs through the caller's closure (which owns bias and activation).
+    Gemm,
+}
+
+/// The convolution driver: depthwise directly, everything else as one GEMM per image and
+/// group, `gemm(g, weights [mg, cg*K], columns [cg*K, P], output [mg, P])` (the output
+/// block is zero on entry).
+fn conv_into<T: Num>(
+    src: &[T],
+    wdata: &[T],
+    bias: Option<&[T]>,
+    s: &ConvShape,
+    out: &mut [T],
+    mut gemm: impl FnMut(usize, ArrayView2<T>, ArrayView2<T>, ArrayViewMut2<T>),
+) -> Result<ConvPath> {
+    let (c, m, cg, mg, kk, plane, p_out) = (s.c, s.m, s.cg, s.mg, s.kk, s.plane, s.p_out);
+    if p_out == 0 {
+        return Ok(ConvPath::Gemm);
+    }
+    let w2 = ArrayView2::from_shape((m, cg * kk), wdata).map_err(err2)?;
+    let p2 = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo);
+    if let (Some(g2), true) = (&p2, cg == 1 && mg == 1) {
+        // Depthwise: each channel convolved with its own taps, no GEMM.
+        for (ob, xb) in out.chunks_exact_mut(m * p_out).zip(src.chunks_exact(c * plane)) {
+            for (ch, ((o, chan), taps)) in ob.chunks_exact_mut(p_out).zip(xb.chunks_exact(plane)).zip(wdata.chunks_exact(kk)).enumerate() {
+                if let Some(b) = bias {
+                    o.fill(b[ch]);
+                }
+                depthwise_2d(o, chan, taps, g2);
+            }
+        }
+        return Ok(ConvPath::Depthwise);
+    }
+    let pointwise = s.pointwise();
     // Per-element tap tables: only the N-D (3-D and up) im2col needs them.
-    let taps: Vec<_> = if in_sp.len() > 2 {
-        (0..in_sp.len()).map(|d| geo.taps(d, in_sp[d], kernel[d], out_sp[d])).collect()
+    let taps: Vec<_> = if p2.is_none() {
+        (0..s.in_sp.len()).map(|d| s.geo.taps(d, s.in_sp[d], s.kernel[d], s.out_sp[d])).collect()
     } else {
         Vec::new()
     };
-    let (kk, p_out, mg) = (kernel.iter().product::<usize>(), out_sp.iter().product::<usize>(), m / group);
-    let plane: usize = in_sp.iter().product();
+    let col_len = if pointwise { 0 } else { cg * kk * p_out };
+    let mut col = vec![T::zero(); if p2.is_some() { col_len } else { 0 }];
+    let mut col_nd = Array2::<T>::from_elem((if p2.is_some() || pointwise { 0 } else { cg * kk }, p_out), T::zero());
+    for b in 0..s.n {
+        for g in 0..s.group {
+            let start = (b * c + g * cg) * plane;
+            let xg = &src[start..start + cg * plane];
+            let cols = if pointwise {
+                ArrayView2::from_shape((cg, plane), xg).map_err(err2)?
+            } else if let Some(g2) = &p2 {
+                im2col_2d(&mut col, xg, cg, g2);
+                ArrayView2::from_shape((cg * kk, p_out), &col[..]).map_err(err2)?
+            } else {
+                im2col(&mut col_nd, xg, cg, &s.in_sp, &s.kernel, &taps);
+                col_nd.view()
+            };
+            let o0 = (b * m + g * mg) * p_out;
+            let og = ArrayViewMut2::from_shape((mg, p_out), &mut out[o0..o0 + mg * p_out]).map_err(err2)?;
+            gemm(g, w2.slice(s![g * mg..(g + 1) * mg, ..]), cols, og);
+        }
+    }
+    Ok(ConvPath::Gemm)
+}
+
+fn bias_values<T: Num>(bias: Option<&ArrayD<T>>, m: usize) -> Result<Option<Vec<T>>> {
+    match bias {
+        Some(b) if b.len() != m => shape_err(format!("conv: bias has {} values for {m} channels", b.len())),
+        Some(b) => Ok(Some(b.iter().copied().collect())),
+        None => Ok(None),
+    }
+}
+
+/// ONNX `Conv`: input `[N, C, D...]`, weight `[M, C/group, K...]`, optional bias `[M]`.
+pub fn conv<T: Num>(x: &ArrayD<T>, w: &ArrayD<T>, bias: Option<&ArrayD<T>>, win: &Window, group: usize) -> Result<ArrayD<T>> {
+    let s = ConvShape::new(x.shape(), w.shape(), win, group)?;
+    let bias = bias_values(bias, s.m)?;
     let xs = x.as_standard_layout();
-    let src = xs.as_slice().unwrap_or(&[]);
-    // A view of the weights as [M, C/group * K] (`with_shape` would copy them on every call).
     let wc = w.as_standard_layout();
-    let wdata = wc.as_slice().unwrap_or(&[]);
-    let w2 = ndarray::ArrayView2::from_shape((m, cg * kk), wdata).map_err(err2)?;
-    // The output starts as the bias (the GEMMs then accumulate with beta = 1), so the
-    // bias costs no extra pass over the output.
-    let mut out = vec![T::zero(); n * m * p_out];
-    if let Some(bias) = bias {
-        if bias.len() != m {
-            return shape_err(format!("conv: bias has {} values for {m} channels", bias.len()));
-        }
-        let bias: Vec<T> = bias.iter().copied().collect();
-        for (row, &bv) in out.chunks_exact_mut(p_out.max(1)).zip(bias.iter().cycle()) {
-            row.fill(bv);
-        }
+    let mut out = vec![T::zero(); s.n * s.m * s.p_out];
+    let mg = s.mg;
+    conv_into(xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]), bias.as_deref(), &s, &mut out, |g, wg, cols, mut og| {
+        // The output block starts as the bias and the GEMM accumulates onto it.
+        let beta = match &bias {
+            Some(b) => {
+                for (mut row, &bv) in og.rows_mut().into_iter().zip(&b[g * mg..]) {
+                    row.fill(bv);
+                }
+                T::one()
+            }
+            None => T::zero(),
+        };
+        T::gemm(T::one(), &wg, &cols, beta, &mut og);
+    })?;
+    ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
+}
+
+/// `irc.Conv<Act>`: f32 `Conv` with its bias and activation applied in the GEMM's output
+/// loop (bias per output channel = per row of each GEMM).
+pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: &ArrayD<f32>, win: &Window, group: usize, act: Act) -> Result<ArrayD<f32>> {
+    let s = ConvShape::new(x.shape(), w.shape(), win, group)?;
+    let bias = bias_values(Some(bias), s.m)?.unwrap_or_default();
+    let xs = x.as_standard_layout();
+    let wc = w.as_standard_layout();
+    let mut out = vec![0.0f32; s.n * s.m * s.p_out];
+    let mg = s.mg;
+    let path = conv_into(xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]), Some(&bias), &s, &mut out, |g, wg, cols, mut og| {
+        gemm_f32_act(1.0, &wg, &cols, 0.0, &mut og, Bias::PerRow(&bias[g * mg..]), act);
+    })?;
+    if path == ConvPath::Depthwise {
+        act.apply(&mut out);
     }
-    let beta = if bias.is_some() { T::one() } else { T::zero() };
-    let p2 = Plane2::new(in_sp, kernel, &out_sp, &geo);
-    let pointwise = kk == 1 && geo.strides.iter().chain(&geo.dilations).all(|&v| v == 1)
-        && geo.begin.iter().chain(&geo.end).all(|&v| v == 0);
-    match &p2 {
-        Some(g2) if cg == 1 && mg == 1 && p_out > 0 => {
-            // Depthwise: each channel convolved with its own taps, no GEMM.
-            for (ob, xb) in out.chunks_exact_mut(m * p_out).zip(src.chunks_exact(c * plane)) {
-                for ((o, chan), taps) in ob.chunks_exact_mut(p_out).zip(xb.chunks_exact(plane)).zip(wdata.chunks_exact(kk)) {
-                    depthwise_2d(o, chan, taps, g2);
-                }
-            }
-        }
-        _ if pointwise && p_out > 0 => {
-            // 1x1, stride 1, no padding: the input planes are already the GEMM's B.
-            for b in 0..n {
-                for g in 0..group {
-                    let start = (b * c + g * cg) * plane;
-                    let xg = ndarray::ArrayView2::from_shape((cg, plane), &src[start..start + cg * plane]).map_err(err2)?;
-                    let wg = w2.slice(s![g * mg..(g + 1) * mg, ..]);
-                    let o0 = (b * m + g * mg) * p_out;
-                    let mut og = ndarray::ArrayViewMut2::from_shape((mg, p_out), &mut out[o0..o0 + mg * p_out]).map_err(err2)?;
-                    T::gemm(T::one(), &wg, &xg, beta, &mut og);
-                }
-            }
-        }
-        _ if p_out > 0 => {
-            let mut col = vec![T::zero(); cg * kk * p_out];
-            let mut col2 = Array2::<T>::from_elem((if p2.is_some() { 0 } else { cg * kk }, p_out), T::zero());
-            for b in 0..n {
-                for g in 0..group {
-                    let start = (b * c + g * cg) * plane;
-                    let cols = match &p2 {
-                        Some(g2) => {
-                            im2col_2d(&mut col, &src[start..start + cg * plane], cg, g2);
-                            ndarray::ArrayView2::from_shape((cg * kk, p_out), &col[..]).map_err(err2)?
-                        }
-                        None => {
-                            im2col(&mut col2, &src[start..start + cg * plane], cg, in_sp, kernel, &taps);
-                            col2.view()
-                        }
-                    };
-                    let wg = w2.slice(s![g * mg..(g + 1) * mg, ..]);
-                    let o0 = (b * m + g * mg) * p_out;
-                    let mut og = ndarray::ArrayViewMut2::from_shape((mg, p_out), &mut out[o0..o0 + mg * p_out]).map_err(err2)?;
-                    T::gemm(T::one(), &wg, &cols, beta, &mut og);
-                }
-            }
-        }
-        _ => {}
-    }
-    let mut dims = vec![n, m];
-    dims.extend_from_slice(&out_sp);
-    ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(err2)
+    ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
 }
 
 /// ONNX `ConvTranspose`: input `[N, C, D...]`, weight `[C, M/group, K...]`.

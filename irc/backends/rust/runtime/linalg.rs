@@ -394,3 +394,142 @@ pub fn dft<T: super::elem::Float>(x: &ArrayD<T>, length: Option<i64>, ax: i64, i
         T::from_f64(scale * if ix[r - 1] == 0 { re } else { im })
     }))
 }
+
+/// The activation of a fused `irc.<Base><Act>` op (Conv, Gemm or MatMul), applied where
+/// the layer writes its output instead of in a separate op.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Act {
+    None,
+    Relu,
+    Sigmoid,
+    Tanh,
+    /// `x` if `x >= 0`, else `alpha * x`.
+    LeakyRelu(f32),
+    /// `max(0, min(1, alpha * x + beta))`.
+    HardSigmoid(f32, f32),
+    /// `min(max(x, lo), hi)`.
+    Clip(f32, f32),
+}
+
+impl Act {
+    /// What the GEMM epilogue applies itself; `None` when the activation needs its own pass.
+    pub fn in_epilogue(self) -> Option<super::gemm::Activation> {
+        use super::gemm::Activation;
+        match self {
+            Act::None => Some(Activation::None),
+            Act::Relu => Some(Activation::Relu),
+            Act::Clip(min, max) => Some(Activation::Clip { min, max }),
+            _ => None,
+        }
+    }
+
+    /// The activation of one value.
+    #[inline(always)]
+    pub fn of(self, v: f32) -> f32 {
+        match self {
+            Act::None => v,
+            // Comparisons, not f32::max, so that NaN propagates like the GEMM epilogue.
+            Act::Relu => if v < 0.0 { 0.0 } else { v },
+            Act::Sigmoid => 1.0 / (1.0 + (-v).exp()),
+            Act::Tanh => v.tanh(),
+            Act::LeakyRelu(alpha) => if v < 0.0 { alpha * v } else { v },
+            Act::HardSigmoid(alpha, beta) => (alpha * v + beta).clamp(0.0, 1.0),
+            Act::Clip(lo, hi) => if v < lo { lo } else if v > hi { hi } else { v },
+        }
+    }
+
+    /// Applies the activation in place (one pass, for the activations no epilogue covers).
+    pub fn apply(self, out: &mut [f32]) {
+        if self != Act::None {
+            out.iter_mut().for_each(|v| *v = self.of(*v));
+        }
+    }
+
+    /// The epilogue for `bias` when this activation fits in it, else bias only (the
+    /// caller then runs [`Act::apply`] on the written block).
+    fn epilogue(self, bias: super::gemm::Bias<'_>) -> super::gemm::Epilogue<'_> {
+        let activation = self.in_epilogue().unwrap_or(super::gemm::Activation::None);
+        super::gemm::Epilogue { bias, activation }
+    }
+}
+
+/// `c = act(alpha * a @ b + beta * c + bias)` on f32 views; the activation is fused into
+/// the GEMM's output loop when it can be, else applied while the block is still in cache.
+pub fn gemm_f32_act(
+    alpha: f32,
+    a: &ArrayView2<f32>,
+    b: &ArrayView2<f32>,
+    beta: f32,
+    c: &mut ArrayViewMut2<f32>,
+    bias: super::gemm::Bias<'_>,
+    act: Act,
+) {
+    let ((m, k), n) = (a.dim(), b.ncols());
+    assert!(b.nrows() == k && c.dim() == (m, n), "gemm_f32_act: shapes do not align");
+    let (sa, sb) = (a.strides(), b.strides());
+    let sc = [c.strides()[0], c.strides()[1]];
+    let pc = c.as_mut_ptr();
+    // SAFETY: as in `gemm_f32`: valid views of checked shapes, `c` borrowed mutably.
+    unsafe {
+        super::gemm::sgemm_raw(
+            m, n, k, alpha, a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1],
+            beta, pc, sc[0], sc[1], &act.epilogue(bias),
+        )
+    }
+    if act.in_epilogue().is_none() {
+        c.mapv_inplace(|v| act.of(v));
+    }
+}
+
+/// `irc.Gemm<Act>`: ONNX `Gemm` then the activation, bias and activation in the GEMM's
+/// output loop (a bias row `[n]` / `[1, n]` is the epilogue's per-column bias).
+#[allow(clippy::too_many_arguments)]
+pub fn gemm_act(
+    a: &ArrayD<f32>,
+    b: &ArrayD<f32>,
+    c: &ArrayD<f32>,
+    alpha: f64,
+    beta: f64,
+    trans_a: bool,
+    trans_b: bool,
+    act: Act,
+) -> Result<ArrayD<f32>> {
+    let (Ok(a2), Ok(b2)) = (a.view().into_dimensionality::<Ix2>(), b.view().into_dimensionality::<Ix2>()) else {
+        return shape_err("gemm: operands must be 2-D");
+    };
+    let a2 = if trans_a { a2.reversed_axes() } else { a2 };
+    let b2 = if trans_b { b2.reversed_axes() } else { b2 };
+    let (m, k, n) = (a2.nrows(), a2.ncols(), b2.ncols());
+    if b2.nrows() != k {
+        return shape_err(format!("gemm: shapes {:?} and {:?} do not align", a.shape(), b.shape()));
+    }
+    let (alpha, beta) = (alpha as f32, beta as f32);
+    let per_col = c.len() == n && (c.ndim() == 1 || (c.ndim() == 2 && c.shape()[0] == 1));
+    let mut out;
+    let bias: Vec<f32>;
+    let gemm_beta = if per_col || beta == 0.0 {
+        out = ArrayD::from_elem(IxDyn(&[m, n]), 0.0f32);
+        bias = if per_col && beta != 0.0 { c.iter().map(|&v| beta * v).collect() } else { Vec::new() };
+        0.0
+    } else {
+        out = broadcast_to(c, &[m, n])?.to_owned();
+        bias = Vec::new();
+        beta
+    };
+    let epi_bias = if bias.is_empty() { super::gemm::Bias::None } else { super::gemm::Bias::PerCol(&bias) };
+    let err = |e: ndarray::ShapeError| super::error::Error::Shape(e.to_string());
+    let mut o2 = out.view_mut().into_dimensionality::<Ix2>().map_err(err)?;
+    gemm_f32_act(alpha, &a2, &b2, gemm_beta, &mut o2, epi_bias, act);
+    Ok(out)
+}
+
+/// `irc.MatMul<Act>`: numpy `matmul` then the activation.
+pub fn matmul_act(a: &ArrayD<f32>, b: &ArrayD<f32>, act: Act) -> Result<ArrayD<f32>> {
+    let mut out = matmul(a, b)?;
+    if let Some(s) = out.as_slice_mut() {
+        act.apply(s);
+    } else {
+        out.mapv_inplace(|v| act.of(v));
+    }
+    Ok(out)
+}

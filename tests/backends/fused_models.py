@@ -1,0 +1,83 @@
+"""Models of the `irc` domain's fused ops (`irc.Conv<Act>`, `irc.Gemm<Act>`, `irc.MatMul<Act>`).
+
+Each is a small standard-ONNX graph (a Conv, Gemm or MatMul followed by an activation) run
+through `irc.passes.optimize(graph, level=3)`, which fuses the pair and attaches the
+model-local ONNX function, so onnxruntime is the oracle of the fused op too.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from onnx import ModelProto, helper
+
+from .op_models import F, model, w
+
+# Activation -> (attributes of the ONNX op, extra initializers for Clip's min/max).
+ACTS = {
+    "Relu": ({}, []),
+    "Sigmoid": ({}, []),
+    "Tanh": ({}, []),
+    "LeakyRelu": ({"alpha": 0.15}, []),
+    "HardSigmoid": ({"alpha": 0.3, "beta": 0.4}, []),
+    "Clip": ({}, [("lo", np.float32(0.0)), ("hi", np.float32(0.5))]),
+}
+
+
+def _act_node(act: str, src: str) -> tuple[list, list]:
+    attrs, inits = ACTS[act]
+    ins = [src] + [name for name, _ in inits]
+    return [helper.make_node(act, ins, ["y"], name=act.lower(), **attrs)], inits
+
+
+def fused(base_nodes: list, act: str, inputs, inits, name: str) -> ModelProto:
+    """Base op(s) writing `z`, then `act`; optimized at level 3 (the pair becomes one irc op)."""
+    from irc.ir.onnx_io import from_onnx, to_onnx
+    from irc.passes import optimize
+
+    nodes, act_inits = _act_node(act, "z")
+    graph = from_onnx(model(name, base_nodes + nodes, inputs, [("y", F)], list(inits) + act_inits))
+    optimize(graph, level=3)
+    fused_ops = [op for op in graph.ops if op.domain == "irc"]
+    assert len(fused_ops) == 1, f"{name}: expected one irc op, got {graph.op_histogram()}"
+    return to_onnx(graph)
+
+
+def build() -> dict[str, ModelProto]:
+    """key -> model; every activation appears with each base op."""
+    rng = np.random.default_rng(5)
+    out: dict[str, ModelProto] = {}
+    conv_cases = [  # (attributes, input shape, weight shape, has bias)
+        ({"pads": [1, 1, 1, 1]}, ["N", 4, 9, 8], (6, 4, 3, 3), True),
+        ({"group": 2, "strides": [2, 1], "pads": [1, 0, 1, 2]}, ["N", 4, 7, 8], (6, 2, 3, 3), False),
+        ({"group": 5, "pads": [1, 1, 1, 1], "strides": [2, 2]}, ["N", 5, 9, 9], (5, 1, 3, 3), True),  # depthwise
+        ({}, ["N", 8, 5, 6], (7, 8, 1, 1), True),  # pointwise
+        ({"dilations": [2]}, ["N", 3, 12], (4, 3, 3), True),  # 1-D
+        ({"pads": [1, 1, 1, 1, 1, 1]}, ["N", 2, 4, 3, 5], (3, 2, 3, 3, 3), True),  # 3-D
+    ]
+    for i, act in enumerate(ACTS):
+        attrs, xs, ws, has_b = conv_cases[i % len(conv_cases)]
+        ins = ["x", "w", "b"] if has_b else ["x", "w"]
+        inits = [("w", w(rng, *ws))] + ([("b", w(rng, ws[0]))] if has_b else [])
+        out[f"conv_{act.lower()}"] = fused([helper.make_node("Conv", ins, ["z"], **attrs)], act,
+                                           [("x", F, xs)], inits, f"conv_{act.lower()}")
+    gemm_cases = [  # (attributes, A shape, B shape, C shape or None)
+        ({"transB": 1}, ["N", 6], (5, 6), (5,)),
+        ({"alpha": 0.5, "beta": 2.0}, ["N", 7], (7, 9), (1, 9)),
+        ({}, ["N", 6], (6, 4), None),
+        ({"transB": 1, "beta": 0.5}, [3, 6], (5, 6), (3, 5)),
+        ({"transA": 1}, [6, "N"], (6, 3), (3,)),
+        ({"transB": 1}, ["N", 40], (33, 40), (33,)),
+    ]
+    for i, act in enumerate(ACTS):
+        attrs, a_shape, b_shape, c_shape = gemm_cases[i % len(gemm_cases)]
+        inits = [("wb", w(rng, *b_shape))] + ([("c", w(rng, *c_shape))] if c_shape else [])
+        ins = ["a", "wb"] + (["c"] if c_shape else [])
+        out[f"gemm_{act.lower()}"] = fused([helper.make_node("Gemm", ins, ["z"], **attrs)], act,
+                                           [("a", F, a_shape)], inits, f"gemm_{act.lower()}")
+    mm_cases = [(["N", 5], (5, 3)), (["N", 2, 4, 5], (5, 6)), (["N", 3], (3, 8))]
+    for i, act in enumerate(ACTS):
+        a_shape, b_shape = mm_cases[i % len(mm_cases)]
+        out[f"matmul_{act.lower()}"] = fused([helper.make_node("MatMul", ["a", "wb"], ["z"])], act,
+                                             [("a", F, a_shape)], [("wb", w(rng, *b_shape))],
+                                             f"matmul_{act.lower()}")
+    return out
