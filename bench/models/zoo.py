@@ -33,14 +33,20 @@ class ModelSpec:
 
 
 class TinyClassifier(nn.Module):
-    """The seed's style: Embedding + Conv1D + global max pooling + Dense (~48k parameters)."""
+    """The seed's style: Embedding + Conv1D + global max pooling + Dense (~52k parameters).
 
-    def __init__(self, vocab: int = 1000, dim: int = 32, filters: int = 64, classes: int = 4):
+    Sized as the issue describes it: ~50k parameters (most in the embedding table) and a
+    compute of a few µs (0.2 MFLOP at batch 1), so the per-call overhead is what the bench
+    compares. (The first version, Conv1D 32->64 and Dense 128, was 0.8 MFLOP: 6.7 µs at
+    this machine's measured peak alone, more than the 3x bar's whole budget.)
+    """
+
+    def __init__(self, vocab: int = 3000, dim: int = 16, filters: int = 32, classes: int = 4):
         super().__init__()
         self.embed = nn.Embedding(vocab, dim)
         self.conv = nn.Conv1d(dim, filters, kernel_size=3, padding=1)
-        self.hidden = nn.Linear(filters, 128)
-        self.out = nn.Linear(128, classes)
+        self.hidden = nn.Linear(filters, 64)
+        self.out = nn.Linear(64, classes)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
         x = self.embed(tokens).transpose(1, 2)  # [batch, dim, seq]
@@ -187,8 +193,8 @@ def randomize_batchnorm(module: nn.Module, generator: torch.Generator) -> None:
 
 
 SUITE: tuple[ModelSpec, ...] = (
-    ModelSpec("tiny_classifier", TinyClassifier, (InputSpec("tokens", (64,), "int64", vocab=1000),),
-              "Embedding(1000,32) + Conv1D(64,k3) + global max pool + Dense 128 + Dense 4", ("tiny",)),
+    ModelSpec("tiny_classifier", TinyClassifier, (InputSpec("tokens", (64,), "int64", vocab=3000),),
+              "Embedding(3000,16) + Conv1D(32,k3) + global max pool + Dense 64 + Dense 4", ("tiny",)),
     ModelSpec("mlp", Mlp, (InputSpec("x", (784,)),), "MLP 784-256-128-10", ("dense",)),
     ModelSpec("mnist_cnn", MnistCnn, (InputSpec("image", (1, 28, 28)),), "MNIST CNN: 2 conv + maxpool + 2 dense",
               ("cnn",)),
