@@ -20,7 +20,7 @@ def test_sgemm_matches_naive_triple_loop():
     """Random shapes, strides, transposed views, alpha/beta, epilogues, every kernel the CPU has."""
     ran = cargo("test", "--release", "--quiet")
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
-    assert "12 passed" in ran.stdout, ran.stdout[-2000:]
+    assert "13 passed" in ran.stdout, ran.stdout[-2000:]
 
 
 def test_gemm_bench_reports_gflops_and_peak():

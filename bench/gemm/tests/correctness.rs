@@ -70,6 +70,12 @@ fn at(v: &[f32], rs: isize, cs: isize, i: usize, j: usize) -> f32 {
 
 /// Runs one case with `isa` and checks every element of C against f64 arithmetic.
 fn check(case: &Case, isa: Isa, rng: &mut Rng) {
+    check_entry(case, Some(isa), rng)
+}
+
+/// [`check`] through `sgemm_with_isa(isa)`, or through `sgemm_ex` (BLAS with the `blas`
+/// feature) when `isa` is None.
+fn check_entry(case: &Case, isa: Option<Isa>, rng: &mut Rng) {
     let Case { m, n, k, alpha, beta, la, lb, lc, bias, act } = *case;
     let a = rng.vec(la.len(m, k));
     let b = rng.vec(lb.len(k, n));
@@ -93,7 +99,10 @@ fn check(case: &Case, isa: Isa, rng: &mut Rng) {
         activation: act,
     };
     let ((rsa, csa), (rsb, csb), (rsc, csc)) = (la.strides(m, k), lb.strides(k, n), lc.strides(m, n));
-    sgemm_with_isa(isa, m, n, k, alpha, &a, rsa, csa, &b, rsb, csb, beta, &mut c, rsc, csc, &epi);
+    match isa {
+        Some(isa) => sgemm_with_isa(isa, m, n, k, alpha, &a, rsa, csa, &b, rsb, csb, beta, &mut c, rsc, csc, &epi),
+        None => sgemm_ex(m, n, k, alpha, &a, rsa, csa, &b, rsb, csb, beta, &mut c, rsc, csc, &epi),
+    }
     for i in 0..m {
         for j in 0..n {
             let (mut dot, mut mag) = (0.0f64, 0.0f64);
@@ -404,5 +413,19 @@ fn threads_split_rows_or_columns_bit_for_bit() {
                 }
             }
         }
+    }
+}
+
+/// With `--features blas`, `sgemm_ex` goes to OpenBLAS's `cblas_sgemm` whenever the views
+/// allow it (row- or column-major A, B and C, padded or not); without it, irc's kernels.
+#[test]
+fn sgemm_ex_random_layouts_and_epilogues() {
+    let mut rng = Rng(0xb1a5);
+    for round in 0..300 {
+        let mut case = random_case(&mut rng, 70);
+        if round % 50 == 0 {
+            (case.m, case.n, case.k) = (150 + round / 5, 300, 280); // past every cache block
+        }
+        check_entry(&case, None, &mut rng);
     }
 }

@@ -147,6 +147,14 @@ pub fn sgemm_ex(
     beta: f32, c: &mut [f32], rsc: isize, csc: isize,
     epilogue: &Epilogue,
 ) {
+    #[cfg(feature = "blas")]
+    {
+        let problem = checked_problem(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, epilogue);
+        // SAFETY: as in `sgemm_with_isa`: checked views, C borrowed mutably.
+        if unsafe { blas::run(&problem) } {
+            return;
+        }
+    }
     sgemm_with_isa(Isa::detect(), m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, epilogue);
 }
 
@@ -161,21 +169,32 @@ pub fn sgemm_with_isa(
     beta: f32, c: &mut [f32], rsc: isize, csc: isize,
     epilogue: &Epilogue,
 ) {
+    let problem = checked_problem(m, n, k, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc, epilogue);
+    // SAFETY: the three views and the bias were bounds-checked against slices that
+    // outlive this call; `c` is borrowed mutably, so nothing else aliases it.
+    unsafe { problem.run(isa.or_supported()) }
+}
+
+/// The slices as raw views, after checking every view and the bias against them.
+#[allow(clippy::too_many_arguments)]
+fn checked_problem(
+    m: usize, n: usize, k: usize, alpha: f32,
+    a: &[f32], rsa: isize, csa: isize,
+    b: &[f32], rsb: isize, csb: isize,
+    beta: f32, c: &mut [f32], rsc: isize, csc: isize,
+    epilogue: &Epilogue,
+) -> Problem {
     check_view("A", a.len(), m, k, rsa, csa);
     check_view("B", b.len(), k, n, rsb, csb);
     check_view("C", c.len(), m, n, rsc, csc);
     let (row_bias, col_bias) = bias_pointers(epilogue, m, n);
-    let epi = Epi::new(row_bias, col_bias, epilogue.activation);
-    let problem = Problem {
+    Problem {
         m, n, k, alpha, beta,
         a: View { ptr: a.as_ptr(), rs: rsa, cs: csa },
         b: View { ptr: b.as_ptr(), rs: rsb, cs: csb },
         c: ViewMut { ptr: c.as_mut_ptr(), rs: rsc, cs: csc },
-        epi,
-    };
-    // SAFETY: the three views and the bias were bounds-checked above against slices that
-    // outlive this call; `c` is borrowed mutably, so nothing else aliases it.
-    unsafe { problem.run(isa.or_supported()) }
+        epi: Epi::new(row_bias, col_bias, epilogue.activation),
+    }
 }
 
 /// [`sgemm_ex`] on raw strided pointers, for callers that hold views rather than slices
@@ -203,8 +222,14 @@ pub unsafe fn sgemm_raw(
         c: ViewMut { ptr: c, rs: rsc, cs: csc },
         epi: Epi::new(row_bias, col_bias, epilogue.activation),
     };
-    // SAFETY: the caller's contract above is exactly what `Problem::run` needs.
-    unsafe { problem.run(Isa::detect()) }
+    // SAFETY: the caller's contract above is exactly what `Problem::run` (and `blas::run`) needs.
+    unsafe {
+        #[cfg(feature = "blas")]
+        if blas::run(&problem) {
+            return;
+        }
+        problem.run(Isa::detect())
+    }
 }
 
 /// The epilogue's bias as raw pointers (null = none), length-checked against C.
@@ -231,6 +256,10 @@ pub struct PackedB {
     n: usize,
     isa: Isa,
     data: Vec<f32>,
+    /// With the `blas` feature, [`PackedB::new`] keeps B row-major in `data` for
+    /// `cblas_sgemm` instead of packing it for irc's kernel.
+    #[cfg(feature = "blas")]
+    plain: bool,
 }
 
 impl PackedB {
@@ -239,6 +268,15 @@ impl PackedB {
     /// # Panics
     /// If the view reaches outside `b`.
     pub fn new(k: usize, n: usize, b: &[f32], rsb: isize, csb: isize) -> PackedB {
+        #[cfg(feature = "blas")]
+        {
+            check_view("B", b.len(), k, n, rsb, csb);
+            let view = View { ptr: b.as_ptr(), rs: rsb, cs: csb };
+            // SAFETY: the view was checked against `b`.
+            let data = (0..k).flat_map(|i| (0..n).map(move |j| unsafe { *view.at(i, j) })).collect();
+            PackedB { k, n, isa: Isa::detect(), data, plain: true }
+        }
+        #[cfg(not(feature = "blas"))]
         PackedB::with_isa(Isa::detect(), k, n, b, rsb, csb)
     }
 
@@ -257,7 +295,7 @@ impl PackedB {
                 unsafe { pack_b(KC.min(k - pc), n, nr, view.at(pc, 0), view, &mut data[pc * n_pad..]) };
             }
         }
-        PackedB { k, n, isa, data }
+        PackedB { k, n, isa, data, #[cfg(feature = "blas")] plain: false }
     }
 
     /// Rows of B (the inner dimension of the product).
@@ -298,6 +336,17 @@ pub fn sgemm_packed_b(
         epi: Epi::new(row_bias, col_bias, epilogue.activation),
     };
     if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(feature = "blas")]
+    if b.plain {
+        let p = Problem { b: View { ptr: b.data.as_ptr(), rs: n as isize, cs: 1 }, ..p };
+        // SAFETY: `b.data` is B row-major; A, C and the bias were checked above.
+        unsafe {
+            if !blas::run(&p) {
+                p.run(Isa::detect());
+            }
+        }
         return;
     }
     let kernel = Kernel::for_isa(b.isa);
@@ -1010,6 +1059,96 @@ fn dot4(isa: Isa, x: &[f32], cols: [&[f32]; 4]) -> [f32; 4] {
     }
     let _ = isa;
     cols.map(|col| x.iter().zip(col).map(|(a, b)| a * b).sum())
+}
+
+// ---------------------------------------------------------------------------------------
+// The `blas` feature: products whose views BLAS can describe go to the system OpenBLAS.
+
+#[cfg(feature = "blas")]
+mod blas {
+    use super::Problem;
+
+    const ROW_MAJOR: i32 = 101;
+    const NO_TRANS: i32 = 111;
+    const TRANS: i32 = 112;
+
+    #[link(name = "openblas")]
+    extern "C" {
+        // CBLAS, as declared in OpenBLAS's cblas.h (32-bit integers: Debian's libopenblas0).
+        fn cblas_sgemm(
+            layout: i32, trans_a: i32, trans_b: i32, m: i32, n: i32, k: i32, alpha: f32,
+            a: *const f32, lda: i32, b: *const f32, ldb: i32, beta: f32, c: *mut f32, ldc: i32,
+        );
+        fn openblas_set_num_threads(threads: i32);
+    }
+
+    /// A `rows × cols` view as a row-major CBLAS operand: (transposed, leading dimension),
+    /// or None when neither stride is 1 (or a dimension does not fit an `i32`).
+    fn operand(rows: usize, cols: usize, rs: isize, cs: isize) -> Option<(bool, i32)> {
+        let fits = |ld: isize, min: usize| if ld >= min.max(1) as isize { i32::try_from(ld).ok() } else { None };
+        // A single row or column has one stride that is never stepped: any valid ld works.
+        if cs == 1 || cols == 1 {
+            if let Some(ld) = fits(if rows == 1 { cols.max(1) as isize } else { rs }, cols) {
+                return Some((false, ld));
+            }
+        }
+        if rs == 1 || rows == 1 {
+            if let Some(ld) = fits(if cols == 1 { rows.max(1) as isize } else { cs }, rows) {
+                return Some((true, ld));
+            }
+        }
+        None
+    }
+
+    /// OpenBLAS gets as many threads as the rayon pool (RAYON_NUM_THREADS), once.
+    fn set_threads() {
+        static ONCE: std::sync::Once = std::sync::Once::new();
+        let threads = super::super::par::threads().min(i32::MAX as usize) as i32;
+        // SAFETY: plain setter of OpenBLAS's thread count.
+        ONCE.call_once(|| unsafe { openblas_set_num_threads(threads) });
+    }
+
+    /// `C = epi(alpha·A·B + beta·C)` by `cblas_sgemm` then one pass for the epilogue; false
+    /// (nothing done) when a view has no BLAS layout or the product is empty, so the caller
+    /// runs irc's kernels. Safety: as `Problem::run`.
+    pub(super) unsafe fn run(p: &Problem) -> bool {
+        if p.m == 0 || p.n == 0 || p.k == 0 || p.alpha == 0.0 {
+            return false;
+        }
+        let Some(c) = operand(p.m, p.n, p.c.rs, p.c.cs) else { return false };
+        if c.0 {
+            // C stored column-major: compute Cᵀ = Bᵀ·Aᵀ, whose C is row-major.
+            return unsafe { run(&p.transposed()) };
+        }
+        let dims = (i32::try_from(p.m), i32::try_from(p.n), i32::try_from(p.k));
+        let (Ok(m), Ok(n), Ok(k)) = dims else { return false };
+        let (Some(a), Some(b)) = (operand(p.m, p.k, p.a.rs, p.a.cs), operand(p.k, p.n, p.b.rs, p.b.cs)) else {
+            return false;
+        };
+        let flag = |t: bool| if t { TRANS } else { NO_TRANS };
+        set_threads();
+        unsafe {
+            cblas_sgemm(ROW_MAJOR, flag(a.0), flag(b.0), m, n, k, p.alpha, p.a.ptr, a.1, p.b.ptr, b.1, p.beta, p.c.ptr, c.1);
+            epilogue(p);
+        }
+        true
+    }
+
+    /// Bias and activation over C, when the epilogue has any.
+    unsafe fn epilogue(p: &Problem) {
+        let (m, n, c, e) = (p.m, p.n, p.c, p.epi);
+        if e.row.is_null() && e.col.is_null() && !e.clamp {
+            return;
+        }
+        for i in 0..m {
+            for j in 0..n {
+                unsafe {
+                    let x = c.at(i, j);
+                    *x = e.finish(*x, i, j);
+                }
+            }
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
