@@ -192,6 +192,14 @@ def handler_key(node) -> str:
     return node.op_type if node.domain in ("", "ai.onnx") else f"{node.domain}.{node.op_type}"
 
 
+def find_handler(key: str):
+    """The handler registered for ``key``, or for a pattern like `irc.Elementwise_*` it matches."""
+    if key in HANDLERS:
+        return HANDLERS[key]
+    return next((fn for pattern, fn in HANDLERS.items()
+                 if pattern.endswith("*") and key.startswith(pattern[:-1])), None)
+
+
 def _used_values(graph: Graph) -> set:
     """Values something reads: an op (including subgraph captures) or the graph outputs."""
     used = set(graph.outputs)
@@ -279,7 +287,7 @@ class Emitter:
             if builder.const(node.outputs[0]) is None:
                 self._problem(node, builder, "unsupported Constant attribute")
             return
-        handler = HANDLERS.get(handler_key(node))
+        handler = find_handler(handler_key(node))
         if handler is None:
             domain = f"op domain {node.domain!r}: " if node.domain not in ("", "ai.onnx") else ""
             self._problem(node, builder, f"{domain}op not supported by the Rust backend")

@@ -35,7 +35,8 @@ class Unsupported(Exception):
 
 
 def op(*names: str) -> Callable[[Handler], Handler]:
-    """Register a handler for ONNX op types: `Conv` (default domain), `irc.ConvRelu` (domain `irc`)."""
+    """Register a handler for ONNX op types: `Conv` (default domain), `irc.ConvRelu` (domain `irc`),
+    or a name pattern ending in `*` (`irc.Elementwise_*`: every op whose name starts so)."""
     def register(fn: Handler) -> Handler:
         for name in names:
             HANDLERS[name] = fn
