@@ -60,6 +60,16 @@ def build() -> dict[str, ModelProto]:
         inits = [("w", w(rng, *ws))] + ([("b", w(rng, ws[0]))] if has_b else [])
         out[f"conv_{act.lower()}"] = fused([helper.make_node("Conv", ins, ["z"], **attrs)], act,
                                            [("x", F, xs)], inits, f"conv_{act.lower()}")
+    depthwise = [  # stride 1 (flat kernel): 3x3, dilated, 5x5 asymmetric pads; stride 2 phases
+        ("dw3", {"group": 6, "pads": [1, 1, 1, 1]}, (6, 1, 3, 3)),
+        ("dw_dil", {"group": 6, "pads": [2, 1, 0, 2], "dilations": [2, 1]}, (6, 1, 3, 3)),
+        ("dw5", {"group": 6, "pads": [2, 0, 1, 2]}, (6, 1, 5, 5)),
+        ("dw3_s2", {"group": 6, "pads": [1, 1, 1, 1], "strides": [2, 2]}, (6, 1, 3, 3)),
+    ]
+    for key, attrs, ws in depthwise:
+        out[f"conv_{key}_clip"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], "Clip",
+                                        [("x", F, ["N", 6, 10, 11])], [("w", w(rng, *ws)), ("b", w(rng, 6))],
+                                        f"conv_{key}_clip")
     gemm_cases = [  # (attributes, A shape, B shape, C shape or None)
         ({"transB": 1}, ["N", 6], (5, 6), (5,)),
         ({"alpha": 0.5, "beta": 2.0}, ["N", 7], (7, 9), (1, 9)),

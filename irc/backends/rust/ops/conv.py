@@ -25,13 +25,16 @@ def window(c: OpCtx, kernel: list[int] | None = None) -> str:
 def conv(c: OpCtx) -> str:
     c.types(0, NUMS)
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
+    if c.t(0) == "f32" and c.t(1) == "f32" and (not c.has(2) or c.t(2) == "f32"):
+        # The f32 kernels (bias in the GEMM epilogue, SIMD depthwise) with no activation.
+        return f"rt::conv_act({c.x(0)}, {c.x(1)}, {bias}, {window(c)}, {int(c.a('group', 1))}, rt::Act::None)"
     return f"rt::conv({c.x(0)}, {c.x(1)}, {bias}, {window(c)}, {int(c.a('group', 1))})"
 
 
 def _conv_act(act: str):
     def handler(c: OpCtx) -> str:
         fused_f32(c)
-        return (f"rt::conv_act({c.x(0)}, {c.x(1)}, {c.x(2)}, {window(c)}, {int(c.a('group', 1))}, "
+        return (f"rt::conv_act({c.x(0)}, {c.x(1)}, Some({c.x(2)}), {window(c)}, {int(c.a('group', 1))}, "
                 f"{act_expr(c, act)})")
     return handler
 

@@ -317,13 +317,15 @@ enum ConvPath {
 
 /// The convolution driver: depthwise directly, everything else as one GEMM per image and
 /// group, `gemm(g, weights [mg, cg*K], columns [cg*K, P], output [mg, P])` (the output
-/// block is zero on entry).
+/// block is zero on entry). `depthwise(out plane, input plane, taps, geometry)` accumulates
+/// one channel onto its bias.
 fn conv_into<T: Num>(
     src: &[T],
     wdata: &[T],
     bias: Option<&[T]>,
     s: &ConvShape,
     out: &mut [T],
+    mut depthwise: impl FnMut(&mut [T], &[T], &[T], &Plane2),
     mut gemm: impl FnMut(usize, ArrayView2<T>, ArrayView2<T>, ArrayViewMut2<T>),
 ) -> Result<ConvPath> {
     let (c, m, cg, mg, kk, plane, p_out) = (s.c, s.m, s.cg, s.mg, s.kk, s.plane, s.p_out);
@@ -339,7 +341,7 @@ fn conv_into<T: Num>(
                 if let Some(b) = bias {
                     o.fill(b[ch]);
                 }
-                depthwise_2d(o, chan, taps, g2);
+                depthwise(o, chan, taps, g2);
             }
         }
         return Ok(ConvPath::Depthwise);
@@ -391,7 +393,7 @@ pub fn conv<T: Num>(x: &ArrayD<T>, w: &ArrayD<T>, bias: Option<&ArrayD<T>>, win:
     let wc = w.as_standard_layout();
     let mut out = vec![T::zero(); s.n * s.m * s.p_out];
     let mg = s.mg;
-    conv_into(xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]), bias.as_deref(), &s, &mut out, |g, wg, cols, mut og| {
+    conv_into(xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]), bias.as_deref(), &s, &mut out, depthwise_2d, |g, wg, cols, mut og| {
         // The output block starts as the bias and the GEMM accumulates onto it.
         let beta = match &bias {
             Some(b) => {
@@ -407,22 +409,157 @@ pub fn conv<T: Num>(x: &ArrayD<T>, w: &ArrayD<T>, bias: Option<&ArrayD<T>>, win:
     ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
 }
 
-/// `irc.Conv<Act>`: f32 `Conv` with its bias and activation applied in the GEMM's output
-/// loop (bias per output channel = per row of each GEMM).
-pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: &ArrayD<f32>, win: &Window, group: usize, act: Act) -> Result<ArrayD<f32>> {
+/// f32 `Conv` (`irc.Conv<Act>`, and every f32 `Conv` with `Act::None`): bias and activation
+/// applied in the GEMM's output loop (bias per output channel = per row of each GEMM);
+/// depthwise convolutions run a SIMD kernel and activate each plane while it is in cache.
+pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: Option<&ArrayD<f32>>, win: &Window, group: usize, act: Act) -> Result<ArrayD<f32>> {
     let s = ConvShape::new(x.shape(), w.shape(), win, group)?;
-    let bias = bias_values(Some(bias), s.m)?.unwrap_or_default();
+    let bias = bias_values(bias, s.m)?;
     let xs = x.as_standard_layout();
     let wc = w.as_standard_layout();
     let mut out = vec![0.0f32; s.n * s.m * s.p_out];
     let mg = s.mg;
-    let path = conv_into(xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]), Some(&bias), &s, &mut out, |g, wg, cols, mut og| {
-        gemm_f32_act(1.0, &wg, &cols, 0.0, &mut og, Bias::PerRow(&bias[g * mg..]), act);
+    let mut phases = Vec::new();
+    let depthwise = |o: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2| {
+        depthwise_f32(o, chan, taps, g, &mut phases);
+        act.apply(o);
+    };
+    conv_into(xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]), bias.as_deref(), &s, &mut out, depthwise, |g, wg, cols, mut og| {
+        let bias = bias.as_ref().map_or(Bias::None, |b| Bias::PerRow(&b[g * mg..]));
+        gemm_f32_act(1.0, &wg, &cols, 0.0, &mut og, bias, act);
     })?;
-    if path == ConvPath::Depthwise {
-        act.apply(&mut out);
-    }
     ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
+}
+
+/// `d + a * b`, fused when the caller was compiled with FMA (else `mul_add` would be a
+/// slow library call).
+#[inline(always)]
+fn madd<const FMA: bool>(a: f32, b: f32, d: f32) -> f32 {
+    if FMA { a.mul_add(b, d) } else { d + a * b }
+}
+
+/// f32 depthwise convolution of one plane onto `out` (preloaded with the bias): per kernel
+/// tap, a multiply-add of a contiguous input run into a contiguous output run. Strided
+/// convolutions first split each input row into its `sw` phases, so runs stay contiguous.
+#[inline(always)]
+fn depthwise_body<const FMA: bool>(out: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2, phases: &mut Vec<f32>) {
+    let plen = g.w.div_ceil(g.sw);
+    if g.sw > 1 {
+        // Row `iy`, phase `p` (columns p, p + sw, ...) lives at `(iy * sw + p) * plen`.
+        phases.resize(g.h * g.sw * plen, 0.0);
+        for (line, rows) in chan.chunks_exact(g.w).zip(phases.chunks_exact_mut(g.sw * plen)) {
+            for (p, run) in rows.chunks_exact_mut(plen).enumerate() {
+                for (d, &v) in run.iter_mut().zip(line[p..].iter().step_by(g.sw)) {
+                    *d = v;
+                }
+            }
+        }
+    }
+    let interior = (0..g.kw).map(|kx| g.cols(kx)).fold((0, g.ow), |(a, b), (x0, x1)| (a.max(x0), b.min(x1)));
+    for ky in 0..g.kh {
+        let (y0, y1) = g.rows(ky);
+        for oy in y0..y1 {
+            let iy = oy * g.sh + ky * g.dh - g.ph;
+            let src: &[f32] = if g.sw == 1 { &chan[iy * g.w..(iy + 1) * g.w] } else { &phases[iy * g.sw * plen..(iy + 1) * g.sw * plen] };
+            let dst = &mut out[oy * g.ow..(oy + 1) * g.ow];
+            // Where tap `kx` of output column `x` reads in `src`.
+            let pos = |x: usize, kx: usize| {
+                let ix = x * g.sw + kx * g.dw - g.pw;
+                if g.sw == 1 { ix } else { (ix % g.sw) * plen + ix / g.sw }
+            };
+            let wrow = &taps[ky * g.kw..(ky + 1) * g.kw];
+            // Columns where every tap of the row is inside the image: three taps per pass
+            // there (one load and store of the output per three multiply-adds).
+            let (xa, xb) = if g.kw == 3 { interior } else { (0, 0) };
+            if xa < xb {
+                let len = xb - xa;
+                let (a, b, c) = (&src[pos(xa, 0)..][..len], &src[pos(xa, 1)..][..len], &src[pos(xa, 2)..][..len]);
+                for (((d, &p), &q), &r) in dst[xa..xb].iter_mut().zip(a).zip(b).zip(c) {
+                    *d = madd::<FMA>(wrow[2], r, madd::<FMA>(wrow[1], q, madd::<FMA>(wrow[0], p, *d)));
+                }
+            }
+            for (kx, &wv) in wrow.iter().enumerate() {
+                let (x0, x1) = g.cols(kx);
+                // The part of [x0, x1) outside the interior [xa, xb) done above.
+                let parts = if xa < xb { [(x0, xa.min(x1)), (xb.max(x0), x1)] } else { [(x0, x1), (0, 0)] };
+                for (lo, hi) in parts {
+                    if lo < hi {
+                        let run = &src[pos(lo, kx)..][..hi - lo];
+                        for (d, &v) in dst[lo..hi].iter_mut().zip(run) {
+                            *d = madd::<FMA>(wv, v, *d);
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Stride-1 depthwise convolution of one plane as flat passes over a zero-padded copy:
+/// with the padded row pitch `pitch`, output `(y, x)` at flat `y * pitch + x` reads tap
+/// `(ky, kx)` at flat `y * pitch + x + ky * dh * pitch + kx * dw`, so every tap is one long
+/// contiguous multiply-add (the `kw - 1` columns past each row are computed and dropped).
+#[inline(always)]
+fn depthwise_flat<const FMA: bool>(out: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2, buf: &mut Vec<f32>) {
+    let pitch = (g.pw + g.w).max(g.ow + (g.kw - 1) * g.dw);
+    let height = (g.ph + g.h).max(g.oh + (g.kh - 1) * g.dh);
+    let n = (g.oh - 1) * pitch + g.ow;
+    buf.clear();
+    buf.resize(height * pitch + n, 0.0);
+    let (pad, acc) = buf.split_at_mut(height * pitch);
+    for (y, line) in chan.chunks_exact(g.w).enumerate() {
+        let at = (g.ph + y) * pitch + g.pw;
+        pad[at..at + g.w].copy_from_slice(line);
+    }
+    let off = |ky: usize, kx: usize| ky * g.dh * pitch + kx * g.dw;
+    if let (Ok(w), 3, 3) = (<&[f32; 9]>::try_from(taps), g.kh, g.kw) {
+        let s: [&[f32]; 9] = std::array::from_fn(|t| &pad[off(t / 3, t % 3)..][..n]);
+        for (i, a) in acc.iter_mut().enumerate() {
+            let mut v = w[0] * s[0][i];
+            for t in 1..9 {
+                v = madd::<FMA>(w[t], s[t][i], v);
+            }
+            *a = v;
+        }
+    } else {
+        for ky in 0..g.kh {
+            for kx in 0..g.kw {
+                let wv = taps[ky * g.kw + kx];
+                for (a, &v) in acc.iter_mut().zip(&pad[off(ky, kx)..][..n]) {
+                    *a = madd::<FMA>(wv, v, *a);
+                }
+            }
+        }
+    }
+    for (dst, row) in out.chunks_exact_mut(g.ow).zip(acc.chunks(pitch)) {
+        for (d, &v) in dst.iter_mut().zip(row) {
+            *d += v;
+        }
+    }
+}
+
+/// [`depthwise_body`] compiled for AVX2+FMA.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn depthwise_avx2(out: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2, phases: &mut Vec<f32>) {
+    if g.sw == 1 {
+        depthwise_flat::<true>(out, chan, taps, g, phases)
+    } else {
+        depthwise_body::<true>(out, chan, taps, g, phases)
+    }
+}
+
+fn depthwise_f32(out: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2, phases: &mut Vec<f32>) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        return unsafe { depthwise_avx2(out, chan, taps, g, phases) };
+    }
+    if g.sw == 1 {
+        depthwise_flat::<false>(out, chan, taps, g, phases)
+    } else {
+        depthwise_body::<false>(out, chan, taps, g, phases)
+    }
 }
 
 /// ONNX `ConvTranspose`: input `[N, C, D...]`, weight `[C, M/group, K...]`.
