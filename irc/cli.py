@@ -254,6 +254,38 @@ def verify(
     raise typer.Exit(0 if result.ok else 1)
 
 
+@app.command()
+def bench(
+    model: Annotated[Path, typer.Argument(help="The .onnx model to time.")],
+    batch: Annotated[str | None, typer.Option(
+        "--batch", help="Batch sizes, comma-separated (default 1,8; a model with a fixed batch: that one).")] = None,
+    threads: Annotated[str, typer.Option(
+        "--threads", help="Thread counts, comma-separated (irc's and onnxruntime's).")] = "1",
+    against: Annotated[str | None, typer.Option(
+        "--against", help="Engines to time irc against: onnxruntime,tract (default: both, tract if "
+                          "installed). onnxruntime verifies the outputs in any case.")] = None,
+    runs: Annotated[int | None, typer.Option(
+        "--runs", help="Timed runs per engine and configuration (default: what --budget allows).")] = None,
+    budget: Annotated[float, typer.Option(
+        "--budget", help="Seconds of timed runs per engine and configuration.")] = 2.0,
+    work: Annotated[Path | None, typer.Option(
+        "--work", help="Keep the crate, inputs and outputs here; a rerun reuses the build "
+                       "(default: a temporary directory).")] = None,
+    no_python: Annotated[bool, typer.Option(
+        "--no-python", help="Skip the Python binding: time the crate's native loop only.")] = False,
+    as_json: Json = False,
+) -> None:
+    """Time the compiled crate against onnxruntime and tract, outputs verified first (exit 1 if not)."""
+    from .benchmark.command import BenchRequest, render, run_bench
+
+    result = run_bench(BenchRequest(model, batch, threads, against, runs, budget, work, not no_python))
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+    else:
+        render(result)
+    raise typer.Exit(0 if result["verified"] else 1)
+
+
 def main() -> None:
     """Entry point: user errors print one line and exit 2; --debug shows tracebacks."""
     import click

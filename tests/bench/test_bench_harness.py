@@ -44,7 +44,7 @@ def test_engines_verified_timed_and_measured(quick_results):
 
 
 def test_markdown_written_next_to_json(quick_results, tmp_path):
-    import report
+    from irc.benchmark import report
 
     text = report.markdown(quick_results)
     assert "| mlp | 2 | 1 |" in text

@@ -1,13 +1,14 @@
-"""One inference engine per process, driven by ``bench/run.py`` over a line protocol.
+"""One inference engine per process, driven by ``harness.Worker`` over a line protocol.
 
-A worker is started as ``python bench/engines.py ENGINE MODEL INPUT_DIR THREADS`` and
-answers one JSON line per command read from stdin:
+A worker is started as ``python -m irc.benchmark.engines ENGINE MODEL INPUT_DIR THREADS``
+and answers one JSON line per command read from stdin:
 
 * ``verify DIR``: run once, write every output as ``DIR/<index>.npy``;
 * ``run N``: run N times, reply ``{"times_us": [...]}`` (one Python call each);
 * ``quit``: reply ``{"peak_rss_mb": ...}`` (this process's VmHWM) and exit.
 
-Only numpy and the engine itself are imported, so peak RSS compares engines, not harness.
+Only numpy, the engine and ``procs`` (standard library) are imported, so peak RSS compares
+engines, not the harness.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+
+from irc.benchmark.procs import vm_hwm_mb
 
 Runner = Callable[[], list]
 
@@ -68,14 +71,14 @@ def irc_python_runner(model: str, names: list[str], arrays: list[np.ndarray], th
     """HOOK (issue 6, Python binding): the crate built by ``irc emit --python``.
 
     ``model`` is the directory of the emitted crate; its extension module (built with
-    maturin from ``crate/python`` and installed into ``crate/pyinstall`` by run.py) is
+    maturin from ``crate/python`` and installed into ``crate/pyinstall`` by irc_engine) is
     imported by the crate's name and called once per run, as
     ``Model.load(dir).forward(*inputs)``. RAYON_NUM_THREADS carries ``threads``.
     """
     import importlib
 
     crate = Path(model)
-    sys.path.insert(0, str(crate / "pyinstall"))  # where run.py installed the built wheel
+    sys.path.insert(0, str(crate / "pyinstall"))  # where irc_engine installed the built wheel
     module = importlib.import_module(crate.name)
     net = module.Model.load(str(crate))
     return lambda: _as_list(net.forward(*arrays))
@@ -83,14 +86,6 @@ def irc_python_runner(model: str, names: list[str], arrays: list[np.ndarray], th
 
 def _as_list(result) -> list:
     return list(result) if isinstance(result, (tuple, list)) else [result]
-
-
-def peak_rss_mb() -> float | None:
-    """VmHWM of this process (its own address space only, unlike ru_maxrss after exec)."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024.0
-    return None
 
 
 RUNNERS = {"onnxruntime": onnxruntime_runner, "tract": tract_runner, "irc_python": irc_python_runner}
@@ -127,7 +122,7 @@ def serve(engine: str, model: str, input_dir: str, threads: int) -> int:
                     times.append((time.perf_counter_ns() - t) / 1000.0)
                 reply({"times_us": times})
             elif command == "quit":
-                reply({"peak_rss_mb": peak_rss_mb()})
+                reply({"peak_rss_mb": vm_hwm_mb()})
                 return 0
             else:
                 reply({"error": f"unknown command {command!r}"})
