@@ -12,6 +12,7 @@ export PYTHONDONTWRITEBYTECODE = 1
 install:
 	@command -v cargo >/dev/null || { echo "error: cargo not found (install Rust with rustup)"; exit 2; }
 	$(PIP) install --quiet --disable-pip-version-check -c constraints.txt -e ".[tf,torch,dev,bench]"
+	@$(MAKE) --no-print-directory openblas
 
 # pytest exits 5 when it collected nothing: that is a failure here, never a silent pass.
 test: install
@@ -43,3 +44,16 @@ conformance: install
 .PHONY: bench-optimize
 bench-optimize: install
 	$(PYTHON) bench/optimize/run.py
+
+# The system OpenBLAS for generated crates' optional `blas` feature (tests/backends/test_blas_feature.py).
+# Installed with apt-get when missing (Debian/Ubuntu, as root); elsewhere the blas test is skipped.
+.PHONY: openblas
+openblas:
+	@if ldconfig -p 2>/dev/null | grep -q 'libopenblas\.so '; then :; \
+	elif command -v apt-get >/dev/null; then \
+		echo "installing libopenblas-dev (apt-get)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq --no-install-recommends libopenblas-dev >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq --no-install-recommends libopenblas-dev >/dev/null; } || \
+		{ echo "error: apt-get could not install libopenblas-dev"; exit 2; }; \
+	else echo "note: no apt-get; install OpenBLAS (libopenblas.so) yourself for the blas feature"; fi
