@@ -111,8 +111,11 @@ def _failed_modules(stderr: str) -> set[str]:
 
 
 def build_and_run(cases: list[Case], root: Path, name: str = "irc_multi", env: dict | None = None,
-                  timeout: int = 3000, log=print) -> None:
-    """Emit, build and run every case; fills ``outputs`` or ``error`` of each."""
+                  timeout: int = 3000, log=print, features: tuple[str, ...] = ()) -> None:
+    """Emit, build and run every case; fills ``outputs`` or ``error`` of each.
+
+    ``features``: cargo features of the crate to build with (e.g. ``("blas",)``).
+    """
     from ...verify import cargo_env
 
     env = env or cargo_env()
@@ -125,7 +128,8 @@ def build_and_run(cases: list[Case], root: Path, name: str = "irc_multi", env: d
     binary = None
     for _attempt in range(6):
         _write_crate(root, name, live)
-        proc = subprocess.run(["cargo", "build", "--profile", "fast", "--quiet", "--manifest-path",
+        feature_args = ["--features", ",".join(features)] if features else []
+        proc = subprocess.run(["cargo", "build", "--profile", "fast", "--quiet", *feature_args, "--manifest-path",
                                str(root / "Cargo.toml")], capture_output=True, text=True, env=env)
         if proc.returncode == 0:
             binary = Path(env["CARGO_TARGET_DIR"]) / "fast" / name
