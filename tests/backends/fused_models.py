@@ -70,6 +70,19 @@ def build() -> dict[str, ModelProto]:
         out[f"conv_{key}_clip"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], "Clip",
                                         [("x", F, ["N", 6, 10, 11])], [("w", w(rng, *ws)), ("b", w(rng, 6))],
                                         f"conv_{key}_clip")
+    # Small images, many channels: the weights are packed at load (`rt::conv_packed`).
+    packed = [
+        ("pk3", {"pads": [1, 1, 1, 1]}, ["N", 4, 5, 5], (32, 4, 3, 3), "Relu"),
+        ("pk_group", {"group": 2, "strides": [2, 1], "pads": [0, 1, 1, 1]}, ["N", 4, 4, 5], (40, 2, 3, 3), "Sigmoid"),
+        ("pk1x1", {}, ["N", 8, 3, 3], (24, 8, 1, 1), "Clip"),
+        ("pk1d", {"pads": [1, 2]}, ["N", 3, 6], (16, 3, 3), "LeakyRelu"),
+    ]
+    for key, attrs, xs, ws, act in packed:
+        out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,
+                                                 [("x", F, xs)], [("w", w(rng, *ws)), ("b", w(rng, ws[0]))],
+                                                 f"conv_{key}")
+    out["conv_pk_plain"] = model("conv_pk_plain", [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 0, 1, 0])],
+                                 [("x", F, ["N", 6, 4, 4])], [("y", F)], [("w", w(rng, 20, 6, 3, 3))])
     gemm_cases = [  # (attributes, A shape, B shape, C shape or None)
         ({"transB": 1}, ["N", 6], (5, 6), (5,)),
         ({"alpha": 0.5, "beta": 2.0}, ["N", 7], (7, 9), (1, 9)),

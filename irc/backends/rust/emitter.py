@@ -51,6 +51,18 @@ class Weight:
     field: str
     array: np.ndarray
     source: str
+    # False when only load-time preparations read the tensor (no `ArrayD` field is kept).
+    raw: bool = True
+
+
+@dataclass
+class Prepared:
+    """A struct field computed in `from_bytes` from a weight (e.g. GEMM weights packed once)."""
+
+    field: str
+    rust_type: str
+    weight: Weight
+    init: str  # Rust expression; `{}` stands for the weight as an owned `ArrayD`
 
 
 @dataclass
@@ -88,6 +100,7 @@ class FunctionBuilder:
         self.consts: dict[Value, np.ndarray] = {}
         self.weight_fields: dict[Value, str] = parent.weight_fields if parent else {}
         self.weights: list[Weight] = parent.weights if parent else []
+        self.prepared_fields: dict[tuple[Value, str], Prepared] = parent.prepared_fields if parent else {}
         # The memory plan: the op after which each local is dead, so `forward` frees (or
         # reuses, see `OpCtx.take`) every intermediate as soon as nothing reads it anymore.
         self.last_use: dict[Value, object] = {}
@@ -150,12 +163,37 @@ class FunctionBuilder:
         if c is None:
             raise Unsupported(f"value {v.name!r} is not computed before use")
         self.rtype(v)
+        self._weight(v, c).raw = True
+        return f"&self.{self.weight_fields[v]}"
+
+    def _weight(self, v: Value, c: np.ndarray) -> Weight:
+        """The weights.bin entry of constant ``v`` (created without a raw field)."""
         if v not in self.weight_fields:
             name = self.fields.fresh(v.name, "w")
             self.weight_fields[v] = name
             # np.ascontiguousarray would turn a 0-d scalar into shape (1,).
-            self.weights.append(Weight(name, np.array(c, order="C"), v.name))
-        return f"&self.{self.weight_fields[v]}"
+            self.weights.append(Weight(name, np.array(c, order="C"), v.name, raw=False))
+        return next(wt for wt in self.weights if wt.field == self.weight_fields[v])
+
+    def prepared(self, v: Value, kind: str, rust_type: str, init: str) -> str | None:
+        """`&self.<field>` holding constant ``v`` prepared once at load, e.g. packed GEMM weights.
+
+        ``init`` is the Rust expression building the ``rust_type`` value, with `{}` for the
+        weight as an owned `ArrayD` (it may use `?`). One field per (value, ``kind``); the raw
+        `ArrayD` field exists only if something also reads ``v`` through :meth:`ref`.
+        ``None`` when ``v`` is not a constant of this scope (callers then use ``ref``).
+        """
+        if v in self.params or v in self.names or self.outer(v) is not None:
+            return None
+        c = self.const(v)
+        if c is None:
+            return None
+        key = (v, kind)
+        if key not in self.prepared_fields:
+            weight = self._weight(v, c)
+            field_name = self.fields.fresh(f"{weight.field}_{kind}", "w")
+            self.prepared_fields[key] = Prepared(field_name, rust_type, weight, init)
+        return f"&self.{self.prepared_fields[key].field}"
 
 
 def _opset(graph: Graph) -> int:
@@ -365,8 +403,14 @@ class Emitter:
         w(f"/// The model `{doc(graph.name)}` with its weights.")
         w(f"pub struct {self.struct} {{")
         for wt in b.weights:
+            if not wt.raw:
+                continue
             w(f"    /// `{doc(wt.source)}`: {wt.array.dtype}, shape {list(wt.array.shape)}")
             w(f"    pub {wt.field}: {_array_type(b.rtype_of_array(wt.array))},")
+        for prep in b.prepared_fields.values():
+            w(f"    /// `{doc(prep.weight.source)}` ({prep.weight.array.dtype}, shape "
+              f"{list(prep.weight.array.shape)}) prepared at load.")
+            w(f"    pub {prep.field}: {prep.rust_type},")
         w("}")
         w("")
         w(f"impl {self.struct} {{")
@@ -394,7 +438,12 @@ class Emitter:
             w("        Ok(Self {")
             for i, wt in enumerate(b.weights):
                 dims = ", ".join(str(d) for d in wt.array.shape)
-                w(f"            {wt.field}: w.get({i}, &[{dims}])?,")
+                if wt.raw:
+                    w(f"            {wt.field}: w.get({i}, &[{dims}])?,")
+            index = {id(wt): i for i, wt in enumerate(b.weights)}
+            for prep in b.prepared_fields.values():
+                dims = ", ".join(str(d) for d in prep.weight.array.shape)
+                w(f"            {prep.field}: {prep.init.format(f'w.get({index[id(prep.weight)]}, &[{dims}])?')},")
             w("        })")
         else:
             w("        rt::Weights::parse(bytes)?;")

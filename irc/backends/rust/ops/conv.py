@@ -21,10 +21,58 @@ def window(c: OpCtx, kernel: list[int] | None = None) -> str:
     return "&rt::Window { " + ", ".join(parts) + " }"
 
 
+def out_positions(c: OpCtx) -> int | None:
+    """Output positions per image of a 1-D/2-D Conv with a static input shape, else None."""
+    x, w = c.ins[0], c.const(1)
+    if w is None or x.shape is None or len(x.shape) not in (3, 4) or w.ndim != len(x.shape):
+        return None
+    spatial = x.shape[2:]
+    if not all(isinstance(d, int) and d > 0 for d in spatial):
+        return None
+    n = len(spatial)
+    kernel = list(w.shape[2:])
+    strides = c.attr_list("strides") or [1] * n
+    dils = c.attr_list("dilations") or [1] * n
+    pads = c.attr_list("pads") or [0] * (2 * n)
+    auto_pad = c.s("auto_pad", "NOTSET", AUTO_PAD)
+    total = 1
+    for d in range(n):
+        if auto_pad in ("SAME_UPPER", "SAME_LOWER"):
+            out = -(-spatial[d] // strides[d])
+        else:
+            span = (kernel[d] - 1) * dils[d] + 1
+            padded = spatial[d] + (0 if auto_pad == "VALID" else pads[d] + pads[d + n])
+            out = (padded - span) // strides[d] + 1
+        total *= max(out, 0)
+    return total
+
+
+def packed_conv(c: OpCtx, act: str) -> str | None:
+    """`rt::conv_packed` with the weights packed at load, for f32 layers whose weights outweigh
+    their activations (the GEMM would otherwise repack the weights once per 512 output
+    positions); None when the direct im2col GEMM is the better (or the only) choice."""
+    w, group = c.const(1), int(c.a("group", 1))
+    positions = out_positions(c)
+    if (positions is None or w.dtype != "float32" or c.t(0) != "f32" or (c.has(2) and c.t(2) != "f32")
+            or w.shape[1] == 1 or w.shape[0] % group):
+        return None
+    channels = w.shape[0] // group
+    if channels * -(-positions // 512) <= positions:
+        return None
+    packed = c.b.prepared(c.ins[1], "packed", "rt::ConvWeights", f"rt::ConvWeights::new({{}}, {group})?")
+    if packed is None:
+        return None
+    bias = f"Some({c.x(2)})" if c.has(2) else "None"
+    return f"rt::conv_packed({c.x(0)}, {packed}, {bias}, {window(c)}, {act})"
+
+
 @op("Conv")
 def conv(c: OpCtx) -> str:
     c.types(0, NUMS)
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
+    packed = packed_conv(c, "rt::Act::None")
+    if packed is not None:
+        return packed
     if c.t(0) == "f32" and c.t(1) == "f32" and (not c.has(2) or c.t(2) == "f32"):
         # The f32 kernels (bias in the GEMM epilogue, SIMD depthwise) with no activation.
         return f"rt::conv_act({c.x(0)}, {c.x(1)}, {bias}, {window(c)}, {int(c.a('group', 1))}, rt::Act::None)"
@@ -34,6 +82,9 @@ def conv(c: OpCtx) -> str:
 def _conv_act(act: str):
     def handler(c: OpCtx) -> str:
         fused_f32(c)
+        packed = packed_conv(c, act_expr(c, act))
+        if packed is not None:
+            return packed
         return (f"rt::conv_act({c.x(0)}, {c.x(1)}, Some({c.x(2)}), {window(c)}, {int(c.a('group', 1))}, "
                 f"{act_expr(c, act)})")
     return handler

@@ -4,19 +4,47 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
+
 from .base import FLOATS, NUMS, OpCtx, float_lit, lit, op
+
+
+def packed_weights(c: OpCtx, i: int, transposed: bool) -> str | None:
+    """`&self.<field>` of constant 2-D f32 input ``i`` packed once at load (`rt::PackedMat`), else None."""
+    w = c.const(i)
+    if w is None or w.ndim != 2 or w.dtype != np.float32 or c.t(0) != "f32":
+        return None
+    kind = "packed_t" if transposed else "packed"
+    return c.b.prepared(c.ins[i], kind, "rt::PackedMat", f"rt::PackedMat::new({{}}, {str(transposed).lower()})?")
 
 
 @op("MatMul")
 def matmul(c: OpCtx) -> str:
     c.types(0, NUMS)
     c.need(c.t(0) == c.t(1), "operands of different dtypes")
+    packed = packed_weights(c, 1, False)
+    if packed is not None:
+        return f"rt::matmul_packed({c.x(0)}, {packed}, rt::Act::None)"
     return f"rt::matmul({c.x(0)}, {c.x(1)})"
+
+
+def gemm_packed(c: OpCtx, act: str) -> str | None:
+    """A Gemm with constant f32 B as `rt::gemm_packed` (B packed once at load), else None."""
+    packed = packed_weights(c, 1, bool(c.a("transB", 0)))
+    if packed is None or (c.has(2) and c.t(2) != "f32"):
+        return None
+    bias = f"Some({c.x(2)})" if c.has(2) else "None"
+    ta = "true" if c.a("transA", 0) else "false"
+    alpha, beta = float_lit(c.a("alpha", 1.0)), float_lit(c.a("beta", 1.0))
+    return f"rt::gemm_packed({c.x(0)}, {packed}, {bias}, {alpha}, {beta}, {ta}, {act})"
 
 
 @op("Gemm")
 def gemm(c: OpCtx) -> str:
     c.types(0, NUMS)
+    packed = gemm_packed(c, "rt::Act::None")
+    if packed is not None:
+        return packed
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
     ta = "true" if c.a("transA", 0) else "false"
     tb = "true" if c.a("transB", 0) else "false"
@@ -50,6 +78,9 @@ def fused_f32(c: OpCtx) -> None:
 def _gemm_act(act: str):
     def handler(c: OpCtx) -> str:
         fused_f32(c)
+        packed = gemm_packed(c, act_expr(c, act))
+        if packed is not None:
+            return packed
         ta = "true" if c.a("transA", 0) else "false"
         tb = "true" if c.a("transB", 0) else "false"
         alpha, beta = float_lit(c.a("alpha", 1.0)), float_lit(c.a("beta", 1.0))
@@ -60,6 +91,9 @@ def _gemm_act(act: str):
 def _matmul_act(act: str):
     def handler(c: OpCtx) -> str:
         fused_f32(c)
+        packed = packed_weights(c, 1, False)
+        if packed is not None:
+            return f"rt::matmul_packed({c.x(0)}, {packed}, {act_expr(c, act)})"
         return f"rt::matmul_act({c.x(0)}, {c.x(1)}, {act_expr(c, act)})"
     return handler
 

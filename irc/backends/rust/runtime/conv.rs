@@ -431,6 +431,88 @@ pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: Option<&ArrayD<f32>>, wi
     ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
 }
 
+/// Conv weights `[M, C/group, K...]` packed once at load, per group, as the `[C/group * K, M/group]`
+/// B operand of the transposed product `out^T [P, M] = columns^T [P, C*K] · W^T`. This is the
+/// layout for layers whose weights outweigh their activations (late, small-image layers): no
+/// call repacks the weights, and the GEMM's rows are the output positions.
+pub struct ConvWeights {
+    dims: Vec<usize>,
+    groups: Vec<super::gemm::PackedB>,
+}
+
+impl ConvWeights {
+    pub fn new(w: ArrayD<f32>, group: usize) -> Result<ConvWeights> {
+        let w = w.as_standard_layout();
+        let dims = w.shape().to_vec();
+        let (Some(data), true) = (w.as_slice(), dims.len() >= 3 && group > 0 && dims[0] % group == 0) else {
+            return shape_err(format!("conv weights {dims:?} with group {group}"));
+        };
+        let (mg, ck) = (dims[0] / group, dims[1..].iter().product::<usize>());
+        // W_g^T [ck, mg]: element (q, j) of group g is data[(g * mg + j) * ck + q].
+        let groups = (0..group)
+            .map(|g| super::gemm::PackedB::new(ck, mg, &data[g * mg * ck..(g + 1) * mg * ck], 1, ck as isize))
+            .collect();
+        Ok(ConvWeights { dims, groups })
+    }
+}
+
+/// f32 `Conv` (+ activation) with [`ConvWeights`]: per image and group, the columns (the input
+/// itself for 1x1 stride-1 kernels) times the packed weights into a `[P, M/group]` block with
+/// bias and activation in the GEMM epilogue, then transposed into the NCHW output.
+pub fn conv_packed(x: &ArrayD<f32>, w: &ConvWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act) -> Result<ArrayD<f32>> {
+    let group = w.groups.len();
+    let s = ConvShape::new(x.shape(), &w.dims, win, group)?;
+    let bias = bias_values(bias, s.m)?;
+    let xs = x.as_standard_layout();
+    let src = xs.as_slice().unwrap_or(&[]);
+    let (cg, mg, kk, plane, p_out) = (s.cg, s.mg, s.kk, s.plane, s.p_out);
+    let mut out = vec![0.0f32; s.n * s.m * p_out];
+    let p2 = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo);
+    let pointwise = s.pointwise();
+    if p_out == 0 || (p2.is_none() && !pointwise) {
+        return shape_err("conv: packed weights need a 1-D or 2-D convolution");
+    }
+    let mut col = vec![0.0f32; if pointwise { 0 } else { cg * kk * p_out }];
+    let mut block = vec![0.0f32; p_out * mg];
+    for b in 0..s.n {
+        for (g, packed) in w.groups.iter().enumerate() {
+            let start = (b * s.c + g * cg) * plane;
+            let xg = &src[start..start + cg * plane];
+            let cols: &[f32] = match &p2 {
+                Some(g2) if !pointwise => {
+                    im2col_2d(&mut col, xg, cg, g2);
+                    &col
+                }
+                _ => xg,
+            };
+            let epi_bias = bias.as_ref().map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
+            let epilogue = super::gemm::Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(super::gemm::Activation::None) };
+            // columns^T: element (p, q) at q * P + p.
+            super::gemm::sgemm_packed_b(p_out, 1.0, cols, 1, p_out as isize, packed, 0.0, &mut block, mg as isize, 1, &epilogue);
+            if act.in_epilogue().is_none() {
+                act.apply(&mut block);
+            }
+            let o0 = (b * s.m + g * mg) * p_out;
+            transpose_into(&block, p_out, mg, &mut out[o0..o0 + mg * p_out]);
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
+}
+
+/// `dst [cols, rows] = src [rows, cols]^T`, in 8x8 tiles so both sides stay in cache lines.
+fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const T: usize = 8;
+    for r0 in (0..rows).step_by(T) {
+        for c0 in (0..cols).step_by(T) {
+            for r in r0..(r0 + T).min(rows) {
+                for c in c0..(c0 + T).min(cols) {
+                    dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
 /// `d + a * b`, fused when the caller was compiled with FMA (else `mul_add` would be a
 /// slow library call).
 #[inline(always)]

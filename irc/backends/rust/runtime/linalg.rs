@@ -533,3 +533,91 @@ pub fn matmul_act(a: &ArrayD<f32>, b: &ArrayD<f32>, act: Act) -> Result<ArrayD<f
     }
     Ok(out)
 }
+
+/// A constant `[k, n]` GEMM operand (a `Gemm`/`MatMul` layer's weights) packed once at load
+/// into the sgemm microkernel's layout, so no call packs it again.
+pub struct PackedMat {
+    b: super::gemm::PackedB,
+}
+
+impl PackedMat {
+    /// `w` is the `[k, n]` operand, or `[n, k]` when `transposed` (Gemm `transB`, Dense weights).
+    pub fn new(w: ArrayD<f32>, transposed: bool) -> Result<PackedMat> {
+        let w = w.as_standard_layout();
+        let (Some(data), 2) = (w.as_slice(), w.ndim()) else {
+            return shape_err(format!("packed weights must be 2-D, got {:?}", w.shape()));
+        };
+        let (rows, cols) = (w.shape()[0], w.shape()[1]);
+        let (k, n, rs, cs) = if transposed { (cols, rows, 1, cols as isize) } else { (rows, cols, cols as isize, 1) };
+        Ok(PackedMat { b: super::gemm::PackedB::new(k, n, data, rs, cs) })
+    }
+
+    /// `c = act(alpha * a @ B + beta * c + bias)`, `a` `[m, k]` (any strides), `c` `[m, n]`.
+    #[allow(clippy::too_many_arguments)]
+    fn product(&self, alpha: f32, a: &ArrayView2<f32>, beta: f32, c: &mut [f32], bias: super::gemm::Bias<'_>, act: Act) -> Result<()> {
+        let (m, k) = a.dim();
+        if k != self.b.k() {
+            return shape_err(format!("gemm: operand with {k} columns times packed weights with {} rows", self.b.k()));
+        }
+        let n = self.b.n();
+        let (sa, base) = (a.strides(), a.as_ptr());
+        // The smallest slice that holds the view (the packed GEMM takes slices).
+        let a_len = if m * k == 0 { 0 } else { ((m - 1) as isize * sa[0] + (k - 1) as isize * sa[1]) as usize + 1 };
+        if sa[0] < 0 || sa[1] < 0 {
+            return shape_err("gemm: negative strides");
+        }
+        // SAFETY: a view of `m x k` with non-negative strides reaches exactly `a_len` floats from its origin.
+        let a_slice = unsafe { std::slice::from_raw_parts(base, a_len) };
+        super::gemm::sgemm_packed_b(m, alpha, a_slice, sa[0], sa[1], &self.b, beta, c, n as isize, 1, &act.epilogue(bias));
+        if act.in_epilogue().is_none() {
+            act.apply(c);
+        }
+        Ok(())
+    }
+}
+
+/// ONNX `Gemm` (`irc.Gemm<Act>` with an activation) whose B is a [`PackedMat`].
+pub fn gemm_packed(
+    a: &ArrayD<f32>,
+    b: &PackedMat,
+    c: Option<&ArrayD<f32>>,
+    alpha: f64,
+    beta: f64,
+    trans_a: bool,
+    act: Act,
+) -> Result<ArrayD<f32>> {
+    let Ok(a2) = a.view().into_dimensionality::<Ix2>() else {
+        return shape_err("gemm: operands must be 2-D");
+    };
+    let a2 = if trans_a { a2.reversed_axes() } else { a2 };
+    let (m, n, beta) = (a2.nrows(), b.b.n(), beta as f32);
+    let per_col = c.is_some_and(|c| c.len() == n && (c.ndim() == 1 || (c.ndim() == 2 && c.shape()[0] == 1)));
+    let (mut out, gemm_beta, bias) = match c {
+        Some(c) if per_col => (vec![0.0f32; m * n], 0.0, c.iter().map(|&v| beta * v).collect()),
+        Some(c) if beta != 0.0 => {
+            let full = broadcast_to(c, &[m, n])?;
+            (full.iter().copied().collect(), beta, Vec::new())
+        }
+        _ => (vec![0.0f32; m * n], 0.0, Vec::new()),
+    };
+    let epi_bias = if bias.is_empty() { super::gemm::Bias::None } else { super::gemm::Bias::PerCol(&bias) };
+    b.product(alpha as f32, &a2, gemm_beta, &mut out, epi_bias, act)?;
+    ArrayD::from_shape_vec(IxDyn(&[m, n]), out).map_err(|e| super::error::Error::Shape(e.to_string()))
+}
+
+/// numpy `matmul` (`irc.MatMul<Act>` with an activation) of `a` `[..., k]` by a [`PackedMat`]
+/// `[k, n]`: all leading dims of `a` are rows of one GEMM.
+pub fn matmul_packed(a: &ArrayD<f32>, b: &PackedMat, act: Act) -> Result<ArrayD<f32>> {
+    let (k, n) = (b.b.k(), b.b.n());
+    if a.ndim() == 0 || a.shape()[a.ndim() - 1] != k {
+        return shape_err(format!("matmul: shape {:?} does not align with [{k}, {n}]", a.shape()));
+    }
+    let a_std = a.as_standard_layout();
+    let rows: usize = a.shape()[..a.ndim() - 1].iter().product();
+    let a2 = ArrayView2::from_shape((rows, k), a_std.as_slice().unwrap_or(&[])).map_err(|e| super::error::Error::Shape(e.to_string()))?;
+    let mut out = vec![0.0f32; rows * n];
+    b.product(1.0, &a2, 0.0, &mut out, super::gemm::Bias::None, act)?;
+    let mut dims = a.shape()[..a.ndim() - 1].to_vec();
+    dims.push(n);
+    ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| super::error::Error::Shape(e.to_string()))
+}
