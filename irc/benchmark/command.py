@@ -162,8 +162,8 @@ def render(result: dict) -> None:
     from rich.table import Table
 
     console = Console()
-    console.print(_verdict(result), highlight=False)
-    console.print(_build_line(result), highlight=False)
+    console.print(_verdict(result), highlight=False, soft_wrap=True)
+    console.print(_build_line(result), highlight=False, soft_wrap=True)
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
     for column in ("config", "engine", "median µs", "p90 µs", "samples/s", "RSS MiB", "irc ÷"):
         table.add_column(column, justify="left" if column in ("config", "engine") else "right", no_wrap=True)
@@ -177,11 +177,12 @@ def render(result: dict) -> None:
     via = ENGINE_LABELS.get(result["irc"]["measured_via"] or "", "irc")
     console.print(f"config: b batch, t threads. irc ÷: median latency of {via} over the engine's (< 1: irc "
                   "is faster). Same inputs, interleaved runs: read the ratios, not the times. tract runs on "
-                  "one thread; RSS is each process's peak.", highlight=False)
+                  "one thread; RSS is each process's peak.", highlight=False, soft_wrap=True)
     for row in result["rows"]:
         for engine, entry in row["engines"].items():
             if entry.get("error"):
-                console.print(f"b{row['batch']} t{row['threads']} {engine}: {entry['error']}", highlight=False)
+                console.print(f"b{row['batch']} t{row['threads']} {engine}: {entry['error']}", highlight=False,
+                              soft_wrap=True)
 
 
 def _verdict(result: dict) -> str:
