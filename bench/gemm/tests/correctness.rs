@@ -381,7 +381,8 @@ fn threads_split_rows_or_columns_bit_for_bit() {
     let mut rng = Rng(0x7ead);
     // Wider than tall (column ranges), taller than wide (row ranges), odd edges, several
     // K blocks; each far above the size below which the runtime stays on one thread.
-    for (m, n, k) in [(37, 1203, 300), (1003, 45, 290), (200, 200, 70)] {
+    // Few rows (5, 12): B read in place by the kernel, or 2-6-row tiles on AVX-512.
+    for (m, n, k) in [(37, 1203, 300), (1003, 45, 290), (200, 200, 70), (5, 2000, 300), (12, 1100, 290)] {
         let a = rng.vec(m * k);
         let b = rng.vec(k * n);
         let (row_bias, col_bias) = (rng.vec(m), rng.vec(n));

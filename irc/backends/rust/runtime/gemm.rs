@@ -349,13 +349,13 @@ pub fn sgemm_packed_b(
         }
         return;
     }
-    let kernel = Kernel::for_isa(b.isa);
+    let kernel = Kernel::for_rows(b.isa, m);
     // SAFETY: A, C and the bias were checked above, C is borrowed mutably, and `b.data`
-    // was packed for `b.isa`'s kernel with exactly this (k, n).
+    // was packed for `b.isa`'s kernels (one NR for all heights) with exactly this (k, n).
     unsafe {
         if k == 0 || alpha == 0.0 {
             p.scale_only();
-        } else if m < kernel.mr {
+        } else if m < gemv_below(b.isa) {
             for i in 0..m {
                 gemv_prepacked(&p, i, b.isa, kernel.nr, &b.data);
             }
@@ -582,13 +582,13 @@ impl Problem {
             if m > 1 && (n == 1 || col_major_c) {
                 return self.transposed().run(isa);
             }
-            let kernel = Kernel::for_isa(isa);
+            let kernel = Kernel::for_rows(isa, m);
             // A few rows times a transposed B (a weight stored [n, k], the common Dense
             // layout): packing B would cost more than the product, so stream its columns.
             if m > 1 && m < DOT_ROWS_MAX && self.b.rs == 1 && self.b.cs != 1 {
                 return gemm_dots(isa, &self);
             }
-            if m < kernel.mr && gemv_friendly(self.b) {
+            if m < gemv_below(isa) && gemv_friendly(self.b) {
                 for i in 0..m {
                     gemv_row(isa, &self, i);
                 }
@@ -631,19 +631,51 @@ struct Kernel {
     mr: usize,
     nr: usize,
     run: KernelFn,
+    /// The kernel can read B in place (any row step, unit column step) instead of packed.
+    direct_b: bool,
 }
 
 impl Kernel {
     fn for_isa(isa: Isa) -> Kernel {
         match isa {
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx512 => Kernel { mr: x86::AVX512_MR, nr: 32, run: x86::kernel_avx512 },
+            Isa::Avx512 => Kernel { mr: x86::AVX512_MR, nr: 32, run: x86::kernel_avx512::<8>, direct_b: true },
             #[cfg(target_arch = "x86_64")]
-            Isa::Avx2 => Kernel { mr: 6, nr: 16, run: x86::kernel_avx2 },
-            _ => Kernel { mr: GENERIC_MR, nr: GENERIC_NR, run: kernel_generic },
+            Isa::Avx2 => Kernel { mr: 6, nr: 16, run: x86::kernel_avx2, direct_b: true },
+            _ => Kernel { mr: GENERIC_MR, nr: GENERIC_NR, run: kernel_generic, direct_b: false },
         }
     }
+
+    /// The kernel for a product with `m` rows: on AVX-512, fewer than 8 rows get a tile
+    /// of 2, 4 or 6 rows (same NR, so a prepacked B fits every one), so a short batch
+    /// wastes no FMAs on zero rows and still reads each B sliver once.
+    fn for_rows(isa: Isa, m: usize) -> Kernel {
+        let kernel = Kernel::for_isa(isa);
+        #[cfg(target_arch = "x86_64")]
+        if isa == Isa::Avx512 && m < kernel.mr {
+            let (mr, run): (usize, KernelFn) = match m {
+                0..=2 => (2, x86::kernel_avx512::<2>),
+                3..=4 => (4, x86::kernel_avx512::<4>),
+                _ => (6, x86::kernel_avx512::<6>),
+            };
+            return Kernel { mr, run, ..kernel };
+        }
+        let _ = m;
+        kernel
+    }
+
 }
+
+/// Products with fewer rows than this take the GEMV paths (one row of C at a time): the
+/// smallest tile's height.
+fn gemv_below(isa: Isa) -> usize {
+    if isa == Isa::Avx512 { 2 } else { Kernel::for_isa(isa).mr }
+}
+
+/// Up to this many rows, B with unit column stride is read in place by the kernel rather
+/// than packed: each B element then serves at most two row slivers, too few to pay for
+/// copying it (measured 8x1024x1024: 50 GFLOP/s packing B on every call).
+const DIRECT_B_ROWS: usize = 16;
 
 /// Where and how a microkernel writes its `mr × nr` result.
 struct Tile {
@@ -656,6 +688,9 @@ struct Tile {
     alpha: f32,
     beta: f32,
     epi: Epi,
+    /// Floats between consecutive k rows of the B sliver: NR when packed, B's row stride
+    /// when read in place.
+    b_step: isize,
 }
 
 impl Tile {
@@ -714,6 +749,9 @@ fn round_up(x: usize, to: usize) -> usize {
 enum PanelsB<'a> {
     /// Packed on the fly from the problem's B view.
     FromView,
+    /// Read in place by the kernel (B's columns contiguous, few rows of A), except the
+    /// last sliver when it is narrower than NR.
+    Direct,
     /// Packed once by [`PackedB`]: K blocks of `KC` rows, each `n_pad` (the full B's `n`
     /// rounded up to NR) wide; this problem's column 0 is the packed B's column `col0`.
     Prepacked { data: &'a [f32], n_pad: usize, col0: usize },
@@ -741,9 +779,10 @@ impl SharedProblem<'_> {
             let (sub, panels) = if self.by_columns {
                 let panels = match self.panels {
                     PanelsB::FromView => PanelsB::FromView,
+                    PanelsB::Direct => PanelsB::Direct,
                     PanelsB::Prepacked { data, n_pad, col0 } => PanelsB::Prepacked { data, n_pad, col0: col0 + r.start },
                 };
-                let b = if matches!(panels, PanelsB::FromView) { View { ptr: p.b.at(0, r.start), ..p.b } } else { p.b };
+                let b = if matches!(panels, PanelsB::Prepacked { .. }) { p.b } else { View { ptr: p.b.at(0, r.start), ..p.b } };
                 let c = ViewMut { ptr: p.c.at(0, r.start), ..p.c };
                 (Problem { n: r.len(), b, c, epi: p.epi.at(0, r.start), ..p }, panels)
             } else {
@@ -774,7 +813,13 @@ unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels: PanelsB) {
     let nc_step = (NC / nr).max(1) * nr;
     let kc_max = KC.min(p.k);
     let mc_max = round_up(mc_step.min(p.m), mr);
-    let nc_max = if matches!(panels, PanelsB::FromView) { round_up(nc_step.min(p.n), nr) } else { 0 };
+    let direct = matches!(panels, PanelsB::FromView) && kernel.direct_b && p.b.cs == 1 && p.m <= DIRECT_B_ROWS;
+    let panels = if direct { PanelsB::Direct } else { panels };
+    let nc_max = match panels {
+        PanelsB::FromView => round_up(nc_step.min(p.n), nr),
+        PanelsB::Direct => nr, // the last, partial sliver is packed
+        PanelsB::Prepacked { .. } => 0,
+    };
     with_scratch(kc_max * (mc_max + nc_max), |buf| {
         let (a_pack, b_buf) = buf.split_at_mut(kc_max * mc_max);
         if p.m <= mc_step {
@@ -817,18 +862,53 @@ unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels: PanelsB) {
     });
 }
 
-/// The packed `kc × nc` panel of B at `(pc, jc)`: packed now into `b_buf`, or a slice of
+/// The `kc × nc` panel of B at `(pc, jc)` as the kernels read it.
+#[derive(Clone, Copy)]
+enum PanelB<'a> {
+    /// NR-column slivers, each `kc × NR` k-major, one after the other.
+    Packed(&'a [f32]),
+    /// B in place from `origin` (row step `rs`); the last sliver, narrower than NR, is
+    /// packed in `edge` (empty when NR divides the panel).
+    InPlace { origin: *const f32, rs: isize, edge: &'a [f32] },
+}
+
+impl PanelB<'_> {
+    /// Sliver starting at panel column `jr`: (pointer, floats between k rows).
+    #[inline(always)]
+    unsafe fn sliver(&self, jr: usize, kc: usize, nr: usize, nc: usize) -> (*const f32, isize) {
+        match *self {
+            PanelB::Packed(data) => (unsafe { data.as_ptr().add(jr * kc) }, nr as isize),
+            PanelB::InPlace { origin, rs, edge } if jr + nr <= nc || edge.is_empty() => {
+                let _ = edge;
+                (unsafe { origin.add(jr) }, rs)
+            }
+            PanelB::InPlace { edge, .. } => (edge.as_ptr(), nr as isize),
+        }
+    }
+}
+
+/// The panel of B at `(pc, jc)`: packed now into `b_buf`, read in place, or a slice of
 /// the prepacked B.
 #[allow(clippy::too_many_arguments)]
 unsafe fn panel_b<'a>(
     panels: PanelsB<'a>, p: &Problem, pc: usize, kc: usize, jc: usize, nc: usize, nr: usize, b_buf: &'a mut [f32],
-) -> &'a [f32] {
+) -> PanelB<'a> {
     match panels {
         PanelsB::FromView => {
             unsafe { pack_b(kc, nc, nr, p.b.at(pc, jc), p.b, b_buf) };
-            b_buf
+            PanelB::Packed(b_buf)
         }
-        PanelsB::Prepacked { data, n_pad, col0 } => &data[pc * n_pad + (col0 + jc) * kc..],
+        PanelsB::Direct => {
+            let full = nc / nr * nr;
+            let edge: &[f32] = if full < nc {
+                unsafe { pack_b(kc, nc - full, nr, p.b.at(pc, jc + full), p.b, b_buf) };
+                &b_buf[..kc * nr]
+            } else {
+                &[]
+            };
+            PanelB::InPlace { origin: unsafe { p.b.at(pc, jc) }, rs: p.b.rs, edge }
+        }
+        PanelsB::Prepacked { data, n_pad, col0 } => PanelB::Packed(&data[pc * n_pad + (col0 + jc) * kc..]),
     }
 }
 
@@ -844,7 +924,7 @@ struct Block {
 }
 
 impl Block {
-    unsafe fn multiply(&self, kernel: &Kernel, p: &Problem, a_pack: &[f32], b_pack: &[f32]) {
+    unsafe fn multiply(&self, kernel: &Kernel, p: &Problem, a_pack: &[f32], b_pack: PanelB) {
         let (mr, nr) = (kernel.mr, kernel.nr);
         // Column slivers outside, row slivers inside: one B sliver stays in L1 while the
         // A slivers stream from L2.
@@ -852,6 +932,7 @@ impl Block {
             for ir in (0..self.mc).step_by(mr) {
                 let (i, j) = (self.ic + ir, self.jc + jr);
                 unsafe {
+                    let (b, b_step) = b_pack.sliver(jr, self.kc, nr, self.nc);
                     let tile = Tile {
                         c: p.c.at(i, j),
                         rs: p.c.rs,
@@ -861,9 +942,9 @@ impl Block {
                         alpha: p.alpha,
                         beta: self.beta,
                         epi: self.epi.at(i, j),
+                        b_step,
                     };
                     let a = a_pack.as_ptr().add(ir * self.kc);
-                    let b = b_pack.as_ptr().add(jr * self.kc);
                     (kernel.run)(self.kc, a, b, &tile);
                 }
             }
@@ -887,6 +968,7 @@ unsafe fn pack_a(kc: usize, mc: usize, mr: usize, origin: *const f32, a: View, d
                     8 => pack_a_sliver::<8>(kc, first, a, sliver),
                     6 => pack_a_sliver::<6>(kc, first, a, sliver),
                     4 => pack_a_sliver::<4>(kc, first, a, sliver),
+                    2 => pack_a_sliver::<2>(kc, first, a, sliver),
                     _ => false,
                 }
             };
@@ -952,6 +1034,7 @@ const GENERIC_NR: usize = 8;
 
 /// Portable microkernel (LLVM vectorizes the fixed-size inner loops with baseline SIMD).
 unsafe fn kernel_generic(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
+    debug_assert_eq!(tile.b_step, GENERIC_NR as isize, "the portable kernel reads packed B only");
     let mut acc = [0.0f32; GENERIC_MR * GENERIC_NR];
     // SAFETY: the packed slivers hold kc·MR and kc·NR floats.
     let (a, b) = unsafe {
@@ -1235,7 +1318,7 @@ mod x86 {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
         unsafe {
             for q in 0..kc {
-                let bq = b.add(q * NR);
+                let bq = b.offset(q as isize * tile.b_step);
                 let (b0, b1) = (_mm256_loadu_ps(bq), _mm256_loadu_ps(bq.add(8)));
                 let aq = a.add(q * MR);
                 for (r, row) in acc.iter_mut().enumerate() {
@@ -1290,15 +1373,16 @@ mod x86 {
         }
     }
 
-    /// MR×32 tile: 2·MR zmm accumulators + 2 B vectors + 1 broadcast of A.
+    /// MR×32 tile: 2·MR zmm accumulators + 2 B vectors + 1 broadcast of A (MR = 8; 2, 4
+    /// or 6 for short products).
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn kernel_avx512(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
-        const MR: usize = AVX512_MR;
+    pub unsafe fn kernel_avx512<const MR: usize>(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
         const NR: usize = 32;
+        const { assert!(MR >= 1 && MR <= AVX512_MR) };
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         unsafe {
             for q in 0..kc {
-                let bq = b.add(q * NR);
+                let bq = b.offset(q as isize * tile.b_step);
                 let (b0, b1) = (_mm512_loadu_ps(bq), _mm512_loadu_ps(bq.add(16)));
                 let aq = a.add(q * MR);
                 for (r, row) in acc.iter_mut().enumerate() {
@@ -1310,7 +1394,8 @@ mod x86 {
             if tile.rows == MR && tile.cols == NR && tile.cs == 1 {
                 store_rows_avx512(&acc, tile);
             } else {
-                let mut buf = [0.0f32; MR * NR];
+                // Sized for the tallest tile (8 rows); shorter tiles use the first rows.
+                let mut buf = [0.0f32; AVX512_MR * NR];
                 for (r, row) in acc.iter().enumerate() {
                     _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
                     _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR + 16), row[1]);
