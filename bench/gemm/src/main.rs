@@ -4,10 +4,16 @@
 //!
 //! Usage: `gemm-bench [--quick] [--seconds S] [--size MxNxK]...` (S = time spent per
 //! measurement, default 0.3; `--size` replaces the default size list).
+//!
+//! Built with `--features blas` (needs the system OpenBLAS), it adds an `openblas` engine:
+//! the runtime's `sgemm_ex` routed to `cblas_sgemm`, as in a generated crate built with its
+//! `blas` feature (OpenBLAS threads = RAYON_NUM_THREADS; set it to 1 for one core).
 
 use std::hint::black_box;
 use std::time::Instant;
 
+#[cfg(feature = "blas")]
+use irc_gemm_bench::gemm::sgemm_ex;
 use irc_gemm_bench::gemm::{sgemm_packed_b, sgemm_with_isa, Epilogue, Isa, PackedB};
 use ndarray::linalg::general_mat_mul;
 use ndarray::Array2;
@@ -105,9 +111,12 @@ fn measure(m: usize, n: usize, k: usize, opts: &Options, isas: &[Isa]) -> Measur
     let a2 = Array2::from_shape_vec((m, k), a.clone()).expect("shape");
     let b2 = Array2::from_shape_vec((k, n), b.clone()).expect("shape");
     let mut c2 = Array2::<f32>::zeros((m, n));
-    // B packed once outside the timing, as a generated crate does for constant weights.
-    let packed = PackedB::new(k, n, &b, n as isize, 1);
+    // B packed once outside the timing, as a generated crate does for constant weights
+    // (for irc's kernel even with the `blas` feature, whose `PackedB::new` keeps B plain).
+    let packed = PackedB::with_isa(Isa::detect(), k, n, &b, n as isize, 1);
     let mut c_packed = vec![0.0f32; m * n];
+    #[cfg(feature = "blas")]
+    let mut c_blas = vec![0.0f32; m * n];
     let mut outputs = vec![vec![0.0f32; m * n]; isas.len()];
     let mut names: Vec<String> = isas.iter().map(|isa| format!("irc_{isa:?}").to_lowercase()).collect();
     let mut engines: Vec<Box<dyn FnMut() + '_>> = Vec::new();
@@ -130,6 +139,15 @@ fn measure(m: usize, n: usize, k: usize, opts: &Options, isas: &[Isa]) -> Measur
         black_box(&mut c2);
     }));
     names.push("ndarray_matrixmultiply".to_string());
+    #[cfg(feature = "blas")]
+    {
+        engines.push(Box::new(|| {
+            let (rsa, rsb, rsc) = (k as isize, n as isize, n as isize);
+            sgemm_ex(m, n, k, 1.0, black_box(&a), rsa, 1, &b, rsb, 1, 0.0, &mut c_blas, rsc, 1, &Epilogue::NONE);
+            black_box(&mut c_blas);
+        }));
+        names.push("openblas".to_string());
+    }
     let times = time_interleaved(opts.seconds, &mut engines);
     let results = names.into_iter().zip(times).map(|(name, (best, median))| (name, flops / best / 1e9, flops / median / 1e9));
     Measurement { m, n, k, results: results.collect() }
