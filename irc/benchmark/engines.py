@@ -68,7 +68,7 @@ def tract_runner(model: str, names: list[str], arrays: list[np.ndarray], threads
 
 
 def irc_python_runner(model: str, names: list[str], arrays: list[np.ndarray], threads: int) -> Runner:
-    """HOOK (issue 6, Python binding): the crate built by ``irc emit --python``.
+    """The crate built by ``irc emit --python``, through its PyO3 binding.
 
     ``model`` is the directory of the emitted crate; its extension module (built with
     maturin from ``crate/python`` and installed into ``crate/pyinstall`` by irc_engine) is
