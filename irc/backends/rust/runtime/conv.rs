@@ -177,7 +177,7 @@ impl Plane2 {
 }
 
 /// Outputs `o < out` with `o * stride + offset - pad` in `0..len`, as a range.
-fn valid_range(out: usize, len: usize, stride: usize, offset: usize, pad: usize) -> (usize, usize) {
+pub(crate) fn valid_range(out: usize, len: usize, stride: usize, offset: usize, pad: usize) -> (usize, usize) {
     let lo = if offset >= pad { 0 } else { (pad - offset).div_ceil(stride) };
     let hi = if len + pad > offset { (len + pad - offset).div_ceil(stride).min(out) } else { 0 };
     (lo.min(hi), hi)
@@ -207,7 +207,7 @@ fn im2col_2d<T: Num>(col: &mut [T], src: &[T], channels: usize, g: &Plane2) {
                     let ix0 = x0 * g.sw + kx * g.dw - g.pw;
                     let line = &chan[iy * g.w..(iy + 1) * g.w];
                     if g.sw == 1 {
-                        dst[x0..x1].copy_from_slice(&line[ix0..ix0 + (x1 - x0)]);
+                        copy_run(&mut dst[x0..x1], &line[ix0..ix0 + (x1 - x0)]);
                     } else {
                         for (d, s) in dst[x0..x1].iter_mut().zip(line[ix0..].iter().step_by(g.sw)) {
                             *d = *s;
@@ -216,6 +216,23 @@ fn im2col_2d<T: Num>(col: &mut [T], src: &[T], channels: usize, g: &Plane2) {
                 }
             }
         }
+    }
+}
+
+/// `dst.copy_from_slice(src)` for the short runs of im2col (an image row, often 7-56
+/// values): fixed 8-value blocks compile to vector moves, where a `memcpy` call per run
+/// cost more than the copy (measured: 8% of mnist_cnn in `memmove`).
+#[inline(always)]
+fn copy_run<T: Copy>(dst: &mut [T], src: &[T]) {
+    let mut d = dst.chunks_exact_mut(8);
+    let mut s = src.chunks_exact(8);
+    for (d8, s8) in (&mut d).zip(&mut s) {
+        let s8: &[T; 8] = s8.try_into().expect("chunks of 8");
+        let d8: &mut [T; 8] = d8.try_into().expect("chunks of 8");
+        *d8 = *s8;
+    }
+    for (x, &y) in d.into_remainder().iter_mut().zip(s.remainder()) {
+        *x = y;
     }
 }
 

@@ -1,6 +1,6 @@
 //! Pooling: max (with indices), average, Lp, and their global forms.
 
-use super::conv::{next_index, strides_of, Window};
+use super::conv::{next_index, strides_of, valid_range, Window};
 use super::elem::{Float, Num};
 use super::error::{shape_err, Error, Result};
 use ndarray::{ArrayD, IxDyn};
@@ -103,43 +103,59 @@ pub fn max_pool_with_indices<T: Num>(x: &ArrayD<T>, win: &Window, ceil_mode: boo
 pub fn max_pool<T: Num>(x: &ArrayD<T>, win: &Window, ceil_mode: bool) -> Result<ArrayD<T>> {
     if x.ndim() >= 3 && win.kernel.len() == x.ndim() - 2 {
         let taps = plan(&x.shape()[2..], win, ceil_mode)?;
-        if let Some(y) = max_pool_planes(x, &taps) {
+        if let Some(y) = max_pool_planes(x, win, &taps) {
             return Ok(y);
         }
     }
     Ok(max_pool_with_indices(x, win, ceil_mode)?.0)
 }
 
-/// MaxPool of a contiguous 1-D or 2-D input straight from the tap lists, without the
-/// generic path's per-output allocations. Same result: the largest value that is not NaN
-/// (`T::lowest()` for a window of NaN only). `None`: not applicable.
-fn max_pool_planes<T: Num>(x: &ArrayD<T>, taps: &Taps) -> Option<ArrayD<T>> {
+/// MaxPool of a contiguous 1-D or 2-D input, one kernel tap at a time over whole output
+/// rows (no per-output tap lists, independent maxima the CPU can overlap). Same result as
+/// the generic path: the largest value that is not NaN (`T::lowest()` for a window of NaN
+/// only). `None`: not applicable.
+fn max_pool_planes<T: Num>(x: &ArrayD<T>, win: &Window, taps: &Taps) -> Option<ArrayD<T>> {
     let in_sp = &x.shape()[2..];
-    let single_row = vec![vec![0usize]];
-    let (w, rows, cols) = match in_sp.len() {
-        1 => (in_sp[0], &single_row, &taps.valid[0]),
-        2 => (in_sp[1], &taps.valid[0], &taps.valid[1]),
+    let geo = win.resolve(in_sp, win.kernel).ok()?;
+    // A 1-D pool is a 2-D pool of height 1.
+    let (h, w, kh, kw, oh, ow, sh, sw, dh, dw, ph, pw) = match in_sp.len() {
+        1 => (1, in_sp[0], 1, win.kernel[0], 1, taps.out[0], 1, geo.strides[0], 1, geo.dilations[0], 0, geo.begin[0]),
+        2 => (in_sp[0], in_sp[1], win.kernel[0], win.kernel[1], taps.out[0], taps.out[1],
+              geo.strides[0], geo.strides[1], geo.dilations[0], geo.dilations[1], geo.begin[0], geo.begin[1]),
         _ => return None,
     };
     let src = x.as_slice()?;
-    let plane: usize = in_sp.iter().product();
-    if plane == 0 {
+    let plane = h * w;
+    if plane == 0 || ow == 0 {
         return None;
     }
-    let mut out = Vec::with_capacity(src.len() / plane * rows.len() * cols.len());
-    for chan in src.chunks_exact(plane) {
-        for ys in rows {
-            for xs in cols {
-                let mut best = T::lowest();
-                for &iy in ys {
-                    let line = &chan[iy * w..(iy + 1) * w];
-                    for &ix in xs {
-                        if line[ix] > best {
-                            best = line[ix];
+    let mut out = vec![T::lowest(); src.len() / plane * oh * ow];
+    for (chan, dst) in src.chunks_exact(plane).zip(out.chunks_exact_mut(oh * ow)) {
+        for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
+            for ky in 0..kh {
+                let iy = (oy * sh + ky * dh) as isize - ph as isize;
+                if iy < 0 || iy as usize >= h {
+                    continue;
+                }
+                let line = &chan[iy as usize * w..(iy as usize + 1) * w];
+                for kx in 0..kw {
+                    let (x0, x1) = valid_range(ow, w, sw, kx * dw, pw);
+                    if x0 == x1 {
+                        continue;
+                    }
+                    let ix0 = x0 * sw + kx * dw - pw;
+                    // A select, not a branch: random data would mispredict it half the time.
+                    let run = &line[ix0..ix0 + (x1 - x0 - 1) * sw + 1];
+                    if sw == 1 {
+                        for (o, &v) in row[x0..x1].iter_mut().zip(run) {
+                            *o = if v > *o { v } else { *o };
+                        }
+                    } else {
+                        for (o, &v) in row[x0..x1].iter_mut().zip(run.iter().step_by(sw)) {
+                            *o = if v > *o { v } else { *o };
                         }
                     }
                 }
-                out.push(best);
             }
         }
     }
