@@ -70,6 +70,13 @@ def build() -> dict[str, dict]:
     m = fam["matmul"]
     m["matmul_batched"] = binary("MatMul", sa=(2, 1, 3, 5), sb=(4, 5, 6))
     m["matmul_vec"] = binary("MatMul", sa=(5,), sb=(2, 5, 3))
+    # Attention-style [B, H, S, D] x [B, H, S, D]^T: the transposed operand is a strided view.
+    m["matmul_4d_transposed"] = model("mm4t", [helper.make_node("Transpose", ["k"], ["kt"], perm=[0, 1, 3, 2]),
+                                               helper.make_node("MatMul", ["q", "kt"], ["y"])],
+                                      [("q", F, [2, 3, 5, 4]), ("k", F, [2, 3, 6, 4])], [("y", F)])
+    m["matmul_bcast_transposed"] = model("mmbt", [helper.make_node("Transpose", ["b"], ["bt"], perm=[1, 0]),
+                                                  helper.make_node("MatMul", ["a", "bt"], ["y"])],
+                                         [("a", F, [2, 3, 5, 4]), ("b", F, [6, 4])], [("y", F)])
     m["gemm_transb"] = model("gemm", [helper.make_node("Gemm", ["a", "w", "c"], ["y"], transB=1, alpha=0.5, beta=2.0)],
                              [("a", F, ["N", 6])], [("y", F)], [("w", w(rng, 4, 6)), ("c", w(rng, 4))])
     m["einsum_bij_bjk"] = model("einsum", [helper.make_node("Einsum", ["a", "b"], ["y"], equation="bij,bjk->bik")],

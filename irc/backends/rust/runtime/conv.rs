@@ -467,7 +467,7 @@ impl ConvWeights {
     pub fn new(w: ArrayD<f32>, group: usize) -> Result<ConvWeights> {
         let w = w.as_standard_layout();
         let dims = w.shape().to_vec();
-        let (Some(data), true) = (w.as_slice(), dims.len() >= 3 && group > 0 && dims[0] % group == 0) else {
+        let (Some(data), true) = (w.as_slice(), dims.len() >= 3 && group > 0 && dims[0].is_multiple_of(group)) else {
             return shape_err(format!("conv weights {dims:?} with group {group}"));
         };
         let (mg, ck) = (dims[0] / group, dims[1..].iter().product::<usize>());

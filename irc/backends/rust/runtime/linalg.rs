@@ -50,7 +50,7 @@ use super::elem::Num;
 use super::elementwise::{broadcast_shape, broadcast_to};
 use super::error::{shape_err, Result};
 use super::shape::with_shape;
-use ndarray::{ArrayD, Axis, Ix2, Ix3, IxDyn};
+use ndarray::{ArrayD, Axis, Ix2, IxDyn};
 
 /// numpy `matmul`: 1-D operands are promoted, leading dims broadcast.
 pub fn matmul<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
@@ -68,15 +68,25 @@ pub fn matmul<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
     if let Some(out) = matmul_contiguous(a, b, m, k, n, &batch)? {
         return Ok(out);
     }
-    let nb: usize = batch.iter().product();
-    let full = |x: &[usize], y: [usize; 2]| [x, &y].concat();
-    let a3 = with_shape(broadcast_to(&av.to_owned(), &full(&batch, [m, k]))?, &[nb, m, k])?;
-    let b3 = with_shape(broadcast_to(&bv.to_owned(), &full(&batch, [k, n]))?, &[nb, k, n])?;
-    let a3 = a3.into_dimensionality::<Ix3>().map_err(|e| super::error::Error::Shape(e.to_string()))?;
-    let b3 = b3.into_dimensionality::<Ix3>().map_err(|e| super::error::Error::Shape(e.to_string()))?;
-    let mut out = ndarray::Array3::<T>::from_elem((nb, m, n), T::zero());
-    for ((ai, bi), mut oi) in a3.outer_iter().zip(b3.outer_iter()).zip(out.outer_iter_mut()) {
-        T::gemm(T::one(), &ai, &bi, T::zero(), &mut oi);
+    // Any other layout (transposed, sliced or broadcast operands): one GEMM per batch
+    // index on strided views of the operands, never a copy of them.
+    let full = |x: &[usize], y: [usize; 2]| IxDyn(&[x, &y].concat());
+    let err = |e: String| super::error::Error::Shape(e);
+    let a_full = av.broadcast(full(&batch, [m, k])).ok_or_else(|| err(format!("matmul: cannot broadcast {:?}", a.shape())))?;
+    let b_full = bv.broadcast(full(&batch, [k, n])).ok_or_else(|| err(format!("matmul: cannot broadcast {:?}", b.shape())))?;
+    let mut out = vec![T::zero(); batch.iter().product::<usize>() * m * n];
+    if m * n > 0 {
+        for (idx, o) in ndarray::indices(IxDyn(&batch)).into_iter().zip(out.chunks_exact_mut(m * n)) {
+            let (mut ai, mut bi) = (a_full.view(), b_full.view());
+            for &i in ndarray::Dimension::slice(&idx) {
+                ai = ai.index_axis_move(Axis(0), i);
+                bi = bi.index_axis_move(Axis(0), i);
+            }
+            let ai = ai.into_dimensionality::<Ix2>().map_err(|e| err(e.to_string()))?;
+            let bi = bi.into_dimensionality::<Ix2>().map_err(|e| err(e.to_string()))?;
+            let mut oi = ArrayViewMut2::from_shape((m, n), o).map_err(|e| err(e.to_string()))?;
+            T::gemm(T::one(), &ai, &bi, T::zero(), &mut oi);
+        }
     }
     let mut dims = batch;
     if a.ndim() > 1 {
@@ -85,7 +95,7 @@ pub fn matmul<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
     if b.ndim() > 1 {
         dims.push(n);
     }
-    with_shape(out.into_dyn().view(), &dims)
+    ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| err(e.to_string()))
 }
 
 /// [`matmul`] straight on the operands' memory, in the two common cases: a 2-D `b` (a
