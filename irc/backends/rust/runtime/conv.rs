@@ -185,9 +185,10 @@ pub(crate) fn valid_range(out: usize, len: usize, stride: usize, offset: usize, 
 
 /// 2-D im2col: each row of `col` (channel x kernel tap) is built from whole input-row
 /// slices (a `copy_from_slice` at stride 1), zeros where the tap falls into the padding.
-fn im2col_2d<T: Num>(col: &mut [T], src: &[T], channels: usize, g: &Plane2) {
+fn im2col_2d<T: Num>(col: &mut [T], src: &[T], channels: usize, g: &Plane2, pitch: usize) {
     let (plane, p_out) = (g.h * g.w, g.oh * g.ow);
-    let mut rows = col.chunks_exact_mut(p_out);
+    // Rows `pitch` apart (several images side by side), each `p_out` long.
+    let mut rows = col.chunks_mut(pitch).map(|r| &mut r[..p_out]);
     for chan in src.chunks_exact(plane).take(channels) {
         for ky in 0..g.kh {
             let (y0, y1) = g.rows(ky);
@@ -384,7 +385,7 @@ fn conv_into<T: Num>(
             let cols = if pointwise {
                 ArrayView2::from_shape((cg, plane), xg).map_err(err2)?
             } else if let Some(g2) = &p2 {
-                im2col_2d(&mut col[..col_len], xg, cg, g2);
+                im2col_2d(&mut col[..col_len], xg, cg, g2, p_out);
                 ArrayView2::from_shape((cg * kk, p_out), &col[..col_len]).map_err(err2)?
             } else {
                 im2col(&mut col_nd, xg, cg, &s.in_sp, &s.kernel, &taps);
@@ -495,32 +496,44 @@ pub fn conv_packed(x: &ArrayD<f32>, w: &ConvWeights, bias: Option<&ArrayD<f32>>,
     if p_out == 0 || (p2.is_none() && !pointwise) {
         return shape_err("conv: packed weights need a 1-D or 2-D convolution");
     }
-    let col_len = if pointwise { 0 } else { cg * kk * p_out };
-    let mut block = vec![0.0f32; p_out * mg];
+    // One GEMM per group for the whole batch: its rows are every image's output positions,
+    // so the packed weights are streamed once per call, not once per image.
+    let np = s.n * p_out;
+    let direct = pointwise && s.n == 1;
+    let col_len = if direct { 0 } else { cg * kk * np };
+    let mut block = vec![0.0f32; np * mg];
     with_columns(|col| {
         if col.len() < col_len {
             col.resize(col_len, 0.0);
         }
-        for b in 0..s.n {
-            for (g, packed) in w.groups.iter().enumerate() {
-                let start = (b * s.c + g * cg) * plane;
-                let xg = &src[start..start + cg * plane];
-                let cols: &[f32] = match &p2 {
-                    Some(g2) if !pointwise => {
-                        im2col_2d(&mut col[..col_len], xg, cg, g2);
-                        &col[..col_len]
+        for (g, packed) in w.groups.iter().enumerate() {
+            let image = |b: usize| &src[(b * s.c + g * cg) * plane..][..cg * plane];
+            let cols: &[f32] = if direct {
+                image(0)
+            } else {
+                // The columns of image b fill positions b*P..(b+1)*P of each row of [C*K, N*P].
+                for b in 0..s.n {
+                    match &p2 {
+                        Some(g2) if !pointwise => im2col_2d(&mut col[b * p_out..col_len], image(b), cg, g2, np),
+                        _ => {
+                            for (q, chan) in image(b).chunks_exact(plane).enumerate() {
+                                copy_run(&mut col[q * np + b * p_out..][..p_out], chan);
+                            }
+                        }
                     }
-                    _ => xg,
-                };
-                let epi_bias = bias.as_ref().map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
-                let epilogue = super::gemm::Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(super::gemm::Activation::None) };
-                // columns^T: element (p, q) at q * P + p.
-                super::gemm::sgemm_packed_b(p_out, 1.0, cols, 1, p_out as isize, packed, 0.0, &mut block, mg as isize, 1, &epilogue);
-                if act.in_epilogue().is_none() {
-                    act.apply(&mut block);
                 }
+                &col[..col_len]
+            };
+            let epi_bias = bias.as_ref().map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
+            let epilogue = super::gemm::Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(super::gemm::Activation::None) };
+            // columns^T: element (row, q) at q * N*P + row.
+            super::gemm::sgemm_packed_b(np, 1.0, cols, 1, np as isize, packed, 0.0, &mut block, mg as isize, 1, &epilogue);
+            if act.in_epilogue().is_none() {
+                act.apply(&mut block);
+            }
+            for (b, rows) in block.chunks_exact(p_out * mg).enumerate() {
                 let o0 = (b * s.m + g * mg) * p_out;
-                transpose_into(&block, p_out, mg, &mut out[o0..o0 + mg * p_out]);
+                transpose_into(rows, p_out, mg, &mut out[o0..o0 + mg * p_out]);
             }
         }
     });
