@@ -189,6 +189,10 @@ def build() -> dict[str, dict]:
     from .fused_models import build as fused_build  # irc-domain fusions (imports this module)
 
     fam["irc_fused"] = fused_build()
+    # Text/sequence fast paths, irc.LayerNormalization / Gelu / Elementwise_*, RNNs.
+    from .seq_models import build as seq_build
+
+    fam.update(seq_build())
     return fam
 
 

@@ -1,4 +1,8 @@
-"""Elementwise ops: unary math and activations, binary arithmetic with broadcasting, logic, Cast, Clip, Where."""
+"""Elementwise ops: unary math and activations, binary arithmetic with broadcasting, logic, Cast, Clip, Where.
+
+Runtime functions that take an `Operand` get a dying input by value (`arg`), so the layer
+writes its output into that buffer instead of allocating.
+"""
 
 from __future__ import annotations
 
@@ -16,25 +20,40 @@ BINARY = {"Add": "add", "Sub": "sub", "Mul": "mul", "Div": "div"}
 COMPARE = {"Equal": "equal", "Less": "less", "Greater": "greater",
            "LessOrEqual": "less_or_equal", "GreaterOrEqual": "greater_or_equal"}
 LOGIC = {"And": "and", "Or": "or", "Xor": "xor"}
+# Runtime functions whose input is an `Operand` (borrowed or moved).
+TAKES_OPERAND = {"exp", "log", "sqrt", "tanh", "sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh",
+                 "asinh", "acosh", "atanh", "floor", "ceil", "round", "erf", "sigmoid", "reciprocal",
+                 "hard_swish", "neg", "abs", "relu"}
+
+
+def arg(c: OpCtx, i: int) -> str:
+    """Input ``i`` moved into the call when it dies at this node (its buffer becomes the output), else borrowed."""
+    return c.take(i) or c.x(i)
+
+
+def _operand(c: OpCtx, fn: str) -> str:
+    return arg(c, 0) if fn in TAKES_OPERAND else c.x(0)
 
 
 @op(*FLOAT_UNARY)
 def float_unary(c: OpCtx) -> str:
     c.types(0, FLOATS)
-    return f"rt::{FLOAT_UNARY[c.op.op_type]}({c.x(0)})"
+    fn = FLOAT_UNARY[c.op.op_type]
+    return f"rt::{fn}({_operand(c, fn)})"
 
 
 @op(*NUM_UNARY)
 def num_unary(c: OpCtx) -> str:
     c.types(0, NUMS)
-    return f"rt::{NUM_UNARY[c.op.op_type]}({c.x(0)})"
+    fn = NUM_UNARY[c.op.op_type]
+    return f"rt::{fn}({_operand(c, fn)})"
 
 
 @op(*BINARY)
 def binary(c: OpCtx) -> str:
     c.types(0, NUMS)
     c.need(c.t(0) == c.t(1), "operands of different dtypes")
-    return f"rt::{BINARY[c.op.op_type]}({c.x(0)}, {c.x(1)})"
+    return f"rt::{BINARY[c.op.op_type]}({arg(c, 0)}, {arg(c, 1)})"
 
 
 @op("Mod")
@@ -99,7 +118,7 @@ def identity(c: OpCtx) -> str:
         c.need(len(c.outs) < 2 or c.outs[1] is None or not c.b.graph.uses(c.outs[1]), "Dropout mask output")
         c.need(not c.has(2) or c.ints(2) in ([0], None) and c.const(2) is not None, "Dropout in training mode")
     c.t(0)
-    return f"rt::identity({c.x(0)})"
+    return f"rt::identity({arg(c, 0)})"
 
 
 @op("LeakyRelu", "Elu", "Celu", "ThresholdedRelu")
@@ -107,7 +126,8 @@ def alpha_act(c: OpCtx) -> str:
     c.types(0, FLOATS)
     default = {"LeakyRelu": 0.01, "Elu": 1.0, "Celu": 1.0, "ThresholdedRelu": 1.0}[c.op.op_type]
     fn = {"LeakyRelu": "leaky_relu", "Elu": "elu", "Celu": "celu", "ThresholdedRelu": "thresholded_relu"}
-    return f"rt::{fn[c.op.op_type]}({c.x(0)}, {float_lit(c.a('alpha', default))})"
+    x = arg(c, 0) if c.op.op_type == "LeakyRelu" else c.x(0)
+    return f"rt::{fn[c.op.op_type]}({x}, {float_lit(c.a('alpha', default))})"
 
 
 @op("Selu")
@@ -121,14 +141,20 @@ def selu(c: OpCtx) -> str:
 @op("HardSigmoid")
 def hard_sigmoid(c: OpCtx) -> str:
     c.types(0, FLOATS)
-    return f"rt::hard_sigmoid({c.x(0)}, {float_lit(c.a('alpha', 0.2))}, {float_lit(c.a('beta', 0.5))})"
+    return f"rt::hard_sigmoid({arg(c, 0)}, {float_lit(c.a('alpha', 0.2))}, {float_lit(c.a('beta', 0.5))})"
 
 
 @op("Gelu")
 def gelu(c: OpCtx) -> str:
     c.types(0, FLOATS)
     approx = c.s("approximate", "none", {"none", "tanh"})
-    return f"rt::gelu({c.x(0)}, {'true' if approx == 'tanh' else 'false'})"
+    return f"rt::gelu({arg(c, 0)}, {'true' if approx == 'tanh' else 'false'})"
+
+
+@op("irc.Gelu", "irc.GeluTanh")
+def irc_gelu(c: OpCtx) -> str:
+    c.types(0, {"f32"})
+    return f"rt::gelu({arg(c, 0)}, {'true' if c.op.op_type == 'GeluTanh' else 'false'})"
 
 
 @op("Shrink")
@@ -182,10 +208,58 @@ def clip(c: OpCtx) -> str:
     else:
         lo = f"Some({c.scalar_expr(1, t)})" if c.has(1) else "None"
         hi = f"Some({c.scalar_expr(2, t)})" if c.has(2) else "None"
-    return f"rt::clip({c.x(0)}, {lo}, {hi})"
+    return f"rt::clip({arg(c, 0)}, {lo}, {hi})"
 
 
 @op("Swish")
 def swish(c: OpCtx) -> str:
     c.types(0, FLOATS)
     return f"rt::swish({c.x(0)}, {float_lit(c.a('alpha', 1.0))})"
+
+
+# Steps of `irc.Elementwise_*` chains as f32 Rust expressions of the running value `{}`, with
+# the binding strength each needs of its operand and gives its result (3: an atom such as a
+# name or call, 2: a prefix `-`, 1: `*` `/`, 0: `+` `-`), so that only needed parentheses are
+# written (rustc warns about the others).
+CHAIN_UNARY = {
+    "Relu": ("rt::relu_f32({})", 0, 3), "Sigmoid": ("rt::sigmoid_f32({})", 0, 3),
+    "Tanh": ("rt::tanh_f32({})", 0, 3), "Abs": ("{}.abs()", 3, 3), "Neg": ("-{}", 3, 2),
+    "Exp": ("rt::exp_f32({})", 0, 3), "Log": ("{}.ln()", 3, 3), "Sqrt": ("{}.sqrt()", 3, 3),
+    "Erf": ("rt::erf_f32({})", 0, 3), "Reciprocal": ("1.0 / {}", 2, 1), "Floor": ("{}.floor()", 3, 3),
+    "Ceil": ("{}.ceil()", 3, 3), "Softplus": ("rt::softplus_f32({})", 0, 3),
+    "Softsign": ("rt::softsign_f32({})", 0, 3),
+}
+CHAIN_BINARY = {"Add": ("{} + {}", 0, 0), "Sub": ("{} - {}", 0, 0), "Mul": ("{} * {}", 1, 1),
+                "Div": ("{} / {}", 1, 1), "Max": ("rt::max_f32({}, {})", 0, 3), "Min": ("rt::min_f32({}, {})", 0, 3)}
+
+
+def chain_closure(steps: list[str]) -> str:
+    """`|t: f32, [e0, e1]: [f32; 2]| (t + e0) * e1`: the f32 closure computing a chain of elementwise steps."""
+    expr, strength, extras = "t", 3, []
+    for step in steps:
+        if step not in CHAIN_UNARY and step not in CHAIN_BINARY:
+            raise Unsupported(f"elementwise step {step}")
+        template, needs, gives = CHAIN_UNARY.get(step) or CHAIN_BINARY[step]
+        operand = expr if strength >= needs else f"({expr})"
+        if step in CHAIN_BINARY:
+            extras.append(f"e{len(extras)}")
+            expr = template.format(operand, extras[-1])
+        else:
+            expr = template.format(operand)
+        strength = gives
+    return f"|t: f32, [{', '.join(extras)}]: [f32; {len(extras)}]| {expr}"
+
+
+@op("irc.Elementwise_*")
+def elementwise_chain(c: OpCtx) -> str:
+    """One pass over the running tensor for the whole chain (docs/IRC_DOMAIN.md)."""
+    steps = c.op.op_type.split("_")[1:]
+    c.need(len(steps) >= 1, "empty elementwise chain")
+    c.types(0, {"f32"})
+    n_extra = sum(1 for s in steps if s in CHAIN_BINARY)
+    c.need(len(c.ins) == 1 + n_extra and all(c.has(i) for i in range(len(c.ins))), "inputs do not match the steps")
+    for i in range(1, len(c.ins)):
+        c.types(i, {"f32"})
+    closure = chain_closure(steps)
+    extras = ", ".join(c.x(i) for i in range(1, len(c.ins)))
+    return f"rt::fused({arg(c, 0)}, [{extras}], {closure})"

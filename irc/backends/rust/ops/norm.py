@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import FLOATS, OpCtx, float_lit, op, slice_lit
+from .elementwise import arg
 
 
 def _eps(c: OpCtx, default: float = 1e-5) -> str:
@@ -34,11 +35,18 @@ def instance_norm(c: OpCtx) -> str:
 def layer_norm(c: OpCtx) -> str:
     c.types(0, FLOATS)
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
-    args = f"{c.x(0)}, {c.x(1)}, {bias}, {int(c.a('axis', -1))}, {_eps(c)}"
+    rest = f"{c.x(1)}, {bias}, {int(c.a('axis', -1))}, {_eps(c)}"
     if any(v is not None for v in c.outs[1:]):
         c.multi, c.n_results = "tuple", 3
-        return f"rt::layer_norm_stats({args})"
-    return f"rt::layer_norm({args})"
+        return f"rt::layer_norm_stats({c.x(0)}, {rest})"
+    return f"rt::layer_norm({arg(c, 0)}, {rest})"
+
+
+@op("irc.LayerNormalization")
+def irc_layer_norm(c: OpCtx) -> str:
+    """Over the last axis only, with Scale and B always present (docs/IRC_DOMAIN.md)."""
+    c.types(0, {"f32"})
+    return f"rt::layer_norm({arg(c, 0)}, {c.x(1)}, Some({c.x(2)}), -1, {_eps(c)})"
 
 
 @op("RMSNormalization")

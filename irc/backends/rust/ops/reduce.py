@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .base import FLOATS, NUMS, OpCtx, op, slice_lit
+from .elementwise import arg
 
 REDUCE = {
     "ReduceMax": "max", "ReduceMin": "min", "ReduceSum": "sum", "ReduceMean": "mean",
@@ -48,7 +49,8 @@ def softmax(c: OpCtx) -> str:
     legacy = c.opset < 13
     axis = int(c.a("axis", 1 if legacy else -1))
     fn = {"Softmax": "softmax", "LogSoftmax": "log_softmax", "Hardmax": "hardmax"}[c.op.op_type]
-    return f"rt::{fn}({c.x(0)}, {axis}, {_bool(legacy)})"
+    x = c.x(0) if fn == "hardmax" else arg(c, 0)
+    return f"rt::{fn}({x}, {axis}, {_bool(legacy)})"
 
 
 @op("CumSum")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .base import INTS, NUMS, OpCtx, lit, op, slice_lit
+from .elementwise import arg
 
 
 def _bool(v) -> str:
@@ -20,7 +21,7 @@ def _opt_attr_ints(c: OpCtx, name: str) -> str:
 def reshape(c: OpCtx) -> str:
     c.t(0)
     shape = c.ints_expr(1) if c.opset >= 5 else slice_lit(c.attr_list("shape"))
-    return f"rt::reshape({c.x(0)}, {shape}, {_bool(c.a('allowzero', 0))})"
+    return f"rt::reshape({arg(c, 0)}, {shape}, {_bool(c.a('allowzero', 0))})"
 
 
 @op("Transpose")
@@ -32,21 +33,21 @@ def transpose(c: OpCtx) -> str:
 @op("Flatten")
 def flatten(c: OpCtx) -> str:
     c.t(0)
-    return f"rt::flatten({c.x(0)}, {int(c.a('axis', 1))})"
+    return f"rt::flatten({arg(c, 0)}, {int(c.a('axis', 1))})"
 
 
 @op("Squeeze")
 def squeeze(c: OpCtx) -> str:
     c.t(0)
     axes = c.opt_ints_expr(1) if c.opset >= 13 else _opt_attr_ints(c, "axes")
-    return f"rt::squeeze({c.x(0)}, {axes})"
+    return f"rt::squeeze({arg(c, 0)}, {axes})"
 
 
 @op("Unsqueeze")
 def unsqueeze(c: OpCtx) -> str:
     c.t(0)
     axes = c.ints_expr(1) if c.opset >= 13 else slice_lit(c.attr_list("axes"))
-    return f"rt::unsqueeze({c.x(0)}, {axes})"
+    return f"rt::unsqueeze({arg(c, 0)}, {axes})"
 
 
 @op("Concat")

@@ -2,7 +2,48 @@
 
 use super::error::{Error, Result};
 use ndarray::ArrayD;
+use std::any::TypeId;
+use std::borrow::Cow;
 use std::fmt::Debug;
+
+/// An input of a layer: borrowed (`&x`: the layer writes a new array) or moved (`x`: an
+/// intermediate that dies at this layer, whose buffer the layer may reuse for its output).
+///
+/// The generated `forward` moves a value into the last layer that reads it, so in-place
+/// layers (activations, arithmetic, normalization, reshapes) allocate nothing.
+pub trait Operand<'a, T: Clone + 'a> {
+    /// The array, owned or borrowed.
+    fn into_cow(self) -> Cow<'a, ArrayD<T>>;
+}
+
+impl<'a, T: Clone + 'a> Operand<'a, T> for ArrayD<T> {
+    fn into_cow(self) -> Cow<'a, ArrayD<T>> {
+        Cow::Owned(self)
+    }
+}
+
+impl<'a, T: Clone + 'a> Operand<'a, T> for &'a ArrayD<T> {
+    fn into_cow(self) -> Cow<'a, ArrayD<T>> {
+        Cow::Borrowed(self)
+    }
+}
+
+/// Whether `T` is `f32` (fast paths use the vectorized f32 kernels of `vmath`).
+pub fn is_f32<T: 'static>() -> bool {
+    TypeId::of::<T>() == TypeId::of::<f32>()
+}
+
+/// `x` as `&[f32]` when `T` is `f32`.
+pub fn as_f32<T: 'static>(x: &[T]) -> Option<&[f32]> {
+    // SAFETY: `T` is `f32` (same TypeId), so the cast is the identity.
+    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts(x.as_ptr() as *const f32, x.len()) })
+}
+
+/// `x` as `&mut [f32]` when `T` is `f32`.
+pub fn as_f32_mut<T: 'static>(x: &mut [T]) -> Option<&mut [f32]> {
+    // SAFETY: `T` is `f32` (same TypeId), so the cast is the identity.
+    is_f32::<T>().then(|| unsafe { std::slice::from_raw_parts_mut(x.as_mut_ptr() as *mut f32, x.len()) })
+}
 
 /// A tensor of any supported element type, as read from or written to a `.npy` file.
 #[derive(Debug, Clone)]

@@ -1,8 +1,15 @@
 //! Elementwise operators with numpy broadcasting.
+//!
+//! Layers take [`Operand`]s: a moved operand (an intermediate that dies here) whose shape is
+//! the output's becomes the output buffer, so activations and arithmetic on intermediates
+//! allocate nothing. Contiguous operands in the common broadcast patterns (same shape,
+//! scalar, bias row, per channel) run as slice loops compiled for the CPU's widest vectors.
 
-use super::elem::{Elem, Float, Num};
+use super::elem::{as_f32_mut, is_f32, Elem, Float, Num, Operand};
 use super::error::{shape_err, Result};
+use super::vmath::{self, simd};
 use ndarray::{ArrayD, ArrayViewD, IxDyn, Zip};
+use std::borrow::Cow;
 
 /// The numpy broadcast of two shapes.
 pub fn broadcast_shape(a: &[usize], b: &[usize]) -> Result<Vec<usize>> {
@@ -50,7 +57,7 @@ fn binary_contiguous<A: Elem, B: Elem, O: Elem>(
     a: &ArrayD<A>,
     b: &ArrayD<B>,
     shape: &[usize],
-    f: &impl Fn(A, B) -> O,
+    f: impl Fn(A, B) -> O + Copy,
 ) -> Option<ArrayD<O>> {
     let (x, y) = (a.as_slice()?, b.as_slice()?);
     let total: usize = shape.iter().product();
@@ -62,7 +69,7 @@ fn binary_contiguous<A: Elem, B: Elem, O: Elem>(
         broadcast_rows(x, y, mid, inner, f)
     } else if y.len() == total {
         let (mid, inner) = repeat_pattern(a.shape(), shape)?;
-        broadcast_rows(y, x, mid, inner, |q, p| f(p, q))
+        broadcast_rows(y, x, mid, inner, move |q, p| f(p, q))
     } else {
         return None;
     };
@@ -89,25 +96,269 @@ fn repeat_pattern(small: &[usize], full: &[usize]) -> Option<(usize, usize)> {
 }
 
 /// `f(x[i], y[j])` over the full `x`, with `y` (`mid` values) repeated as [`repeat_pattern`] says.
-fn broadcast_rows<X: Copy, Y: Copy, O>(x: &[X], y: &[Y], mid: usize, inner: usize, f: impl Fn(X, Y) -> O) -> Vec<O> {
-    let mut out = Vec::with_capacity(x.len());
-    if inner == 1 {
-        for xs in x.chunks_exact(mid) {
-            out.extend(xs.iter().zip(y).map(|(&p, &q)| f(p, q)));
+fn broadcast_rows<X: Copy, Y: Copy, O: Copy + Default>(
+    x: &[X],
+    y: &[Y],
+    mid: usize,
+    inner: usize,
+    f: impl Fn(X, Y) -> O + Copy,
+) -> Vec<O> {
+    let mut out = vec![O::default(); x.len()];
+    simd(
+        #[inline(always)]
+        || {
+            if inner == 1 {
+                for (os, xs) in out.chunks_exact_mut(mid).zip(x.chunks_exact(mid)) {
+                    for ((o, &p), &q) in os.iter_mut().zip(xs).zip(y) {
+                        *o = f(p, q);
+                    }
+                }
+            } else {
+                for ((os, xs), &q) in out.chunks_exact_mut(inner).zip(x.chunks_exact(inner)).zip(y.iter().cycle()) {
+                    for (o, &p) in os.iter_mut().zip(xs) {
+                        *o = f(p, q);
+                    }
+                }
+            }
+        },
+    );
+    out
+}
+
+/// [`broadcast_rows`] writing into `x` itself.
+fn broadcast_rows_in_place<X: Copy, Y: Copy>(x: &mut [X], y: &[Y], mid: usize, inner: usize, f: impl Fn(X, Y) -> X + Copy) {
+    simd(
+        #[inline(always)]
+        || {
+            if inner == 1 {
+                for xs in x.chunks_exact_mut(mid) {
+                    for (p, &q) in xs.iter_mut().zip(y) {
+                        *p = f(*p, q);
+                    }
+                }
+            } else {
+                for (xs, &q) in x.chunks_exact_mut(inner).zip(y.iter().cycle()) {
+                    for p in xs.iter_mut() {
+                        *p = f(*p, q);
+                    }
+                }
+            }
+        },
+    )
+}
+
+/// [`binary`] for operators whose result has the operands' type: the output reuses the
+/// buffer of a moved operand that already has the output's shape.
+pub fn binary_op<'a, T: Elem>(
+    a: impl Operand<'a, T>,
+    b: impl Operand<'a, T>,
+    f: impl Fn(T, T) -> T + Copy,
+) -> Result<ArrayD<T>> {
+    let (a, b) = (a.into_cow(), b.into_cow());
+    let shape = broadcast_shape(a.shape(), b.shape())?;
+    let a = match a {
+        Cow::Owned(x) => match reuse(x, &b, &shape, f) {
+            Ok(out) => return Ok(out),
+            Err(x) => Cow::Owned(x),
+        },
+        borrowed => borrowed,
+    };
+    if let Cow::Owned(y) = b {
+        return match reuse(y, &a, &shape, move |q, p| f(p, q)) {
+            Ok(out) => Ok(out),
+            Err(y) => binary(&a, &y, f),
+        };
+    }
+    binary(&a, &b, f)
+}
+
+/// `x = f(x, y)` in `x`'s buffer when `x` already has the output `shape` and both operands
+/// are contiguous with a simple broadcast of `y`; gives `x` back otherwise.
+fn reuse<T: Elem>(
+    mut x: ArrayD<T>,
+    y: &ArrayD<T>,
+    shape: &[usize],
+    f: impl Fn(T, T) -> T + Copy,
+) -> std::result::Result<ArrayD<T>, ArrayD<T>> {
+    if x.shape() != shape || !x.is_standard_layout() {
+        return Err(x);
+    }
+    if x.is_empty() {
+        return Ok(x);
+    }
+    let (Some(ys), Some((mid, inner))) = (y.as_slice(), repeat_pattern(y.shape(), shape)) else {
+        return Err(x);
+    };
+    if let Some(xs) = x.as_slice_mut() {
+        broadcast_rows_in_place(xs, ys, mid, inner, f);
+    }
+    Ok(x)
+}
+
+/// [`unary`] for operators that keep the element type: a moved operand is the output.
+pub fn unary_op<'a, T: Elem>(a: impl Operand<'a, T>, f: impl Fn(T) -> T + Copy) -> Result<ArrayD<T>> {
+    match a.into_cow() {
+        Cow::Owned(mut x) => {
+            match x.as_slice_mut() {
+                Some(xs) => simd(
+                    #[inline(always)]
+                    || {
+                        for v in xs.iter_mut() {
+                            *v = f(*v);
+                        }
+                    },
+                ),
+                None => x.mapv_inplace(f),
+            }
+            Ok(x)
         }
-    } else {
-        for (xs, &q) in x.chunks_exact(inner).zip(y.iter().cycle()) {
-            out.extend(xs.iter().map(|&p| f(p, q)));
+        Cow::Borrowed(x) => unary(x, f),
+    }
+}
+
+/// [`unary_op`] with a vectorized f32 kernel `fast` when `T` is f32 (`slow` otherwise).
+fn float_map<'a, T: Float>(
+    a: impl Operand<'a, T>,
+    fast: impl Fn(f32) -> f32 + Copy,
+    slow: impl Fn(T) -> T + Copy,
+) -> Result<ArrayD<T>> {
+    if !is_f32::<T>() {
+        return unary_op(a, slow);
+    }
+    let mut out = match a.into_cow() {
+        Cow::Owned(x) if x.is_standard_layout() => x,
+        other => other.as_standard_layout().into_owned(),
+    };
+    if let Some(xs) = out.as_slice_mut().and_then(as_f32_mut) {
+        vmath::map_in_place(xs, fast);
+    }
+    Ok(out)
+}
+
+/// An `irc.Elementwise_*` chain in one pass: `y = f(x, [e0, e1, ...])` for every element of
+/// `x`, each extra input broadcast into `x`'s shape (never enlarging it).
+///
+/// The elements are walked in rows (the longest run of trailing dims along which every
+/// extra input is either contiguous or constant), so the closure runs in a plain slice loop.
+pub fn fused<'a, T: Elem, const N: usize>(
+    x: impl Operand<'a, T>,
+    extras: [&ArrayD<T>; N],
+    f: impl Fn(T, [T; N]) -> T + Copy,
+) -> Result<ArrayD<T>> {
+    let mut out = match x.into_cow() {
+        Cow::Owned(x) if x.is_standard_layout() => x,
+        other => other.as_standard_layout().into_owned(),
+    };
+    let shape = out.shape().to_vec();
+    let plans: Vec<Extra<T>> = extras.iter().map(|e| Extra::new(e, &shape)).collect::<Result<_>>()?;
+    let split = (0..=shape.len())
+        .find(|&k| plans.iter().all(|p| p.uniform_from(k, &shape)))
+        .unwrap_or(shape.len());
+    let row: usize = shape[split..].iter().product();
+    let Some(data) = out.as_slice_mut() else { return shape_err("fused: output not contiguous") };
+    if row == 0 || data.is_empty() {
+        return Ok(out);
+    }
+    // Extras constant along a row are spread into a scratch row, so every operand is a slice.
+    let mut scratch: Vec<Vec<T>> = plans.iter().map(|p| if p.varies_from(split, &shape) { Vec::new() } else { vec![T::default(); row] }).collect();
+    let mut filled_from = vec![usize::MAX; N];
+    let mut index = vec![0usize; split];
+    for chunk in data.chunks_exact_mut(row) {
+        for (k, p) in plans.iter().enumerate() {
+            let at = p.offset(&index);
+            if !scratch[k].is_empty() && filled_from[k] != at {
+                scratch[k].fill(p.data[at]);
+                filled_from[k] = at;
+            }
+        }
+        let srcs: [&[T]; N] = std::array::from_fn(|k| {
+            if scratch[k].is_empty() { &plans[k].data[plans[k].offset(&index)..][..row] } else { &scratch[k][..] }
+        });
+        fused_row(chunk, srcs, f);
+        for d in (0..split).rev() {
+            index[d] += 1;
+            if index[d] < shape[d] {
+                break;
+            }
+            index[d] = 0;
         }
     }
-    out
+    Ok(out)
+}
+
+/// `out[i] = f(out[i], [srcs[0][i], ...])`, vectorized.
+fn fused_row<T: Copy, const N: usize>(out: &mut [T], srcs: [&[T]; N], f: impl Fn(T, [T; N]) -> T + Copy) {
+    let n = out.len();
+    let srcs: [&[T]; N] = std::array::from_fn(|k| &srcs[k][..n]);
+    simd(
+        #[inline(always)]
+        || {
+            for (i, o) in out.iter_mut().enumerate() {
+                *o = f(*o, std::array::from_fn(|k| srcs[k][i]));
+            }
+        },
+    )
+}
+
+/// One extra input of [`fused`]: its data in standard layout and its strides within the
+/// output's shape (0 along broadcast dims).
+struct Extra<'e, T: Clone> {
+    data: Cow<'e, [T]>,
+    dims: Vec<usize>,
+    strides: Vec<usize>,
+}
+
+impl<'e, T: Elem> Extra<'e, T> {
+    fn new(e: &'e ArrayD<T>, shape: &[usize]) -> Result<Self> {
+        if e.ndim() > shape.len() || broadcast_shape(e.shape(), shape)? != shape {
+            return shape_err(format!("fused: {:?} does not broadcast into {shape:?}", e.shape()));
+        }
+        let pad = shape.len() - e.ndim();
+        let dims: Vec<usize> = (0..shape.len()).map(|d| if d < pad { 1 } else { e.shape()[d - pad] }).collect();
+        let mut strides = vec![0usize; dims.len()];
+        let mut step = 1;
+        for d in (0..dims.len()).rev() {
+            strides[d] = if dims[d] == 1 { 0 } else { step };
+            step *= dims[d];
+        }
+        let data = match e.as_slice() {
+            Some(s) => Cow::Borrowed(s),
+            None => Cow::Owned(e.iter().copied().collect()),
+        };
+        Ok(Extra { data, dims, strides })
+    }
+
+    /// Whether the dims from `k` on are all broadcast (size 1) or all full.
+    fn uniform_from(&self, k: usize, shape: &[usize]) -> bool {
+        let tail = k..shape.len();
+        tail.clone().all(|d| self.dims[d] == shape[d]) || tail.clone().all(|d| self.dims[d] == 1)
+    }
+
+    /// Whether this input changes along a row that starts at dim `k`.
+    fn varies_from(&self, k: usize, shape: &[usize]) -> bool {
+        (k..shape.len()).any(|d| self.dims[d] != 1)
+    }
+
+    /// Offset of the row at the outer `index`.
+    fn offset(&self, index: &[usize]) -> usize {
+        index.iter().zip(&self.strides).map(|(i, s)| i * s).sum()
+    }
 }
 
 /// Applies `f` to every element.
 pub fn unary<A: Elem, O: Elem>(a: &ArrayD<A>, f: impl Fn(A) -> O) -> Result<ArrayD<O>> {
     if let Some(x) = a.as_slice() {
-        // Contiguous: a slice loop (vectorizable), not ndarray's generic iterator.
-        let out: Vec<O> = x.iter().map(|&v| f(v)).collect();
+        let f = &f;
+        // Contiguous: a slice loop (vectorized), not ndarray's generic iterator.
+        let mut out = vec![O::default(); x.len()];
+        simd(
+            #[inline(always)]
+            || {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = f(v);
+                }
+            },
+        );
         if let Ok(arr) = ArrayD::from_shape_vec(a.raw_dim(), out) {
             return Ok(arr);
         }
@@ -121,20 +372,20 @@ pub fn variadic<T: Elem>(inputs: &[&ArrayD<T>], f: impl Fn(T, T) -> T + Copy) ->
         Some(x) => x,
         None => return shape_err("variadic operator without inputs"),
     };
-    rest.iter().try_fold((*first).clone(), |acc, x| binary(&acc, x, f))
+    rest.iter().try_fold((*first).clone(), |acc, x| binary_op(acc, *x, f))
 }
 
-pub fn add<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
-    binary(a, b, T::add)
+pub fn add<'a, T: Num>(a: impl Operand<'a, T>, b: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    binary_op(a, b, T::add)
 }
-pub fn sub<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
-    binary(a, b, T::sub)
+pub fn sub<'a, T: Num>(a: impl Operand<'a, T>, b: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    binary_op(a, b, T::sub)
 }
-pub fn mul<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
-    binary(a, b, T::mul)
+pub fn mul<'a, T: Num>(a: impl Operand<'a, T>, b: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    binary_op(a, b, T::mul)
 }
-pub fn div<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>) -> Result<ArrayD<T>> {
-    binary(a, b, T::div)
+pub fn div<'a, T: Num>(a: impl Operand<'a, T>, b: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    binary_op(a, b, T::div)
 }
 /// ONNX `Mod`: `fmod` follows the dividend's sign, else the divisor's.
 pub fn modulo<T: Num>(a: &ArrayD<T>, b: &ArrayD<T>, fmod: bool) -> Result<ArrayD<T>> {
@@ -227,11 +478,11 @@ pub fn where_<T: Elem>(cond: &ArrayD<bool>, x: &ArrayD<T>, y: &ArrayD<T>) -> Res
     Ok(Zip::from(&c).and(&xv).and(&yv).map_collect(|&c, &a, &b| if c { a } else { b }))
 }
 /// Clamps into `[lo, hi]` (either bound optional).
-pub fn clip<T: Num>(a: &ArrayD<T>, lo: Option<T>, hi: Option<T>) -> Result<ArrayD<T>> {
+pub fn clip<'a, T: Num>(a: impl Operand<'a, T>, lo: Option<T>, hi: Option<T>) -> Result<ArrayD<T>> {
     let lo = lo.unwrap_or_else(T::lowest);
     let hi = hi.unwrap_or_else(T::highest);
     // When lo > hi every value becomes hi, as ONNX specifies.
-    unary(a, |v| {
+    unary_op(a, move |v| {
         let v = if v < lo { lo } else { v };
         if v > hi { hi } else { v }
     })
@@ -256,11 +507,11 @@ pub fn scalar<T: Elem>(a: &ArrayD<T>) -> Result<T> {
     }
 }
 
-pub fn neg<T: Num>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
-    unary(a, T::neg)
+pub fn neg<'a, T: Num>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    unary_op(a, T::neg)
 }
-pub fn abs<T: Num>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
-    unary(a, T::abs)
+pub fn abs<'a, T: Num>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    unary_op(a, T::abs)
 }
 pub fn sign<T: Num>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
     unary(a, |v| {
@@ -273,12 +524,12 @@ pub fn sign<T: Num>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
         }
     })
 }
-pub fn relu<T: Num>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
-    unary(a, |v| if v > T::zero() { v } else { T::zero() })
+pub fn relu<'a, T: Num>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    unary_op(a, |v| if v > T::zero() { v } else { T::zero() })
 }
-pub fn leaky_relu<T: Float>(a: &ArrayD<T>, alpha: f64) -> Result<ArrayD<T>> {
+pub fn leaky_relu<'a, T: Float>(a: impl Operand<'a, T>, alpha: f64) -> Result<ArrayD<T>> {
     let alpha = T::from_f64(alpha);
-    unary(a, |v| if v >= T::zero() { v } else { v.mul(alpha) })
+    unary_op(a, move |v| if v >= T::zero() { v } else { v.mul(alpha) })
 }
 pub fn prelu<T: Num>(a: &ArrayD<T>, slope: &ArrayD<T>) -> Result<ArrayD<T>> {
     binary(a, slope, |v, s| if v >= T::zero() { v } else { v.mul(s) })
@@ -287,8 +538,8 @@ pub fn thresholded_relu<T: Float>(a: &ArrayD<T>, alpha: f64) -> Result<ArrayD<T>
     let alpha = T::from_f64(alpha);
     unary(a, |v| if v > alpha { v } else { T::zero() })
 }
-pub fn sigmoid<T: Float>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
-    unary(a, |v| {
+pub fn sigmoid<'a, T: Float>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    float_map(a, vmath::sigmoid_f32, |v| {
         if v >= T::zero() {
             T::one().div(T::one().add(v.neg().exp()))
         } else {
@@ -297,13 +548,25 @@ pub fn sigmoid<T: Float>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
         }
     })
 }
-pub fn hard_sigmoid<T: Float>(a: &ArrayD<T>, alpha: f64, beta: f64) -> Result<ArrayD<T>> {
-    unary(a, |v| T::from_f64((alpha * v.to_f64() + beta).clamp(0.0, 1.0)))
+pub fn hard_sigmoid<'a, T: Float>(a: impl Operand<'a, T>, alpha: f64, beta: f64) -> Result<ArrayD<T>> {
+    let (a_t, b_t) = (T::from_f64(alpha), T::from_f64(beta));
+    unary_op(a, move |v| {
+        let y = a_t.mul(v).add(b_t);
+        if y < T::zero() {
+            T::zero()
+        } else if y > T::one() {
+            T::one()
+        } else {
+            y
+        }
+    })
 }
-pub fn hard_swish<T: Float>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
-    unary(a, |v| {
-        let x = v.to_f64();
-        T::from_f64(x * (x / 6.0 + 0.5).clamp(0.0, 1.0))
+pub fn hard_swish<'a, T: Float>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    let (sixth, half) = (T::from_f64(1.0 / 6.0), T::from_f64(0.5));
+    unary_op(a, move |v| {
+        let g = v.mul(sixth).add(half);
+        let g = if g < T::zero() { T::zero() } else if g > T::one() { T::one() } else { g };
+        v.mul(g)
     })
 }
 pub fn elu<T: Float>(a: &ArrayD<T>, alpha: f64) -> Result<ArrayD<T>> {
@@ -341,12 +604,9 @@ pub fn mish<T: Float>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
         T::from_f64(x * (if x > 30.0 { x } else { x.exp().ln_1p() }).tanh())
     })
 }
-/// GELU, exact (erf) or with the tanh approximation.
-pub fn gelu<T: Float>(a: &ArrayD<T>, tanh_approx: bool) -> Result<ArrayD<T>> {
-    if !tanh_approx && T::DESCR == "<f4" {
-        return unary(a, |v| T::from_f64(gelu_erf_f32(v.to_f64() as f32) as f64));
-    }
-    unary(a, |v| {
+/// GELU, exact (erf) or with the tanh approximation; f32 through the vectorized kernels.
+pub fn gelu<'a, T: Float>(a: impl Operand<'a, T>, tanh_approx: bool) -> Result<ArrayD<T>> {
+    let slow = move |v: T| {
         let x = v.to_f64();
         let y = if tanh_approx {
             0.5 * x * (1.0 + ((2.0 / std::f64::consts::PI).sqrt() * (x + 0.044715 * x * x * x)).tanh())
@@ -354,25 +614,12 @@ pub fn gelu<T: Float>(a: &ArrayD<T>, tanh_approx: bool) -> Result<ArrayD<T>> {
             0.5 * x * (1.0 + super::elem::erf64(x / std::f64::consts::SQRT_2))
         };
         T::from_f64(y)
-    })
-}
-/// Exact-form GELU `x * Φ(x)` for f32 in f32 arithmetic (the series `erf64` costs tens of
-/// divisions per element). `Φ(x) = erfc(-x/√2) / 2`, with erfc from Abramowitz & Stegun
-/// 7.1.26 (absolute error of erf below 1.5e-7) on `|z| < 3.5`, which is well below f32
-/// rounding of the result; beyond that the tail goes to the accurate `erf64`.
-fn gelu_erf_f32(x: f32) -> f32 {
-    let z = x * std::f32::consts::FRAC_1_SQRT_2;
-    let a = z.abs();
-    if a.is_nan() || a >= 3.5 {
-        // Tails (and NaN): rare, so the accurate path costs nothing overall.
-        return (0.5 * x as f64 * (1.0 + super::elem::erf64(z as f64))) as f32;
+    };
+    if tanh_approx {
+        float_map(a, vmath::gelu_tanh_f32, slow)
+    } else {
+        float_map(a, vmath::gelu_f32, slow)
     }
-    let t = 1.0 / (1.0 + 0.327_591_1 * a);
-    let poly = t * (0.254_829_6 + t * (-0.284_496_72 + t * (1.421_413_7 + t * (-1.453_152 + t * 1.061_405_4))));
-    let erfc_a = poly * (-a * a).exp(); // erfc(|z|)
-    // Φ(x) = 1 - erfc(z)/2 for z >= 0, erfc(|z|)/2 for z < 0 (no cancellation in the tail).
-    let phi = if z >= 0.0 { 1.0 - 0.5 * erfc_a } else { 0.5 * erfc_a };
-    x * phi
 }
 pub fn shrink<T: Num>(a: &ArrayD<T>, bias: f64, lambd: f64) -> Result<ArrayD<T>> {
     unary(a, |v| {
@@ -386,8 +633,8 @@ pub fn shrink<T: Num>(a: &ArrayD<T>, bias: f64, lambd: f64) -> Result<ArrayD<T>>
         })
     })
 }
-pub fn reciprocal<T: Float>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
-    unary(a, |v| T::one().div(v))
+pub fn reciprocal<'a, T: Float>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    unary_op(a, |v| T::one().div(v))
 }
 pub fn is_nan<T: Float>(a: &ArrayD<T>) -> Result<ArrayD<bool>> {
     unary(a, |v| v.is_nan())
@@ -399,22 +646,32 @@ pub fn is_inf<T: Float>(a: &ArrayD<T>, pos: bool, neg: bool) -> Result<ArrayD<bo
 macro_rules! float_unary {
     ($($name:ident => $method:ident),* $(,)?) => {
         $(
-            pub fn $name<T: Float>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
-                unary(a, T::$method)
+            pub fn $name<'a, T: Float>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+                unary_op(a, T::$method)
             }
         )*
     };
 }
 
 float_unary!(
-    exp => exp, log => ln, sqrt => sqrt, tanh => tanh, sin => sin, cos => cos, tan => tan,
+    log => ln, sqrt => sqrt, sin => sin, cos => cos, tan => tan,
     asin => asin, acos => acos, atan => atan, sinh => sinh, cosh => cosh, asinh => asinh,
-    acosh => acosh, atanh => atanh, floor => floor, ceil => ceil, round => round_even, erf => erf,
+    acosh => acosh, atanh => atanh, floor => floor, ceil => ceil, round => round_even,
 );
 
-/// A copy of the input (Identity, Dropout at inference).
-pub fn identity<T: Elem>(a: &ArrayD<T>) -> Result<ArrayD<T>> {
-    Ok(a.clone())
+pub fn exp<'a, T: Float>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    float_map(a, vmath::exp_f32, T::exp)
+}
+pub fn tanh<'a, T: Float>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    float_map(a, vmath::tanh_f32, T::tanh)
+}
+pub fn erf<'a, T: Float>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    float_map(a, vmath::erf_f32, T::erf)
+}
+
+/// The input itself (Identity, Dropout at inference): a moved operand costs nothing.
+pub fn identity<'a, T: Elem>(a: impl Operand<'a, T>) -> Result<ArrayD<T>> {
+    Ok(a.into_cow().into_owned())
 }
 
 /// `x * sigmoid(alpha * x)`.

@@ -19,6 +19,7 @@ pub mod reduce;
 pub mod resize;
 pub mod rnn;
 pub mod shape;
+pub mod vmath;
 pub mod weights;
 
 pub use attention::*;
@@ -38,4 +39,5 @@ pub use reduce::*;
 pub use resize::*;
 pub use rnn::*;
 pub use shape::*;
+pub use vmath::{erf_f32, exp_f32, gelu_f32, gelu_tanh_f32, max_f32, min_f32, relu_f32, sigmoid_f32, softplus_f32, softsign_f32, tanh_f32};
 pub use weights::*;

@@ -1,10 +1,12 @@
 //! Normalization layers.
 
-use super::elem::Float;
+use super::elem::{as_f32, as_f32_mut, is_f32, Float, Operand};
 use super::elementwise::{broadcast_to, unary};
 use super::error::{shape_err, Result};
 use super::shape::{axis, with_shape};
+use super::vmath::{self, simd};
 use ndarray::{ArrayD, Axis, IxDyn, Zip};
+use std::borrow::Cow;
 
 /// A per-channel parameter `[C]` as a view broadcastable against `[N, C, ...]`.
 fn per_channel<T: Float>(p: &ArrayD<T>, rank: usize) -> Result<ArrayD<T>> {
@@ -63,17 +65,66 @@ pub fn instance_norm<T: Float>(x: &ArrayD<T>, scale: &ArrayD<T>, bias: &ArrayD<T
 }
 
 /// LayerNormalization over the axes from `ax` on; `scale` and `bias` broadcast against them.
-pub fn layer_norm<T: Float>(x: &ArrayD<T>, scale: &ArrayD<T>, bias: Option<&ArrayD<T>>, ax: i64, epsilon: f64) -> Result<ArrayD<T>> {
+/// f32 with parameters of the normalized size: one pass per row, in the operand's buffer
+/// when it was moved in.
+pub fn layer_norm<'a, T: Float>(
+    x: impl Operand<'a, T>,
+    scale: &ArrayD<T>,
+    bias: Option<&ArrayD<T>>,
+    ax: i64,
+    epsilon: f64,
+) -> Result<ArrayD<T>> {
+    let x = x.into_cow();
     let ax = axis(ax, x.ndim())?;
     let n: usize = x.shape()[ax..].iter().product();
+    let params_fit = scale.len() == n && bias.is_none_or(|b| b.len() == n);
+    if let (true, true, Some(g)) = (is_f32::<T>(), params_fit && n > 0, scale.as_slice().and_then(as_f32)) {
+        let b = bias.map(|b| b.as_slice().and_then(as_f32));
+        if b.is_none() || b.is_some_and(|b| b.is_some()) {
+            let mut out = match x {
+                Cow::Owned(a) if a.is_standard_layout() => a,
+                other => other.as_standard_layout().into_owned(),
+            };
+            if let Some(data) = out.as_slice_mut().and_then(as_f32_mut) {
+                layer_norm_rows_f32(data, g, b.flatten(), epsilon as f32);
+            }
+            return Ok(out);
+        }
+    }
     let mut data: Vec<T> = x.iter().copied().collect();
     normalize_rows(&mut data, n, epsilon);
     let y = ArrayD::from_shape_vec(x.raw_dim(), data).map_err(|e| super::error::Error::Shape(e.to_string()))?;
-    let y = super::elementwise::mul(&y, scale)?;
+    let y = super::elementwise::mul(y, scale)?;
     match bias {
-        Some(b) => super::elementwise::add(&y, b),
+        Some(b) => super::elementwise::add(y, b),
         None => Ok(y),
     }
+}
+
+/// `y = (x - mean) / sqrt(var + eps) * scale + bias` for every row of `scale.len()` values.
+fn layer_norm_rows_f32(data: &mut [f32], scale: &[f32], bias: Option<&[f32]>, eps: f32) {
+    let n = scale.len();
+    simd(
+        #[inline(always)]
+        || {
+            for r in data.chunks_exact_mut(n) {
+                let mean = vmath::sum_f32(r) / n as f32;
+                let inv = 1.0 / (vmath::sum_sq_dev_f32(r, mean) / n as f32 + eps).sqrt();
+                match bias {
+                    Some(b) => {
+                        for ((v, &g), &c) in r.iter_mut().zip(scale).zip(b) {
+                            *v = (*v - mean) * inv * g + c;
+                        }
+                    }
+                    None => {
+                        for (v, &g) in r.iter_mut().zip(scale) {
+                            *v = (*v - mean) * inv * g;
+                        }
+                    }
+                }
+            }
+        },
+    )
 }
 
 /// GroupNormalization; `scale`/`bias` are per channel (opset 21) or per group (opset 18).

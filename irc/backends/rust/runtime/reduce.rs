@@ -1,17 +1,98 @@
 //! Reductions, arg-reductions, and per-axis row transforms (softmax, cumsum, topk).
 
-use super::elem::{Elem, Float, Num};
+use super::elem::{as_f32, as_f32_mut, Elem, Float, Num, Operand};
 use super::error::{shape_err, Result};
 use super::shape::{axis, with_shape};
+use super::vmath::{self, simd};
 use ndarray::{ArrayD, IxDyn};
+use std::borrow::Cow;
 
-/// `a` with `moved` axes placed last, in standard layout, plus the kept dims.
-fn rows_last<T: Elem>(a: &ArrayD<T>, moved: &[usize]) -> (Vec<T>, Vec<usize>, usize) {
+/// `a` with `moved` axes placed last, in standard layout, plus the kept dims. No copy when
+/// the moved axes are already the trailing ones of a standard-layout array.
+fn rows_last<'a, T: Elem>(a: &'a ArrayD<T>, moved: &[usize]) -> (Cow<'a, [T]>, Vec<usize>, usize) {
     let kept: Vec<usize> = (0..a.ndim()).filter(|d| !moved.contains(d)).collect();
+    let row: usize = moved.iter().map(|&d| a.shape()[d]).product();
+    let trailing = moved.iter().enumerate().all(|(i, &d)| d == kept.len() + i);
+    if let (true, Some(s)) = (trailing, a.as_slice()) {
+        return (Cow::Borrowed(s), kept, row);
+    }
     let perm: Vec<usize> = kept.iter().chain(moved).copied().collect();
     let view = a.view().permuted_axes(IxDyn(&perm));
-    let row: usize = moved.iter().map(|&d| a.shape()[d]).product();
-    (view.iter().copied().collect(), kept, row)
+    (Cow::Owned(view.iter().copied().collect()), kept, row)
+}
+
+/// `(outer, reduced, inner)` when `moved` (sorted) is one run of axes of a standard-layout `a`.
+fn contiguous_block<T>(a: &ArrayD<T>, moved: &[usize]) -> Option<(usize, usize, usize)> {
+    let (&lo, &hi) = (moved.first()?, moved.last()?);
+    if hi - lo + 1 != moved.len() || !a.is_standard_layout() {
+        return None;
+    }
+    let dims = a.shape();
+    Some((dims[..lo].iter().product(), dims[lo..=hi].iter().product(), dims[hi + 1..].iter().product()))
+}
+
+/// The f32 reductions over a run of axes, straight on the data: `None` for other kinds.
+fn reduce_block_f32(x: &[f32], kind: &str, outer: usize, red: usize, inner: usize) -> Option<Vec<f32>> {
+    if red == 0 || outer * inner == 0 {
+        return None;
+    }
+    let n = red as f32;
+    let mut out = vec![0.0f32; outer * inner];
+    let o = &mut out[..];
+    // Each arm instantiates the loops for one kind: (per-row reduction, per-element map,
+    // combination of partial results, final step).
+    match kind {
+        "sum" => reduce_block(x, o, red, inner, vmath::sum_f32, |v| v, |a, b| a + b, |v| v),
+        "mean" => reduce_block(x, o, red, inner, vmath::sum_f32, |v| v, |a, b| a + b, |v| v / n),
+        "max" => reduce_block(x, o, red, inner, vmath::max_of_f32, |v| v, vmath::max_f32, |v| v),
+        "min" => reduce_block(x, o, red, inner, vmath::min_of_f32, |v| v, vmath::min_f32, |v| v),
+        "sum_square" => reduce_block(x, o, red, inner, |r| vmath::sum_sq_dev_f32(r, 0.0), |v| v * v, |a, b| a + b, |v| v),
+        "l2" => reduce_block(x, o, red, inner, |r| vmath::sum_sq_dev_f32(r, 0.0), |v| v * v, |a, b| a + b, f32::sqrt),
+        "l1" => reduce_block(x, o, red, inner, vmath::sum_abs_f32, f32::abs, |a, b| a + b, |v| v),
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// `out[o, i] = finish(combine over r of map(x[o, r, i]))` for `x` of shape `[outer, red, inner]`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn reduce_block(
+    x: &[f32],
+    out: &mut [f32],
+    red: usize,
+    inner: usize,
+    row: impl Fn(&[f32]) -> f32 + Copy,
+    map: impl Fn(f32) -> f32 + Copy,
+    combine: impl Fn(f32, f32) -> f32 + Copy,
+    finish: impl Fn(f32) -> f32 + Copy,
+) {
+    simd(
+        #[inline(always)]
+        || {
+            if inner == 1 {
+                for (o, r) in out.iter_mut().zip(x.chunks_exact(red)) {
+                    *o = finish(row(r));
+                }
+                return;
+            }
+            // Whole slabs of `inner` values at once: vectorized along `inner`.
+            for (acc, block) in out.chunks_exact_mut(inner).zip(x.chunks_exact(red * inner)) {
+                let mut slabs = block.chunks_exact(inner);
+                for (a, &v) in acc.iter_mut().zip(slabs.next().unwrap_or(&[])) {
+                    *a = map(v);
+                }
+                for slab in slabs {
+                    for (a, &v) in acc.iter_mut().zip(slab) {
+                        *a = combine(*a, map(v));
+                    }
+                }
+                for a in acc.iter_mut() {
+                    *a = finish(*a);
+                }
+            }
+        },
+    )
 }
 
 fn reduce_axes(rank: usize, list: Option<&[i64]>) -> Result<Vec<usize>> {
@@ -65,17 +146,23 @@ pub fn reduce<T: Num>(
         return Ok(a.clone());
     }
     let moved = reduce_axes(a.ndim(), if empty { None } else { which })?;
+    let dims: Vec<usize> = if keepdims {
+        (0..a.ndim()).map(|d| if moved.contains(&d) { 1 } else { a.shape()[d] }).collect()
+    } else {
+        (0..a.ndim()).filter(|d| !moved.contains(d)).map(|d| a.shape()[d]).collect()
+    };
+    if let (Some((outer, red, inner)), Some(x)) = (contiguous_block(a, &moved), a.as_slice().and_then(as_f32)) {
+        if let Some(out) = reduce_block_f32(x, kind, outer, red, inner) {
+            let out: Vec<T> = out.into_iter().map(|v| T::from_f64(v as f64)).collect();
+            return ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| super::error::Error::Shape(e.to_string()));
+        }
+    }
     let (data, kept, row) = rows_last(a, &moved);
     let out: Vec<T> = if row == 0 {
         let n: usize = kept.iter().map(|&d| a.shape()[d]).product();
         vec![reduce_row::<T>(kind, &[]); n]
     } else {
         data.chunks(row).map(|r| reduce_row(kind, r)).collect()
-    };
-    let dims: Vec<usize> = if keepdims {
-        (0..a.ndim()).map(|d| if moved.contains(&d) { 1 } else { a.shape()[d] }).collect()
-    } else {
-        kept.iter().map(|&d| a.shape()[d]).collect()
     };
     ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| super::error::Error::Shape(e.to_string()))
 }
@@ -110,7 +197,8 @@ pub fn arg_reduce<T: Num>(a: &ArrayD<T>, ax: i64, keepdims: bool, select_last: b
 
 /// Applies `f` to every 1-D row along `ax`, in place, keeping the shape.
 pub fn along_axis<T: Elem>(a: &ArrayD<T>, ax: usize, f: impl Fn(&mut [T])) -> Result<ArrayD<T>> {
-    let (mut data, kept, row) = rows_last(a, &[ax]);
+    let (data, kept, row) = rows_last(a, &[ax]);
+    let mut data = data.into_owned();
     if row > 0 {
         data.chunks_mut(row).for_each(&f);
     }
@@ -145,12 +233,58 @@ fn softmax_row<T: Float>(r: &mut [T], log: bool) {
     }
 }
 
-pub fn softmax<T: Float>(a: &ArrayD<T>, ax: i64, legacy: bool) -> Result<ArrayD<T>> {
-    rows(a, ax, legacy, |r| softmax_row(r, false))
+/// Softmax (or log-softmax) of every contiguous row of `row` values, in place, in f32.
+fn softmax_rows_f32(data: &mut [f32], row: usize, log: bool) {
+    simd(
+        #[inline(always)]
+        || {
+            for r in data.chunks_exact_mut(row) {
+                let m = vmath::max_of_f32(r);
+                if log {
+                    let shift = m + vmath::sum_exp_f32(r, m).ln();
+                    for v in r.iter_mut() {
+                        *v -= shift;
+                    }
+                } else {
+                    for v in r.iter_mut() {
+                        *v = vmath::exp_f32(*v - m);
+                    }
+                    let inv = 1.0 / vmath::sum_f32(r);
+                    for v in r.iter_mut() {
+                        *v *= inv;
+                    }
+                }
+            }
+        },
+    )
 }
 
-pub fn log_softmax<T: Float>(a: &ArrayD<T>, ax: i64, legacy: bool) -> Result<ArrayD<T>> {
-    rows(a, ax, legacy, |r| softmax_row(r, true))
+/// Softmax family along `ax` (or over the flattened `[ax..]` dims with `legacy`): f32 rows
+/// that are contiguous are done in place in the operand's buffer when it was moved in.
+fn softmax_family<'a, T: Float>(a: impl Operand<'a, T>, ax: i64, legacy: bool, log: bool) -> Result<ArrayD<T>> {
+    let a = a.into_cow();
+    let rank = a.ndim();
+    let ax_n = axis(ax, rank.max(1))?;
+    let row: usize = if legacy || ax_n + 1 >= rank { a.shape()[ax_n.min(rank)..].iter().product() } else { 0 };
+    if row > 0 && super::elem::is_f32::<T>() {
+        let mut out = match a {
+            Cow::Owned(x) if x.is_standard_layout() => x,
+            other => other.as_standard_layout().into_owned(),
+        };
+        if let Some(x) = out.as_slice_mut().and_then(as_f32_mut) {
+            softmax_rows_f32(x, row, log);
+        }
+        return Ok(out);
+    }
+    rows(&a, ax, legacy, |r| softmax_row(r, log))
+}
+
+pub fn softmax<'a, T: Float>(a: impl Operand<'a, T>, ax: i64, legacy: bool) -> Result<ArrayD<T>> {
+    softmax_family(a, ax, legacy, false)
+}
+
+pub fn log_softmax<'a, T: Float>(a: impl Operand<'a, T>, ax: i64, legacy: bool) -> Result<ArrayD<T>> {
+    softmax_family(a, ax, legacy, true)
 }
 
 pub fn hardmax<T: Num>(a: &ArrayD<T>, ax: i64, legacy: bool) -> Result<ArrayD<T>> {

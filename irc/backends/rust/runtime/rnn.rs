@@ -1,7 +1,14 @@
 //! Recurrent layers: LSTM, GRU and simple RNN (ONNX layout 0, default activations).
+//!
+//! f32 runs the fast path ([`run_f32`]): the input projection of every time step is one
+//! GEMM, the recurrent weights are packed once per call and each step is one GEMV against
+//! them, the gate math is one vectorized loop, and the loop over steps allocates nothing.
+//! Other element types take the plain per-step version ([`run_direction`]).
 
-use super::elem::{Float, Num};
+use super::elem::{as_f32, as_f32_mut, is_f32, Elem, Float, Num};
 use super::error::{shape_err, Result};
+use super::gemm::{sgemm_packed_b, sgemm_raw, Activation, Bias, Epilogue, PackedB};
+use super::vmath::{self, simd};
 use ndarray::{s, Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3};
 
 /// Which recurrent cell to run.
@@ -172,6 +179,20 @@ pub fn recurrent<T: Float>(
     let mut y = ndarray::Array4::from_elem((seq, dirs, batch, hidden), T::zero());
     let mut yh = Array3::from_elem((dirs, batch, hidden), T::zero());
     let mut yc = Array3::from_elem((dirs, batch, hidden), T::zero());
+    let dims = Dims { seq, batch, input: x3.shape()[2], hidden, dirs };
+    if let Some(layer) = LayerF32::new(cell, &x3, w3, r3, b, h0, c0, p, &dims) {
+        if let (Some(ys), Some(yhs), Some(ycs)) = (
+            y.as_slice_mut().and_then(as_f32_mut),
+            yh.as_slice_mut().and_then(as_f32_mut),
+            yc.as_slice_mut().and_then(as_f32_mut),
+        ) {
+            for d in 0..dirs {
+                let reverse = direction == "reverse" || d == 1;
+                run_f32(&layer, &dims, d, reverse, &lens, Outputs { y: ys, yh: yhs, yc: ycs });
+            }
+            return Ok((y.into_dyn(), yh.into_dyn(), yc.into_dyn()));
+        }
+    }
     for d in 0..dirs {
         let reverse = direction == "reverse" || d == 1;
         let (ys, h, c) = run_direction(
@@ -191,4 +212,243 @@ pub fn recurrent<T: Float>(
         yc.index_axis_mut(Axis(0), d).assign(&c);
     }
     Ok((y.into_dyn(), yh.into_dyn(), yc.into_dyn()))
+}
+
+/// Sizes of a recurrent layer.
+struct Dims {
+    seq: usize,
+    batch: usize,
+    input: usize,
+    hidden: usize,
+    dirs: usize,
+}
+
+/// The operands of an f32 layer as contiguous slices (all directions).
+struct LayerF32<'a> {
+    cell: Cell,
+    x: &'a [f32],
+    w: &'a [f32],
+    r: &'a [f32],
+    b: Option<&'a [f32]>,
+    h0: Option<&'a [f32]>,
+    c0: Option<&'a [f32]>,
+    p: Option<&'a [f32]>,
+}
+
+impl<'a> LayerF32<'a> {
+    /// `None` unless `T` is f32 and every operand is contiguous with the expected size.
+    #[allow(clippy::too_many_arguments)]
+    fn new<T: Elem>(
+        cell: Cell,
+        x: &'a Array3<T>,
+        w: ndarray::ArrayView3<'a, T>,
+        r: ndarray::ArrayView3<'a, T>,
+        b: Option<&'a ArrayD<T>>,
+        h0: Option<&'a ArrayD<T>>,
+        c0: Option<&'a ArrayD<T>>,
+        p: Option<&'a ArrayD<T>>,
+        d: &Dims,
+    ) -> Option<Self> {
+        if !is_f32::<T>() {
+            return None;
+        }
+        let gh = cell.gates() * d.hidden;
+        let sized = |a: Option<&'a ArrayD<T>>, n: usize| -> Option<Option<&'a [f32]>> {
+            match a {
+                None => Some(None),
+                Some(a) => a.as_slice().and_then(as_f32).filter(|s| s.len() == n).map(Some),
+            }
+        };
+        let state = d.dirs * d.batch * d.hidden;
+        let layer = LayerF32 {
+            cell,
+            x: x.as_slice().and_then(as_f32)?,
+            w: w.to_slice().and_then(as_f32).filter(|s| s.len() == d.dirs * gh * d.input)?,
+            r: r.to_slice().and_then(as_f32).filter(|s| s.len() == d.dirs * gh * d.hidden)?,
+            b: sized(b, d.dirs * 2 * gh)?,
+            h0: sized(h0, state)?,
+            c0: sized(c0, state)?,
+            p: sized(p, d.dirs * 3 * d.hidden)?,
+        };
+        Some(layer)
+    }
+}
+
+/// Where [`run_f32`] writes: `Y [seq, dirs, batch, h]`, `Y_h` and `Y_c [dirs, batch, h]`.
+struct Outputs<'o> {
+    y: &'o mut [f32],
+    yh: &'o mut [f32],
+    yc: &'o mut [f32],
+}
+
+/// One direction `d` of an f32 layer.
+fn run_f32(l: &LayerF32, d: &Dims, dir: usize, reverse: bool, lens: &[usize], out: Outputs) {
+    let (h, batch, seq) = (d.hidden, d.batch, d.seq);
+    let gh = l.cell.gates() * h;
+    let gru = matches!(l.cell, Cell::Gru { .. });
+    let w = &l.w[dir * gh * d.input..][..gh * d.input];
+    let r = &l.r[dir * gh * h..][..gh * h];
+    let (wb, rb) = match l.b {
+        Some(b) => (&b[dir * 2 * gh..][..gh], &b[dir * 2 * gh + gh..][..gh]),
+        None => (&[][..], &[][..]),
+    };
+    let bias_at = |v: &[f32], k: usize| v.get(k).copied().unwrap_or(0.0);
+    // The input projection of all steps at once, with the biases that simply add up
+    // folded in (the GRU's recurrent bias of the new gate is applied inside the cell).
+    let bias: Vec<f32> = (0..gh).map(|k| bias_at(wb, k) + if gru && k >= 2 * h { 0.0 } else { bias_at(rb, k) }).collect();
+    let mut xw = vec![0.0f32; seq * batch * gh];
+    let epi = Epilogue { bias: Bias::PerCol(&bias), activation: Activation::None };
+    if !xw.is_empty() {
+        // SAFETY: X is [seq*batch, input] row-major, W is [gh, input] read as its transpose
+        // ([input, gh] with strides (1, input)), C is the [seq*batch, gh] buffer above.
+        unsafe {
+            sgemm_raw(seq * batch, gh, d.input, 1.0, l.x.as_ptr(), d.input as isize, 1, w.as_ptr(), 1,
+                      d.input as isize, 0.0, xw.as_mut_ptr(), gh as isize, 1, &epi);
+        }
+    }
+    // R^T packed once: every step multiplies the state by it (the GRU's new-gate part is
+    // packed apart because it multiplies `r * h`, known only after the other gates).
+    let rec_cols = if gru { 2 * h } else { gh };
+    let recurrent = Recurrent::new(&r[..rec_cols * h], h);
+    let r_new = gru.then(|| Recurrent::new(&r[2 * h * h..], h));
+    let state = dir * batch * h;
+    let mut hs: Vec<f32> = l.h0.map_or(vec![0.0; batch * h], |s| s[state..][..batch * h].to_vec());
+    let mut cs: Vec<f32> = l.c0.map_or(vec![0.0; batch * h], |s| s[state..][..batch * h].to_vec());
+    let zeros = vec![0.0f32; 3 * h];
+    let peep = l.p.map_or(&zeros[..], |p| &p[dir * 3 * h..][..3 * h]);
+    let rb_new: Vec<f32> = (0..h).map(|j| bias_at(rb, 2 * h + j)).collect();
+    let mut hr = vec![0.0f32; batch * rec_cols];
+    // GRU per-row scratch: z, r, r * h, and the new gate's recurrent term.
+    let mut gru_rows: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0f32; if gru { h } else { 0 }]);
+    for step in 0..seq {
+        let t = if reverse { seq - 1 - step } else { step };
+        recurrent.multiply(&hs, &mut hr);
+        for bi in 0..batch {
+            let y_row = &mut out.y[((t * d.dirs + dir) * batch + bi) * h..][..h];
+            if t >= lens[bi] {
+                // Past this sequence's end: the state is carried, the output is zero.
+                y_row.fill(0.0);
+                continue;
+            }
+            let gx = &xw[(t * batch + bi) * gh..][..gh];
+            let gr = &hr[bi * rec_cols..][..rec_cols];
+            let (hb, cb) = (&mut hs[bi * h..][..h], &mut cs[bi * h..][..h]);
+            match l.cell {
+                Cell::Lstm => lstm_cell(gx, gr, peep, hb, cb),
+                Cell::Rnn => simd(
+                    #[inline(always)]
+                    || {
+                        for ((hv, &a), &b) in hb.iter_mut().zip(gx).zip(gr) {
+                            *hv = vmath::tanh_f32(a + b);
+                        }
+                    },
+                ),
+                Cell::Gru { linear_before_reset } => {
+                    let [z, rg, rh, hh] = &mut gru_rows;
+                    gru_gates(gx, gr, z, rg);
+                    // The new gate multiplies R_h by `h` (then scales by r) or by `r * h`.
+                    let src: &[f32] = if linear_before_reset {
+                        hb
+                    } else {
+                        for ((v, &a), &b) in rh.iter_mut().zip(rg.iter()).zip(hb.iter()) {
+                            *v = a * b;
+                        }
+                        rh
+                    };
+                    if let Some(rn) = &r_new {
+                        rn.multiply(src, hh);
+                    }
+                    for ((v, &c), &g) in hh.iter_mut().zip(&rb_new).zip(rg.iter()) {
+                        *v = if linear_before_reset { g * (*v + c) } else { *v + c };
+                    }
+                    gru_update(&gx[2 * h..], hh, z, hb);
+                }
+            }
+            y_row.copy_from_slice(hb);
+        }
+    }
+    let at = dir * batch * h;
+    out.yh[at..][..batch * h].copy_from_slice(&hs);
+    out.yc[at..][..batch * h].copy_from_slice(&cs);
+}
+
+/// One LSTM step of one batch row: gates `i, o, f, c` from the two projections, peepholes
+/// `p = [p_i, p_o, p_f]`; updates the state `h`, `c` in place.
+fn lstm_cell(gx: &[f32], gr: &[f32], p: &[f32], h: &mut [f32], c: &mut [f32]) {
+    let n = h.len();
+    // Every slice re-cut to length n, so the loop below has no bounds checks and vectorizes.
+    let c = &mut c[..n];
+    let gate = |k: usize| (&gx[k * n..][..n], &gr[k * n..][..n]);
+    let ((xi, ri), (xo, ro), (xf, rf), (xc, rc)) = (gate(0), gate(1), gate(2), gate(3));
+    let (pi, po, pf) = (&p[..n], &p[n..2 * n], &p[2 * n..3 * n]);
+    simd(
+        #[inline(always)]
+        || {
+            for j in 0..n {
+                let cp = c[j];
+                let i = vmath::sigmoid_f32(xi[j] + ri[j] + pi[j] * cp);
+                let f = vmath::sigmoid_f32(xf[j] + rf[j] + pf[j] * cp);
+                let cc = vmath::tanh_f32(xc[j] + rc[j]);
+                let cn = f * cp + i * cc;
+                let o = vmath::sigmoid_f32(xo[j] + ro[j] + po[j] * cn);
+                c[j] = cn;
+                h[j] = o * vmath::tanh_f32(cn);
+            }
+        },
+    )
+}
+
+/// GRU update and reset gates of one row, into `z` and `r`.
+fn gru_gates(gx: &[f32], gr: &[f32], z: &mut [f32], r: &mut [f32]) {
+    let n = z.len();
+    let (r, zx, rx, zr, rr) = (&mut r[..n], &gx[..n], &gx[n..2 * n], &gr[..n], &gr[n..2 * n]);
+    simd(
+        #[inline(always)]
+        || {
+            for j in 0..n {
+                z[j] = vmath::sigmoid_f32(zx[j] + zr[j]);
+                r[j] = vmath::sigmoid_f32(rx[j] + rr[j]);
+            }
+        },
+    )
+}
+
+/// `h = (1 - z) * tanh(x_h + hh) + z * h`.
+fn gru_update(xh: &[f32], hh: &[f32], z: &[f32], h: &mut [f32]) {
+    let n = h.len();
+    let (xh, hh, z) = (&xh[..n], &hh[..n], &z[..n]);
+    simd(
+        #[inline(always)]
+        || {
+            for j in 0..n {
+                let cand = vmath::tanh_f32(xh[j] + hh[j]);
+                h[j] = (1.0 - z[j]) * cand + z[j] * h[j];
+            }
+        },
+    )
+}
+
+/// The recurrent weights `R [n, k]` (row-major) multiplying the state: `out = h · Rᵀ`,
+/// with `Rᵀ` packed once per call for the GEMM kernel (batch-1 steps stream it as a GEMV).
+struct Recurrent {
+    k: usize,
+    n: usize,
+    packed: PackedB,
+}
+
+impl Recurrent {
+    fn new(r: &[f32], k: usize) -> Self {
+        let n = r.len().checked_div(k).unwrap_or(0);
+        Recurrent { k, n, packed: PackedB::new(k, n, r, 1, k as isize) }
+    }
+
+    /// `out[b, j] = Σ_q h[b, q] · R[j, q]` for every state row `b` (`h` is `[rows, k]`).
+    fn multiply(&self, h: &[f32], out: &mut [f32]) {
+        if self.k == 0 || self.n == 0 {
+            out.fill(0.0);
+            return;
+        }
+        let rows = h.len() / self.k;
+        sgemm_packed_b(rows, 1.0, h, self.k as isize, 1, &self.packed, 0.0, out, self.n as isize, 1, &Epilogue::NONE);
+    }
 }

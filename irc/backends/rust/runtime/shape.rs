@@ -1,9 +1,10 @@
 //! Shape and data-movement operators: reshape, transpose, slice, gather, pad...
 
-use super::elem::{Elem, Num};
+use super::elem::{Elem, Num, Operand};
 use super::elementwise::{broadcast_shape, broadcast_to};
 use super::error::{shape_err, Error, Result};
 use ndarray::{ArrayD, ArrayViewD, Axis, IxDyn, Slice};
+use std::borrow::Cow;
 
 /// Checks a model input against the shape the model was compiled for (`None`: any size).
 pub fn check_shape<T>(a: &ArrayD<T>, name: &str, expected: &[Option<usize>]) -> Result<()> {
@@ -39,13 +40,30 @@ pub fn to_i64_vec<T: Elem>(a: &ArrayD<T>) -> Vec<i64> {
 
 /// An owned copy in standard layout with a new shape of the same size.
 pub fn with_shape<T: Elem>(a: ArrayViewD<T>, shape: &[usize]) -> Result<ArrayD<T>> {
-    let data: Vec<T> = a.iter().copied().collect();
+    let data: Vec<T> = match a.as_slice() {
+        Some(s) => s.to_vec(),
+        None => a.iter().copied().collect(),
+    };
     ArrayD::from_shape_vec(IxDyn(shape), data)
         .map_err(|_| Error::Shape(format!("cannot reshape {:?} into {shape:?}", a.shape())))
 }
 
+/// `a` with a new shape of the same size: no copy when `a` was moved in (in standard
+/// layout), a copy otherwise.
+fn reshaped<T: Elem>(a: Cow<'_, ArrayD<T>>, shape: &[usize]) -> Result<ArrayD<T>> {
+    match a {
+        Cow::Owned(x) if x.is_standard_layout() => {
+            let from = x.shape().to_vec();
+            x.into_shape_with_order(IxDyn(shape))
+                .map_err(|_| Error::Shape(format!("cannot reshape {from:?} into {shape:?}")))
+        }
+        other => with_shape(other.view(), shape),
+    }
+}
+
 /// ONNX `Reshape`: `0` copies the input dim (unless `allowzero`), `-1` is inferred.
-pub fn reshape<T: Elem>(a: &ArrayD<T>, shape: &[i64], allowzero: bool) -> Result<ArrayD<T>> {
+pub fn reshape<'a, T: Elem>(a: impl Operand<'a, T>, shape: &[i64], allowzero: bool) -> Result<ArrayD<T>> {
+    let a = a.into_cow();
     let mut dims: Vec<usize> = Vec::with_capacity(shape.len());
     let mut infer = None;
     for (i, &d) in shape.iter().enumerate() {
@@ -69,7 +87,7 @@ pub fn reshape<T: Elem>(a: &ArrayD<T>, shape: &[i64], allowzero: bool) -> Result
         }
         dims[i] = a.len() / known;
     }
-    with_shape(a.view(), &dims)
+    reshaped(a, &dims)
 }
 
 pub fn transpose<T: Elem>(a: &ArrayD<T>, perm: &[usize]) -> Result<ArrayD<T>> {
@@ -78,10 +96,93 @@ pub fn transpose<T: Elem>(a: &ArrayD<T>, perm: &[usize]) -> Result<ArrayD<T>> {
     if perm.len() != a.ndim() || perm.iter().any(|&p| p >= a.ndim() || std::mem::replace(&mut seen[p], true)) {
         return shape_err(format!("transpose: bad perm {perm:?} for shape {:?}", a.shape()));
     }
-    Ok(a.view().permuted_axes(IxDyn(&perm)).as_standard_layout().into_owned())
+    let view = a.view().permuted_axes(IxDyn(&perm));
+    if let Some(src) = a.as_slice() {
+        let data = permute_copy(src, view.shape(), view.strides());
+        return ArrayD::from_shape_vec(view.raw_dim(), data).map_err(|e| Error::Shape(e.to_string()));
+    }
+    Ok(view.as_standard_layout().into_owned())
 }
 
-pub fn flatten<T: Elem>(a: &ArrayD<T>, ax: i64) -> Result<ArrayD<T>> {
+/// The elements of the strided view (`shape`, `strides` over `src`) in standard order:
+/// contiguous runs are copied as slices, a transposed pair of last dims in cache tiles.
+fn permute_copy<T: Copy + Default>(src: &[T], shape: &[usize], strides: &[isize]) -> Vec<T> {
+    let total: usize = shape.iter().product();
+    let (dims, steps) = merge_dims(shape, strides);
+    let mut out = vec![T::default(); total];
+    if total == 0 {
+        return out;
+    }
+    let r = dims.len();
+    if r == 0 {
+        out[0] = src[0];
+        return out;
+    }
+    // The dims handled by the inner kernel: one run (last stride 1), a 2-D tile (the
+    // last-but-one dim has stride 1) or a strided row.
+    let inner = if steps[r - 1] == 1 || r < 2 || steps[r - 2] != 1 { 1 } else { 2 };
+    let block: usize = dims[r - inner..].iter().product();
+    let mut index = vec![0usize; r - inner];
+    for dst in out.chunks_exact_mut(block) {
+        let base: isize = index.iter().zip(&steps).map(|(&i, &s)| i as isize * s).sum();
+        if inner == 2 {
+            transpose_tile(&src[base as usize..], dims[r - 2], dims[r - 1], steps[r - 1] as usize, dst);
+        } else if steps[r - 1] == 1 {
+            dst.copy_from_slice(&src[base as usize..base as usize + block]);
+        } else {
+            for (j, d) in dst.iter_mut().enumerate() {
+                *d = src[(base + j as isize * steps[r - 1]) as usize];
+            }
+        }
+        for d in (0..index.len()).rev() {
+            index[d] += 1;
+            if index[d] < dims[d] {
+                break;
+            }
+            index[d] = 0;
+        }
+    }
+    out
+}
+
+/// `shape`/`strides` without size-1 dims, adjacent dims merged where memory allows.
+fn merge_dims(shape: &[usize], strides: &[isize]) -> (Vec<usize>, Vec<isize>) {
+    let (mut dims, mut steps): (Vec<usize>, Vec<isize>) = (Vec::new(), Vec::new());
+    for (&d, &s) in shape.iter().zip(strides) {
+        if d == 1 {
+            continue;
+        }
+        match (dims.last_mut(), steps.last_mut()) {
+            (Some(pd), Some(ps)) if *ps == s * d as isize => {
+                *pd *= d;
+                *ps = s;
+            }
+            _ => {
+                dims.push(d);
+                steps.push(s);
+            }
+        }
+    }
+    (dims, steps)
+}
+
+/// `dst[i * cols + j] = src[i + j * col_step]`: a `rows × cols` transpose in 16×16 tiles.
+fn transpose_tile<T: Copy>(src: &[T], rows: usize, cols: usize, col_step: usize, dst: &mut [T]) {
+    const TILE: usize = 16;
+    for i0 in (0..rows).step_by(TILE) {
+        for j0 in (0..cols).step_by(TILE) {
+            for j in j0..(j0 + TILE).min(cols) {
+                let column = &src[j * col_step..];
+                for i in i0..(i0 + TILE).min(rows) {
+                    dst[i * cols + j] = column[i];
+                }
+            }
+        }
+    }
+}
+
+pub fn flatten<'a, T: Elem>(a: impl Operand<'a, T>, ax: i64) -> Result<ArrayD<T>> {
+    let a = a.into_cow();
     let r = a.ndim() as i64;
     let ax = if ax < 0 { ax + r } else { ax };
     if ax < 0 || ax > r {
@@ -89,10 +190,11 @@ pub fn flatten<T: Elem>(a: &ArrayD<T>, ax: i64) -> Result<ArrayD<T>> {
     }
     let outer: usize = a.shape()[..ax as usize].iter().product();
     let inner: usize = a.shape()[ax as usize..].iter().product();
-    with_shape(a.view(), &[outer, inner])
+    reshaped(a, &[outer, inner])
 }
 
-pub fn squeeze<T: Elem>(a: &ArrayD<T>, which: Option<&[i64]>) -> Result<ArrayD<T>> {
+pub fn squeeze<'a, T: Elem>(a: impl Operand<'a, T>, which: Option<&[i64]>) -> Result<ArrayD<T>> {
+    let a = a.into_cow();
     let drop: Vec<usize> = match which {
         Some(list) => axes(list, a.ndim())?,
         None => (0..a.ndim()).filter(|&i| a.shape()[i] == 1).collect(),
@@ -102,10 +204,11 @@ pub fn squeeze<T: Elem>(a: &ArrayD<T>, which: Option<&[i64]>) -> Result<ArrayD<T
     }
     let dims: Vec<usize> =
         a.shape().iter().enumerate().filter(|(i, _)| !drop.contains(i)).map(|(_, &d)| d).collect();
-    with_shape(a.view(), &dims)
+    reshaped(a, &dims)
 }
 
-pub fn unsqueeze<T: Elem>(a: &ArrayD<T>, which: &[i64]) -> Result<ArrayD<T>> {
+pub fn unsqueeze<'a, T: Elem>(a: impl Operand<'a, T>, which: &[i64]) -> Result<ArrayD<T>> {
+    let a = a.into_cow();
     let rank = a.ndim() + which.len();
     let mut ins = axes(which, rank)?;
     ins.sort_unstable();
@@ -113,7 +216,7 @@ pub fn unsqueeze<T: Elem>(a: &ArrayD<T>, which: &[i64]) -> Result<ArrayD<T>> {
     for &i in &ins {
         dims.insert(i, 1);
     }
-    with_shape(a.view(), &dims)
+    reshaped(a, &dims)
 }
 
 pub fn concat<T: Elem>(inputs: &[&ArrayD<T>], ax: i64) -> Result<ArrayD<T>> {
