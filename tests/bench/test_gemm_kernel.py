@@ -20,10 +20,12 @@ def cargo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
 
 
 def test_sgemm_matches_naive_triple_loop():
-    """Random shapes, strides, transposed views, alpha/beta, epilogues, every kernel the CPU has."""
+    """Random shapes, strides, transposed views, alpha/beta, epilogues, every kernel the CPU has;
+    splits over threads; the runtime's thread helpers (par.rs)."""
     ran = cargo("test", "--release", "--quiet")
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
     assert "13 passed" in ran.stdout, ran.stdout[-2000:]
+    assert "3 passed" in ran.stdout, ran.stdout[-2000:]  # tests/par.rs: the thread helpers
 
 
 def test_gemm_bench_reports_gflops_and_peak():
