@@ -113,11 +113,13 @@ fn bench<M>(model: &M, inputs: &[AnyArray], runs: usize, run: &impl Fn(&M, Vec<A
         let copy = inputs.to_vec();
         let start = Instant::now();
         run(model, copy)?;
-        times.push(start.elapsed().as_micros());
+        times.push(start.elapsed().as_nanos());
     }
     times.sort_unstable();
     let pick = |q: f64| times.get(((times.len() as f64 - 1.0) * q).round() as usize).copied().unwrap_or(0);
-    println!("bench: runs={runs} median_us={} p90_us={}", pick(0.5), pick(0.9));
+    // Fractional microseconds: small models run in a few of them.
+    let us = |q: f64| pick(q) as f64 / 1000.0;
+    println!("bench: runs={runs} median_us={:.3} p90_us={:.3}", us(0.5), us(0.9));
     Ok(())
 }
 
