@@ -589,6 +589,19 @@ fn depthwise_body<const FMA: bool>(out: &mut [f32], chan: &[f32], taps: &[f32], 
         // Row `iy`, phase `p` (columns p, p + sw, ...) lives at `(iy * sw + p) * plen`.
         phases.resize(g.h * g.sw * plen, 0.0);
         for (line, rows) in chan.chunks_exact(g.w).zip(phases.chunks_exact_mut(g.sw * plen)) {
+            if g.sw == 2 {
+                // The common stride: even and odd columns in one pass over column pairs
+                // (a shuffle the compiler vectorizes; `step_by` compiled to a scalar loop).
+                let (even, odd) = rows.split_at_mut(plen);
+                let pairs = line.chunks_exact(2);
+                if let [last] = pairs.remainder() {
+                    even[plen - 1] = *last;
+                }
+                for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                    (*e, *o) = (pair[0], pair[1]);
+                }
+                continue;
+            }
             for (p, run) in rows.chunks_exact_mut(plen).enumerate() {
                 for (d, &v) in run.iter_mut().zip(line[p..].iter().step_by(g.sw)) {
                     *d = v;
