@@ -14,8 +14,14 @@ REPO = Path(__file__).resolve().parents[2]
 CRATE = REPO / "bench" / "gemm"
 
 
+# This checkout's own target dir: cargo names a path crate's artifacts independently of its
+# location, so copies of the repo building bench/gemm into one shared target dir would take
+# each other's builds as fresh (seen: a snapshot's older par.rs linked into this test).
+TARGET = REPO / ".cargo-target" / "gemm-bench"
+
+
 def cargo(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CARGO_TARGET_DIR=os.environ.get("CARGO_TARGET_DIR", str(REPO / ".cargo-target")))
+    env = dict(os.environ, CARGO_TARGET_DIR=str(TARGET))
     return subprocess.run(["cargo", *args], cwd=CRATE, env=env, capture_output=True, text=True, timeout=timeout)
 
 
