@@ -123,8 +123,9 @@ fn permute_copy<T: Copy + Default>(src: &[T], shape: &[usize], strides: &[isize]
     let inner = if steps[r - 1] == 1 || r < 2 || steps[r - 2] != 1 { 1 } else { 2 };
     let block: usize = dims[r - inner..].iter().product();
     let mut index = vec![0usize; r - inner];
+    // Offset of the current block in `src`, kept up to date as `index` counts.
+    let mut base: isize = 0;
     for dst in out.chunks_exact_mut(block) {
-        let base: isize = index.iter().zip(&steps).map(|(&i, &s)| i as isize * s).sum();
         if inner == 2 {
             transpose_tile(&src[base as usize..], dims[r - 2], dims[r - 1], steps[r - 1] as usize, dst);
         } else if steps[r - 1] == 1 {
@@ -136,10 +137,12 @@ fn permute_copy<T: Copy + Default>(src: &[T], shape: &[usize], strides: &[isize]
         }
         for d in (0..index.len()).rev() {
             index[d] += 1;
+            base += steps[d];
             if index[d] < dims[d] {
                 break;
             }
             index[d] = 0;
+            base -= steps[d] * dims[d] as isize;
         }
     }
     out
