@@ -31,14 +31,13 @@ fn contiguous_block<T>(a: &ArrayD<T>, moved: &[usize]) -> Option<(usize, usize, 
     Some((dims[..lo].iter().product(), dims[lo..=hi].iter().product(), dims[hi + 1..].iter().product()))
 }
 
-/// The f32 reductions over a run of axes, straight on the data: `None` for other kinds.
-fn reduce_block_f32(x: &[f32], kind: &str, outer: usize, red: usize, inner: usize) -> Option<Vec<f32>> {
-    if red == 0 || outer * inner == 0 {
-        return None;
+/// The f32 reductions over a run of axes, straight on the data, into `o` (`outer * inner`
+/// values): `false` for other kinds.
+fn reduce_block_f32(x: &[f32], kind: &str, o: &mut [f32], red: usize, inner: usize) -> bool {
+    if red == 0 || o.is_empty() {
+        return false;
     }
     let n = red as f32;
-    let mut out = vec![0.0f32; outer * inner];
-    let o = &mut out[..];
     // Each arm instantiates the loops for one kind: (per-row reduction, per-element map,
     // combination of partial results, final step).
     match kind {
@@ -49,9 +48,9 @@ fn reduce_block_f32(x: &[f32], kind: &str, outer: usize, red: usize, inner: usiz
         "sum_square" => reduce_block(x, o, red, inner, |r| vmath::sum_sq_dev_f32(r, 0.0), |v| v * v, |a, b| a + b, |v| v),
         "l2" => reduce_block(x, o, red, inner, |r| vmath::sum_sq_dev_f32(r, 0.0), |v| v * v, |a, b| a + b, f32::sqrt),
         "l1" => reduce_block(x, o, red, inner, vmath::sum_abs_f32, f32::abs, |a, b| a + b, |v| v),
-        _ => return None,
+        _ => return false,
     }
-    Some(out)
+    true
 }
 
 /// `out[o, i] = finish(combine over r of map(x[o, r, i]))` for `x` of shape `[outer, red, inner]`.
@@ -152,8 +151,8 @@ pub fn reduce<T: Num>(
         (0..a.ndim()).filter(|d| !moved.contains(d)).map(|d| a.shape()[d]).collect()
     };
     if let (Some((outer, red, inner)), Some(x)) = (contiguous_block(a, &moved), a.as_slice().and_then(as_f32)) {
-        if let Some(out) = reduce_block_f32(x, kind, outer, red, inner) {
-            let out: Vec<T> = out.into_iter().map(|v| T::from_f64(v as f64)).collect();
+        let mut out = vec![T::zero(); outer * inner];
+        if as_f32_mut(&mut out).is_some_and(|o| reduce_block_f32(x, kind, o, red, inner)) {
             return ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| super::error::Error::Shape(e.to_string()));
         }
     }

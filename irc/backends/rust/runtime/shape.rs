@@ -311,10 +311,20 @@ fn index(i: i64, dim: usize) -> Result<usize> {
 pub fn gather<T: Elem, I: Elem>(a: &ArrayD<T>, indices: &ArrayD<I>, ax: i64) -> Result<ArrayD<T>> {
     let ax = axis(ax, a.ndim())?;
     let dim = a.shape()[ax];
-    let idx: Vec<usize> = indices.iter().map(|v| index(v.to_i64(), dim)).collect::<Result<_>>()?;
     let mut dims = a.shape()[..ax].to_vec();
     dims.extend_from_slice(indices.shape());
     dims.extend_from_slice(&a.shape()[ax + 1..]);
+    if let (0, Some(src), Some(ids)) = (ax, a.as_slice(), indices.as_slice()) {
+        // Rows of a contiguous table (an embedding): one slice copy per index.
+        let row: usize = a.shape()[1..].iter().product();
+        let mut out = Vec::with_capacity(ids.len() * row);
+        for v in ids {
+            let i = index(v.to_i64(), dim)?;
+            out.extend_from_slice(&src[i * row..(i + 1) * row]);
+        }
+        return ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(|e| Error::Shape(e.to_string()));
+    }
+    let idx: Vec<usize> = indices.iter().map(|v| index(v.to_i64(), dim)).collect::<Result<_>>()?;
     if let Some(src) = a.as_slice() {
         // Contiguous (an embedding table): one slice copy per picked row.
         let inner: usize = a.shape()[ax + 1..].iter().product();
