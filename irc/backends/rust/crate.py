@@ -27,7 +27,7 @@ class EmitOptions:
     name: str | None = None
     weights: str = "file"  # "file" or "embed"
     batch: int | None = None  # None keeps a dynamic batch
-    level: int = 2
+    level: int = 3  # irc-domain fusions: the backend runs them as single kernels
     fast_build: bool = False
     cpu: str = "portable"  # "portable" (any x86-64/aarch64, kernels picked at run time) or "native"
 

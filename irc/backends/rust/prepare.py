@@ -143,7 +143,7 @@ def _fold_node(node, known, graph_inputs, shapes, opset, evaluator):
     return outs
 
 
-def prepare(graph: Graph, batch: int | None = None, level: int = 2, fold: bool = True) -> Graph:
+def prepare(graph: Graph, batch: int | None = None, level: int = 3, fold: bool = True) -> Graph:
     """A copy of ``graph`` ready for the emitter: types known everywhere it can be, constants folded."""
     graph = _optimize(from_onnx(to_onnx(graph)), level)
     model = to_onnx(graph)
