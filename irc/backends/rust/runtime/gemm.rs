@@ -307,6 +307,30 @@ impl PackedB {
     pub fn n(&self) -> usize {
         self.n
     }
+
+    /// This CPU's packed layout as `(kc, nr)`: rows of B come in blocks of `kc` (the last
+    /// one shorter), block `pc` starts at `pc · n_pad` (`n_pad` = `n` rounded up to `nr`),
+    /// and inside a block of depth `d`, sliver `s` (columns `s·nr..`) is `d` rows of `nr`
+    /// values at `s · nr · d`. Lets a producer (im2col) write B straight into this layout.
+    pub fn layout() -> (usize, usize) {
+        (KC, Kernel::for_isa(Isa::detect().or_supported()).nr)
+    }
+
+    /// A `k × n` B already written in [`PackedB::layout`] order (`data` may be longer).
+    ///
+    /// # Panics
+    /// If `data` holds fewer than `k · n_pad` values.
+    pub fn from_layout(k: usize, n: usize, data: Vec<f32>) -> PackedB {
+        let isa = Isa::detect().or_supported();
+        let nr = Kernel::for_isa(isa).nr;
+        assert!(data.len() >= k * round_up(n, nr), "PackedB::from_layout: data too short");
+        PackedB { k, n, isa, data, #[cfg(feature = "blas")] plain: false }
+    }
+
+    /// The packed values, for reuse as the next buffer.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
 }
 
 /// [`sgemm_ex`] with a B packed beforehand: `C = act(alpha·A·B + beta·C + bias)`, with A
