@@ -31,9 +31,11 @@ bench: install
 	$(PYTHON) bench/check_bars.py bench/results.json
 
 # Short mode for CI: 3 small models, batch 1, 1 thread, short budget; writes bench/results-quick.*.
+# Gates on correctness (every engine verified against onnxruntime); timing bars are printed,
+# not gated: a shared CI machine is too noisy for that (make bench gates on every bar).
 bench-quick: install
 	$(PYTHON) bench/run.py --quick --out bench/results-quick.json
-	$(PYTHON) bench/check_bars.py bench/results-quick.json
+	$(PYTHON) bench/check_bars.py bench/results-quick.json --timing-advisory
 
 # All ONNX node test cases through import -> optimize -> emit -> build -> run (batched into few crates).
 conformance: install

@@ -4,6 +4,10 @@
 (not measured in this run: model not in the run, or no irc figure). Exit status 1 if any
 bar fails, 0 otherwise. The irc figure is the Python binding's when the run has it, else
 the native loop's, and each line says which.
+
+``--timing-advisory`` (CI): latency and memory bars are printed but only a correctness bar
+(every engine's outputs verified against onnxruntime) sets the exit status, because a
+shared CI machine's timings are too noisy to gate on; `make bench` gates on all of them.
 """
 
 from __future__ import annotations
@@ -35,6 +39,18 @@ def latency_bars(rows: list[dict]) -> Iterator[tuple[str, dict | None, str, floa
         yield f"{where}: irc peak RSS <= onnxruntime's", row, "rss irc/onnxruntime", 1.0
 
 
+def correctness(rows: list[dict]) -> list[tuple[str, str]]:
+    """One (status, message) per configuration: did every engine match onnxruntime?"""
+    lines = []
+    for row in rows:
+        where = f"{row['model']} b{row['batch']} t{row['threads']}"
+        failed = [name for name, entry in row["engines"].items() if entry.get("verified") is not True]
+        status = "FAIL" if failed else "PASS"
+        detail = f"not verified: {', '.join(failed)}" if failed else f"{len(row['engines'])} engines"
+        lines.append((status, f"{where}: outputs match onnxruntime ({detail})"))
+    return lines
+
+
 def check(results: dict) -> list[tuple[str, str]]:
     """(status, message) per bar."""
     lines = []
@@ -60,16 +76,22 @@ def check(results: dict) -> list[tuple[str, str]]:
 
 
 def main(argv: list[str]) -> int:
-    path = Path(argv[0]) if argv else Path(__file__).resolve().parent / "results.json"
+    advisory = "--timing-advisory" in argv
+    paths = [a for a in argv if not a.startswith("--")]
+    path = Path(paths[0]) if paths else Path(__file__).resolve().parent / "results.json"
     if not path.exists():
         print(f"error: {path} does not exist; run `make bench` or `make bench-quick` first", file=sys.stderr)
         return 2
-    lines = check(json.loads(path.read_text()))
+    results = json.loads(path.read_text())
+    verified = correctness(results["rows"])
+    lines = verified + check(results)
     for status, message in lines:
         print(f"{status:8} {message}")
     counts = {s: sum(1 for st, _ in lines if st == s) for s in ("PASS", "FAIL", "PENDING")}
-    print(f"bars: {counts['PASS']} pass, {counts['FAIL']} fail, {counts['PENDING']} pending")
-    return 1 if counts["FAIL"] else 0
+    print(f"bars: {counts['PASS']} pass, {counts['FAIL']} fail, {counts['PENDING']} pending"
+          + (" (timing bars advisory)" if advisory else ""))
+    gating = verified if advisory else lines
+    return 1 if any(status == "FAIL" for status, _ in gating) else 0
 
 
 if __name__ == "__main__":

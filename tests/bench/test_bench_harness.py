@@ -69,3 +69,15 @@ def test_bars_pass_fail_and_pending():
     assert status["resnet18 b8 t2: irc <= 1.1x onnxruntime"] == "PENDING"
     assert status["GEMM micro-benchmark not in this run"] == "PENDING"
     assert check_bars.main([]) in (0, 1, 2)  # the CLI runs on whatever results exist
+
+
+def test_timing_advisory_gates_only_on_correctness(tmp_path):
+    slow = _row("mnist_cnn", 1, 1, 120.0, 100.0, 1000.0, 2.0)  # fails latency and RSS bars
+    slow["engines"] = {"onnxruntime": {"verified": True}, "irc_python": {"verified": True}}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps({"rows": [slow], "gemm": None}))
+    assert check_bars.main([str(path)]) == 1
+    assert check_bars.main([str(path), "--timing-advisory"]) == 0
+    slow["engines"]["irc_python"]["verified"] = False
+    path.write_text(json.dumps({"rows": [slow], "gemm": None}))
+    assert check_bars.main([str(path), "--timing-advisory"]) == 1
