@@ -9,6 +9,16 @@
 //!
 //! `work` arguments are rough costs in "flops" (multiply-adds count two); below
 //! [`MIN_PARALLEL_WORK`] the helpers never touch the pool.
+//!
+//! A layer split over its batch (each output item written by one thread):
+//!
+//! ```ignore
+//! let per_item = out_channels * out_h * out_w;
+//! let flops = 2 * batch * per_item * in_channels * k_h * k_w;
+//! par::for_each_chunk_mut(out.as_slice_mut().unwrap(), per_item, flops, |n, out_n| {
+//!     // item n of the input -> out_n (its own scratch: thread-local or allocated here)
+//! });
+//! ```
 
 use std::ops::Range;
 
