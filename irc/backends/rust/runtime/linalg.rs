@@ -138,6 +138,24 @@ fn matmul_contiguous<T: Num>(
     Ok(Some(ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(err)?))
 }
 
+/// `op(a)` and `op(b)` of ONNX Gemm as 2-D views (transposed by strides), checked to align.
+fn gemm_operands<'a, T>(
+    a: &'a ArrayD<T>,
+    b: &'a ArrayD<T>,
+    trans_a: bool,
+    trans_b: bool,
+) -> Result<(ArrayView2<'a, T>, ArrayView2<'a, T>)> {
+    let (Ok(a2), Ok(b2)) = (a.view().into_dimensionality::<Ix2>(), b.view().into_dimensionality::<Ix2>()) else {
+        return shape_err("gemm: operands must be 2-D");
+    };
+    let a2 = if trans_a { a2.reversed_axes() } else { a2 };
+    let b2 = if trans_b { b2.reversed_axes() } else { b2 };
+    if b2.nrows() != a2.ncols() {
+        return shape_err(format!("gemm: shapes {:?} and {:?} do not align", a.shape(), b.shape()));
+    }
+    Ok((a2, b2))
+}
+
 /// ONNX `Gemm`: `alpha * op(a) @ op(b) + beta * c`.
 pub fn gemm<T: Num>(
     a: &ArrayD<T>,
@@ -148,15 +166,8 @@ pub fn gemm<T: Num>(
     trans_a: bool,
     trans_b: bool,
 ) -> Result<ArrayD<T>> {
-    let (Ok(a2), Ok(b2)) = (a.view().into_dimensionality::<Ix2>(), b.view().into_dimensionality::<Ix2>()) else {
-        return shape_err("gemm: operands must be 2-D");
-    };
-    let a2 = if trans_a { a2.reversed_axes() } else { a2 };
-    let b2 = if trans_b { b2.reversed_axes() } else { b2 };
-    let (m, k, n) = (a2.nrows(), a2.ncols(), b2.ncols());
-    if b2.nrows() != k {
-        return shape_err(format!("gemm: shapes {:?} and {:?} do not align", a.shape(), b.shape()));
-    }
+    let (a2, b2) = gemm_operands(a, b, trans_a, trans_b)?;
+    let (m, n) = (a2.nrows(), b2.ncols());
     let mut out = match c {
         Some(c) => broadcast_to(c, &[m, n])?.to_owned(),
         None => ArrayD::from_elem(IxDyn(&[m, n]), T::zero()),
@@ -504,15 +515,8 @@ pub fn gemm_act(
     trans_b: bool,
     act: Act,
 ) -> Result<ArrayD<f32>> {
-    let (Ok(a2), Ok(b2)) = (a.view().into_dimensionality::<Ix2>(), b.view().into_dimensionality::<Ix2>()) else {
-        return shape_err("gemm: operands must be 2-D");
-    };
-    let a2 = if trans_a { a2.reversed_axes() } else { a2 };
-    let b2 = if trans_b { b2.reversed_axes() } else { b2 };
-    let (m, k, n) = (a2.nrows(), a2.ncols(), b2.ncols());
-    if b2.nrows() != k {
-        return shape_err(format!("gemm: shapes {:?} and {:?} do not align", a.shape(), b.shape()));
-    }
+    let (a2, b2) = gemm_operands(a, b, trans_a, trans_b)?;
+    let (m, n) = (a2.nrows(), b2.ncols());
     let (alpha, beta) = (alpha as f32, beta as f32);
     let per_col = c.len() == n && (c.ndim() == 1 || (c.ndim() == 2 && c.shape()[0] == 1));
     let mut out;
