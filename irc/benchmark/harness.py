@@ -93,8 +93,9 @@ class EngineResult:
             samples = len(self.round_stats)
         else:
             return out
-        # The native loop reports whole microseconds: a sub-microsecond call reads 0.
-        out.update(median_us=round(median, 1), p90_us=round(p90, 1),
+        # Throughput from the reported (rounded) median, so the two figures agree exactly.
+        median, p90 = round(median, 2), round(p90, 2)
+        out.update(median_us=median, p90_us=p90,
                    throughput_per_s=round(batch * 1e6 / median, 1) if median > 0 else None, samples=samples)
         return out
 
