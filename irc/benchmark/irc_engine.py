@@ -128,6 +128,8 @@ def prepare(model: Path, work: Path, name: str, python: bool = True) -> IrcBuild
     """Emit and release-build the crate for ``model``; raises RuntimeError with the reason."""
     from ..verify import cargo_env
 
+    # Absolute: cargo and maturin run inside the crate, where a relative path means another place.
+    work = work.resolve()
     crate = work / "irc" / crate_name(name)
     staging = work / "irc" / ".staging" / crate.name
     flags = emit_flags(python)
