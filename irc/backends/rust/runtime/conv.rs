@@ -3,7 +3,7 @@
 use super::elem::Num;
 use super::error::{shape_err, Error, Result};
 use super::shape::with_shape;
-use super::gemm::Bias;
+use super::gemm::{sgemm_packed_b, Activation, Bias, Epilogue, PackedB};
 use super::linalg::{gemm_f32_act, Act};
 use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, Ix2, IxDyn};
 
@@ -194,29 +194,100 @@ fn im2col_2d<T: Num>(col: &mut [T], src: &[T], channels: usize, g: &Plane2, pitc
             let (y0, y1) = g.rows(ky);
             for kx in 0..g.kw {
                 let Some(row) = rows.next() else { return };
-                let (x0, x1) = g.cols(kx);
-                row[..y0 * g.ow].fill(T::zero());
-                row[y1 * g.ow..].fill(T::zero());
-                for oy in y0..y1 {
-                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
-                    dst[..x0].fill(T::zero());
-                    dst[x1..].fill(T::zero());
-                    if x0 == x1 {
-                        continue;
-                    }
-                    let iy = oy * g.sh + ky * g.dh - g.ph;
-                    let ix0 = x0 * g.sw + kx * g.dw - g.pw;
-                    let line = &chan[iy * g.w..(iy + 1) * g.w];
-                    if g.sw == 1 {
-                        copy_run(&mut dst[x0..x1], &line[ix0..ix0 + (x1 - x0)]);
-                    } else {
-                        for (d, s) in dst[x0..x1].iter_mut().zip(line[ix0..].iter().step_by(g.sw)) {
-                            *d = *s;
+                im2col_row(row, chan, (ky, y0, y1), kx, g);
+            }
+        }
+    }
+}
+
+/// One im2col row (`oh * ow` values): the channel plane `chan` seen through kernel tap
+/// `(ky, kx)`, whose valid output rows are `[y0, y1)`; zeros where it falls into the padding.
+#[inline(always)]
+fn im2col_row<T: Num>(row: &mut [T], chan: &[T], (ky, y0, y1): (usize, usize, usize), kx: usize, g: &Plane2) {
+    let (x0, x1) = g.cols(kx);
+    row[..y0 * g.ow].fill(T::zero());
+    row[y1 * g.ow..].fill(T::zero());
+    for oy in y0..y1 {
+        let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+        dst[..x0].fill(T::zero());
+        dst[x1..].fill(T::zero());
+        if x0 == x1 {
+            continue;
+        }
+        let iy = oy * g.sh + ky * g.dh - g.ph;
+        let ix0 = x0 * g.sw + kx * g.dw - g.pw;
+        let line = &chan[iy * g.w..(iy + 1) * g.w];
+        if g.sw == 1 {
+            copy_run(&mut dst[x0..x1], &line[ix0..ix0 + (x1 - x0)]);
+        } else {
+            for (d, s) in dst[x0..x1].iter_mut().zip(line[ix0..].iter().step_by(g.sw)) {
+                *d = *s;
+            }
+        }
+    }
+}
+
+/// GEMMs with more output channels than this pack B (the kernel reads narrower ones in
+/// place, so writing the packed layout would be extra work for them).
+const PACKED_COLUMNS_MIN_ROWS: usize = 16;
+
+/// The f32 2-D im2col GEMM with the columns written straight into the GEMM's packed-B
+/// layout ([`PackedB::layout`]): each im2col row is built in an L1-resident row buffer and
+/// scattered into its NR-wide slivers, instead of a full column matrix that the GEMM then
+/// reads back and packs again. `out` may be uninitialized: every block is a beta = 0 GEMM.
+#[allow(clippy::too_many_arguments)]
+fn conv_packed_columns(
+    src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, g2: &Plane2, act: Act,
+    out: &mut [f32], buf: &mut Vec<f32>,
+) {
+    let (cg, mg, n) = (s.cg, s.mg, s.p_out);
+    let k = cg * s.kk;
+    let (kc, nr) = PackedB::layout();
+    let n_pad = n.div_ceil(nr) * nr;
+    let mut data = std::mem::take(buf);
+    if data.len() < k * n_pad {
+        data.resize(k * n_pad, 0.0);
+    }
+    // Columns n..n_pad stay zero: they become the last sliver's padding.
+    let mut row = vec![0.0f32; n_pad];
+    for b in 0..s.n {
+        for g in 0..s.group {
+            let xg = &src[(b * s.c + g * cg) * s.plane..][..cg * s.plane];
+            let mut q = 0;
+            for chan in xg.chunks_exact(s.plane) {
+                for ky in 0..g2.kh {
+                    let (y0, y1) = g2.rows(ky);
+                    for kx in 0..g2.kw {
+                        im2col_row(&mut row[..n], chan, (ky, y0, y1), kx, g2);
+                        let depth = kc.min(k - q / kc * kc);
+                        let base = q / kc * kc * n_pad + q % kc * nr;
+                        for (sl, piece) in row.chunks_exact(nr).enumerate() {
+                            copy_sliver(&mut data[base + sl * nr * depth..][..nr], piece);
                         }
+                        q += 1;
                     }
                 }
             }
+            let packed = PackedB::from_layout(k, n, data);
+            let epi_bias = bias.map_or(Bias::None, |v| Bias::PerRow(&v[g * mg..]));
+            let epilogue = Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(Activation::None) };
+            let og = &mut out[(b * s.m + g * mg) * n..][..mg * n];
+            sgemm_packed_b(mg, 1.0, &wdata[g * mg * k..][..mg * k], k as isize, 1, &packed, 0.0, og, n as isize, 1, &epilogue);
+            if act.in_epilogue().is_none() {
+                act.apply(og);
+            }
+            data = packed.into_data();
         }
+    }
+    *buf = data;
+}
+
+/// `dst.copy_from_slice(src)` for one sliver row: fixed sizes compile to vector moves.
+#[inline(always)]
+fn copy_sliver(dst: &mut [f32], src: &[f32]) {
+    match (<&mut [f32; 32]>::try_from(&mut *dst), <&[f32; 32]>::try_from(src)) {
+        (Ok(d), Ok(s)) => *d = *s,
+        _ => dst.copy_from_slice(src),
     }
 }
 
@@ -357,9 +428,8 @@ fn conv_into<T: Num>(
         // Depthwise: each channel convolved with its own taps, no GEMM.
         for (ob, xb) in out.chunks_exact_mut(m * p_out).zip(src.chunks_exact(c * plane)) {
             for (ch, ((o, chan), taps)) in ob.chunks_exact_mut(p_out).zip(xb.chunks_exact(plane)).zip(wdata.chunks_exact(kk)).enumerate() {
-                if let Some(b) = bias {
-                    o.fill(b[ch]);
-                }
+                // The plane may be uninitialized memory (see `uninit_output`): always set it.
+                o.fill(bias.map_or(T::zero(), |b| b[ch]));
                 depthwise(o, chan, taps, g2);
             }
         }
@@ -439,15 +509,24 @@ pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: Option<&ArrayD<f32>>, wi
     let bias = bias_values(bias, s.m)?;
     let xs = x.as_standard_layout();
     let wc = w.as_standard_layout();
-    let mut out = vec![0.0f32; s.n * s.m * s.p_out];
+    // SAFETY: every element is written before anything reads it: `conv_into` fills depthwise
+    // planes (bias or zero) first, and each GEMM block there and in `conv_packed_columns`
+    // (blocks (b, g) tile the output) is computed with beta = 0, which makes C write-only.
+    let mut out = unsafe { uninit_output(s.n * s.m * s.p_out) };
     let mg = s.mg;
     let mut phases = Vec::new();
     let depthwise = |o: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2| {
         depthwise_f32(o, chan, taps, g, &mut phases);
         act.apply(o);
     };
+    let (src, wdata) = (xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]));
+    let p2 = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo);
+    if let Some(g2) = p2.filter(|_| s.p_out > 0 && s.mg > PACKED_COLUMNS_MIN_ROWS && !s.pointwise() && src.len() == x.len()) {
+        with_columns(|col| conv_packed_columns(src, wdata, bias.as_deref(), &s, &g2, act, &mut out, col));
+        return ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2);
+    }
     with_columns(|col| {
-        conv_into(xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]), bias.as_deref(), &s, &mut out, col, depthwise, |g, wg, cols, mut og| {
+        conv_into(src, wdata, bias.as_deref(), &s, &mut out, col, depthwise, |g, wg, cols, mut og| {
             let bias = bias.as_ref().map_or(Bias::None, |b| Bias::PerRow(&b[g * mg..]));
             gemm_f32_act(1.0, &wg, &cols, 0.0, &mut og, bias, act);
         })
@@ -490,7 +569,9 @@ pub fn conv_packed(x: &ArrayD<f32>, w: &ConvWeights, bias: Option<&ArrayD<f32>>,
     let xs = x.as_standard_layout();
     let src = xs.as_slice().unwrap_or(&[]);
     let (cg, mg, kk, plane, p_out) = (s.cg, s.mg, s.kk, s.plane, s.p_out);
-    let mut out = vec![0.0f32; s.n * s.m * p_out];
+    // SAFETY: every element is written by `transpose_into` below: the loops cover each image b
+    // and group g, and block (b, g) is rows (b*M + g*mg)*P .. +mg*P. Nothing reads it before.
+    let mut out = unsafe { uninit_output(s.n * s.m * p_out) };
     let p2 = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo);
     let pointwise = s.pointwise();
     if p_out == 0 || (p2.is_none() && !pointwise) {
@@ -501,7 +582,9 @@ pub fn conv_packed(x: &ArrayD<f32>, w: &ConvWeights, bias: Option<&ArrayD<f32>>,
     let np = s.n * p_out;
     let direct = pointwise && s.n == 1;
     let col_len = if direct { 0 } else { cg * kk * np };
-    let mut block = vec![0.0f32; np * mg];
+    // SAFETY: each group's GEMM writes the whole block (beta = 0 makes C write-only) before
+    // the activation and the transpose read it.
+    let mut block = unsafe { uninit_output(np * mg) };
     with_columns(|col| {
         if col.len() < col_len {
             col.resize(col_len, 0.0);
@@ -538,6 +621,20 @@ pub fn conv_packed(x: &ArrayD<f32>, w: &ConvWeights, bias: Option<&ArrayD<f32>>,
         }
     });
     ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
+}
+
+/// A `len`-element f32 buffer whose contents are left uninitialized: zeroing a conv output
+/// that the GEMM overwrites anyway was a measurable memset pass (2-5% of a CNN).
+///
+/// # Safety
+/// The caller must write every element before reading any (f32 has no invalid bit
+/// patterns, but reading memory never written is undefined). Dropping it unread is fine:
+/// f32 has no destructor.
+unsafe fn uninit_output(len: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    // SAFETY: capacity is `len`; initialization is the caller's obligation (see above).
+    unsafe { v.set_len(len) };
+    v
 }
 
 thread_local! {
