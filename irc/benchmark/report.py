@@ -37,7 +37,8 @@ def _cell(entry: dict | None) -> str:
         return "-"
     if entry.get("median_us") is None:
         return "error" if entry.get("error") else "-"
-    return f"{entry['median_us']:,.0f} / {entry['p90_us']:,.0f}"
+    digits = 1 if entry["median_us"] < 100 else 0  # a few-µs model needs its tenths
+    return f"{entry['median_us']:,.{digits}f} / {entry['p90_us']:,.{digits}f}"
 
 
 def _num(x: float | None, fmt: str = "{:.2f}") -> str:
