@@ -194,21 +194,26 @@ fn im2col_2d<T: Num>(col: &mut [T], src: &[T], channels: usize, g: &Plane2, pitc
             let (y0, y1) = g.rows(ky);
             for kx in 0..g.kw {
                 let Some(row) = rows.next() else { return };
-                im2col_row(row, chan, (ky, y0, y1), kx, g);
+                im2col_row(row, chan, (ky, y0, y1), kx, g, (0, g.oh));
             }
         }
     }
 }
 
-/// One im2col row (`oh * ow` values): the channel plane `chan` seen through kernel tap
-/// `(ky, kx)`, whose valid output rows are `[y0, y1)`; zeros where it falls into the padding.
+/// Output rows `[r0, r1)` of one im2col row (`(r1 - r0) * ow` values): the channel plane
+/// `chan` seen through kernel tap `(ky, kx)`, whose valid output rows are `[y0, y1)`; zeros
+/// where it falls into the padding.
 #[inline(always)]
-fn im2col_row<T: Num>(row: &mut [T], chan: &[T], (ky, y0, y1): (usize, usize, usize), kx: usize, g: &Plane2) {
+fn im2col_row<T: Num>(
+    row: &mut [T], chan: &[T], (ky, y0, y1): (usize, usize, usize), kx: usize, g: &Plane2, (r0, r1): (usize, usize),
+) {
     let (x0, x1) = g.cols(kx);
-    row[..y0 * g.ow].fill(T::zero());
-    row[y1 * g.ow..].fill(T::zero());
+    let (y0, y1) = (y0.clamp(r0, r1), y1.clamp(r0, r1));
+    let (y0, y1) = (y0, y1.max(y0));
+    row[..(y0 - r0) * g.ow].fill(T::zero());
+    row[(y1 - r0) * g.ow..].fill(T::zero());
     for oy in y0..y1 {
-        let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+        let dst = &mut row[(oy - r0) * g.ow..(oy - r0 + 1) * g.ow];
         dst[..x0].fill(T::zero());
         dst[x1..].fill(T::zero());
         if x0 == x1 {
@@ -243,44 +248,63 @@ fn conv_packed_columns(
     let (cg, mg, n) = (s.cg, s.mg, s.p_out);
     let k = cg * s.kk;
     let (kc, nr) = PackedB::layout();
-    let n_pad = n.div_ceil(nr) * nr;
+    // Output rows per GEMM: about COLUMN_CHUNK positions, so the packed columns stay in
+    // cache between im2col writing them and the GEMM reading them (a whole layer's columns
+    // are megabytes, and writing them out to memory cost more than the copy itself).
+    // Columns that fit in L2 whole (mnist_cnn) run as one GEMM: chunks would only repack A.
+    let rows_per_chunk = if k * n <= CACHED_COLUMNS { g2.oh.max(1) } else { (COLUMN_CHUNK / g2.ow.max(1)).clamp(1, g2.oh.max(1)) };
+    let chunk_pad = (rows_per_chunk * g2.ow).div_ceil(nr) * nr;
     let mut data = std::mem::take(buf);
-    if data.len() < k * n_pad {
-        data.resize(k * n_pad, 0.0);
+    if data.len() < k * chunk_pad {
+        data.resize(k * chunk_pad, 0.0);
     }
-    // Columns n..n_pad stay zero: they become the last sliver's padding.
-    let mut row = vec![0.0f32; n_pad];
+    let mut row = vec![0.0f32; chunk_pad];
     for b in 0..s.n {
         for g in 0..s.group {
             let xg = &src[(b * s.c + g * cg) * s.plane..][..cg * s.plane];
-            let mut q = 0;
-            for chan in xg.chunks_exact(s.plane) {
-                for ky in 0..g2.kh {
-                    let (y0, y1) = g2.rows(ky);
-                    for kx in 0..g2.kw {
-                        im2col_row(&mut row[..n], chan, (ky, y0, y1), kx, g2);
-                        let depth = kc.min(k - q / kc * kc);
-                        let base = q / kc * kc * n_pad + q % kc * nr;
-                        for (sl, piece) in row.chunks_exact(nr).enumerate() {
-                            copy_sliver(&mut data[base + sl * nr * depth..][..nr], piece);
+            let wg = &wdata[g * mg * k..][..mg * k];
+            let og = &mut out[(b * s.m + g * mg) * n..][..mg * n];
+            for r0 in (0..g2.oh).step_by(rows_per_chunk) {
+                let r1 = (r0 + rows_per_chunk).min(g2.oh);
+                let (j0, width) = (r0 * g2.ow, (r1 - r0) * g2.ow);
+                let width_pad = width.div_ceil(nr) * nr;
+                // Columns width..width_pad are the last sliver's padding: zero.
+                row[width..width_pad].fill(0.0);
+                let mut q = 0;
+                for chan in xg.chunks_exact(s.plane) {
+                    for ky in 0..g2.kh {
+                        let (y0, y1) = g2.rows(ky);
+                        for kx in 0..g2.kw {
+                            im2col_row(&mut row[..width], chan, (ky, y0, y1), kx, g2, (r0, r1));
+                            let depth = kc.min(k - q / kc * kc);
+                            let base = q / kc * kc * width_pad + q % kc * nr;
+                            for (sl, piece) in row[..width_pad].chunks_exact(nr).enumerate() {
+                                copy_sliver(&mut data[base + sl * nr * depth..][..nr], piece);
+                            }
+                            q += 1;
                         }
-                        q += 1;
                     }
                 }
+                let packed = PackedB::from_layout(k, width, data);
+                let epi_bias = bias.map_or(Bias::None, |v| Bias::PerRow(&v[g * mg..]));
+                let epilogue = Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(Activation::None) };
+                let oc = &mut og[j0..];
+                sgemm_packed_b(mg, 1.0, wg, k as isize, 1, &packed, 0.0, oc, n as isize, 1, &epilogue);
+                data = packed.into_data();
             }
-            let packed = PackedB::from_layout(k, n, data);
-            let epi_bias = bias.map_or(Bias::None, |v| Bias::PerRow(&v[g * mg..]));
-            let epilogue = Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(Activation::None) };
-            let og = &mut out[(b * s.m + g * mg) * n..][..mg * n];
-            sgemm_packed_b(mg, 1.0, &wdata[g * mg * k..][..mg * k], k as isize, 1, &packed, 0.0, og, n as isize, 1, &epilogue);
             if act.in_epilogue().is_none() {
                 act.apply(og);
             }
-            data = packed.into_data();
         }
     }
     *buf = data;
 }
+
+/// Target output positions per im2col chunk in [`conv_packed_columns`].
+const COLUMN_CHUNK: usize = 512;
+
+/// Column matrices up to this many floats (1 MiB) are packed whole in [`conv_packed_columns`].
+const CACHED_COLUMNS: usize = 1 << 18;
 
 /// `dst.copy_from_slice(src)` for one sliver row: fixed sizes compile to vector moves.
 #[inline(always)]
