@@ -424,17 +424,19 @@ class Emitter:
         w("    pub const OUTPUT_FILES: &'static [&'static str] = &["
           + ", ".join(rust_str(f) for f in files) + "];")
         w("")
-        w("    /// Loads the weights from a `weights.bin` file written by irc.")
+        w("    /// Loads the weights from a `weights.bin` file written by irc (one tensor at a time:")
+        w("    /// the file is never held in memory beside the model).")
         w("    pub fn load(path: impl AsRef<std::path::Path>) -> Result<Self, Error> {")
-        w("        let path = path.as_ref();")
-        w("        let bytes = std::fs::read(path).map_err(|e| Error::Io(format!(\"{}: {e}\", path.display())))?;")
-        w("        Self::from_bytes(&bytes)")
+        w("        Self::from_weights(&rt::Weights::open(path.as_ref())?)")
         w("    }")
         w("")
         w("    /// Builds the model from the bytes of a `weights.bin` file.")
         w("    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {")
+        w("        Self::from_weights(&rt::Weights::parse(bytes)?)")
+        w("    }")
+        w("")
+        w("    fn from_weights(w: &rt::Weights) -> Result<Self, Error> {")
         if b.weights:
-            w("        let w = rt::Weights::parse(bytes)?;")
             w("        Ok(Self {")
             for i, wt in enumerate(b.weights):
                 dims = ", ".join(str(d) for d in wt.array.shape)
@@ -446,7 +448,7 @@ class Emitter:
                 w(f"            {prep.field}: {prep.init.format(f'w.get({index[id(prep.weight)]}, &[{dims}])?')},")
             w("        })")
         else:
-            w("        rt::Weights::parse(bytes)?;")
+            w("        let _ = w;")
             w("        Ok(Self {})")
         w("    }")
         w("")

@@ -6,6 +6,10 @@
 use super::elem::Elem;
 use super::error::{Error, Result};
 use ndarray::{ArrayD, IxDyn};
+use std::cell::RefCell;
+use std::fs::File;
+use std::io::{BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
 
 const MAGIC: &[u8; 8] = b"IRCW0001";
 
@@ -18,59 +22,65 @@ struct Entry {
     len: usize,
 }
 
+/// Where the tensor data is: bytes in memory (embedded weights), or a file read one tensor
+/// at a time, so that loading never holds the whole file beside the arrays built from it.
+#[derive(Debug)]
+enum Source<'a> {
+    Bytes(&'a [u8]),
+    File(RefCell<File>),
+}
+
 /// A parsed weights file: tensors are taken from it by index.
 #[derive(Debug)]
 pub struct Weights<'a> {
-    bytes: &'a [u8],
+    source: Source<'a>,
     entries: Vec<Entry>,
 }
 
-struct Reader<'a> {
-    bytes: &'a [u8],
-    pos: usize,
+fn truncated() -> Error {
+    Error::Weights("truncated offset table".into())
 }
 
-impl Reader<'_> {
-    fn u64(&mut self) -> Result<u64> {
-        let b = self.take(8)?;
-        Ok(u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+fn le_u64(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
+}
+
+/// Reads the magic and the offset table through `take(n)` (the next `n` bytes); every
+/// tensor must lie inside a file of `size` bytes.
+fn read_table(mut take: impl FnMut(usize) -> Result<Vec<u8>>, size: usize) -> Result<Vec<Entry>> {
+    if size < 16 || take(8)? != MAGIC {
+        return Err(Error::Weights("not an irc weights file".into()));
     }
-    fn u32(&mut self) -> Result<u32> {
-        let b = self.take(4)?;
-        Ok(u32::from_le_bytes(b.try_into().unwrap_or([0; 4])))
+    let count = le_u64(&take(8)?) as usize;
+    let mut entries = Vec::with_capacity(count.min(1 << 20));
+    for _ in 0..count {
+        let head = take(24)?;
+        let code = u32::from_le_bytes(head[..4].try_into().unwrap_or([0; 4]));
+        let rank = u32::from_le_bytes(head[4..8].try_into().unwrap_or([0; 4])) as usize;
+        let (offset, len) = (le_u64(&head[8..16]) as usize, le_u64(&head[16..24]) as usize);
+        let dims = take(8 * rank)?.chunks_exact(8).map(|d| le_u64(d) as usize).collect();
+        if offset.checked_add(len).is_none_or(|end| end > size) {
+            return Err(Error::Weights("tensor data out of bounds".into()));
+        }
+        entries.push(Entry { code, dims, offset, len });
     }
-    fn take(&mut self, n: usize) -> Result<&[u8]> {
-        let out = self
-            .bytes
-            .get(self.pos..self.pos + n)
-            .ok_or_else(|| Error::Weights("truncated offset table".into()))?;
-        self.pos += n;
-        Ok(out)
-    }
+    Ok(entries)
 }
 
 impl<'a> Weights<'a> {
-    /// Parses the header and offset table of a weights file.
+    /// Parses the header and offset table of a weights file held in memory.
     pub fn parse(bytes: &'a [u8]) -> Result<Self> {
         super::linalg::tune_allocator(); // every model loads its weights here: tune malloc once
-        if bytes.len() < 16 || &bytes[..8] != MAGIC {
-            return Err(Error::Weights("not an irc weights file".into()));
-        }
-        let mut r = Reader { bytes, pos: 8 };
-        let count = r.u64()? as usize;
-        let mut entries = Vec::with_capacity(count.min(1 << 20));
-        for _ in 0..count {
-            let code = r.u32()?;
-            let rank = r.u32()? as usize;
-            let offset = r.u64()? as usize;
-            let len = r.u64()? as usize;
-            let dims = (0..rank).map(|_| r.u64().map(|d| d as usize)).collect::<Result<Vec<_>>>()?;
-            if offset.checked_add(len).is_none_or(|end| end > bytes.len()) {
-                return Err(Error::Weights("tensor data out of bounds".into()));
-            }
-            entries.push(Entry { code, dims, offset, len });
-        }
-        Ok(Weights { bytes, entries })
+        let mut pos = 0;
+        let entries = read_table(
+            |n| {
+                let out = bytes.get(pos..pos + n).ok_or_else(truncated)?;
+                pos += n;
+                Ok(out.to_vec())
+            },
+            bytes.len(),
+        )?;
+        Ok(Weights { source: Source::Bytes(bytes), entries })
     }
 
     /// Tensor `index`, checked against the element type and shape the model expects.
@@ -88,8 +98,41 @@ impl<'a> Weights<'a> {
                 e.dims
             )));
         }
-        let data = &self.bytes[e.offset..e.offset + e.len];
+        let read;
+        let data = match &self.source {
+            Source::Bytes(bytes) => &bytes[e.offset..e.offset + e.len],
+            Source::File(file) => {
+                let mut file = file.borrow_mut();
+                let mut buf = vec![0u8; e.len];
+                file.seek(SeekFrom::Start(e.offset as u64))
+                    .and_then(|_| file.read_exact(&mut buf))
+                    .map_err(|err| Error::Io(format!("weights tensor #{index}: {err}")))?;
+                read = buf;
+                &read[..]
+            }
+        };
         let values: Vec<T> = data.chunks_exact(T::SIZE).map(T::read_le).collect();
         ArrayD::from_shape_vec(IxDyn(dims), values).map_err(|e| Error::Weights(e.to_string()))
+    }
+}
+
+impl Weights<'static> {
+    /// Opens a `weights.bin` file: the offset table is read now, each tensor when taken.
+    pub fn open(path: &Path) -> Result<Self> {
+        super::linalg::tune_allocator();
+        let io = |e: std::io::Error| Error::Io(format!("{}: {e}", path.display()));
+        let file = File::open(path).map_err(io)?;
+        let size = file.metadata().map_err(io)?.len() as usize;
+        let mut reader = BufReader::new(&file);
+        let entries = read_table(
+            |n| {
+                let mut out = vec![0u8; n];
+                reader.read_exact(&mut out).map_err(|_| truncated())?;
+                Ok(out)
+            },
+            size,
+        )?;
+        drop(reader);
+        Ok(Weights { source: Source::File(RefCell::new(file)), entries })
     }
 }
