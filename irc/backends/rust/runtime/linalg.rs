@@ -5,19 +5,7 @@ use ndarray::{ArrayView2, ArrayViewMut2};
 
 /// `c = alpha * a @ b + beta * c` on f32 matrices of any strides.
 pub fn gemm_f32(alpha: f32, a: &ArrayView2<f32>, b: &ArrayView2<f32>, beta: f32, c: &mut ArrayViewMut2<f32>) {
-    let ((m, k), n) = (a.dim(), b.ncols());
-    assert!(b.nrows() == k && c.dim() == (m, n), "gemm_f32: shapes do not align");
-    let (sa, sb) = (a.strides(), b.strides());
-    let sc = [c.strides()[0], c.strides()[1]];
-    let pc = c.as_mut_ptr();
-    // SAFETY: three valid ndarray views of the checked shapes; `c` is borrowed mutably,
-    // so it aliases neither `a` nor `b`.
-    unsafe {
-        super::gemm::sgemm_raw(
-            m, n, k, alpha, a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1],
-            beta, pc, sc[0], sc[1], &super::gemm::Epilogue::NONE,
-        )
-    }
+    gemm_f32_act(alpha, a, b, beta, c, super::gemm::Bias::None, Act::None);
 }
 
 /// Keeps glibc from returning large blocks to the kernel between calls.
@@ -490,7 +478,8 @@ pub fn gemm_f32_act(
     let (sa, sb) = (a.strides(), b.strides());
     let sc = [c.strides()[0], c.strides()[1]];
     let pc = c.as_mut_ptr();
-    // SAFETY: as in `gemm_f32`: valid views of checked shapes, `c` borrowed mutably.
+    // SAFETY: three valid ndarray views of the checked shapes; `c` is borrowed mutably,
+    // so it aliases neither `a` nor `b`.
     unsafe {
         super::gemm::sgemm_raw(
             m, n, k, alpha, a.as_ptr(), sa[0], sa[1], b.as_ptr(), sb[0], sb[1],
