@@ -184,7 +184,7 @@ def emit(
     as_json: Json = False,
     force: Force = False,
 ) -> None:
-    """Compile a model into a standalone Rust crate (ndarray only)."""
+    """Compile a model into a standalone Rust crate (ndarray and rayon only)."""
     from .backends.rust import EmitOptions, emit_crate
     from .backends.rust.emitter import EmitError
     from .ir.onnx_io import load
