@@ -187,6 +187,16 @@ def _rnn_family(rng) -> dict[str, ModelProto]:
     out["gru_bidir_lens"] = _rnn("g2", "GRU", [x], weights(3, 2) + [("lens", np.array([2, 5], np.int32))], hid,
                                  direction="bidirectional", use=("b", "lens"))
     out["rnn_forward"] = _rnn("r1", "RNN", [x], weights(1, 1), hid, use=("b",))
+    # An embedding feeding the layer: the emitter folds W into the table (rows of E @ W^T + b).
+    for key, op, gates, dirs, ids, attrs in (
+            ("lstm_embed", "LSTM", 4, 1, ["N", 6], {}),
+            ("gru_embed_bidir_b1", "GRU", 3, 2, [1, 7], {"direction": "bidirectional"}),
+            ("rnn_embed_reverse", "RNN", 1, 1, [2, 5], {"direction": "reverse"})):
+        outs = ["y", "yh"] + (["yc"] if op == "LSTM" else [])
+        nodes = [node("Gather", ["table", "ids"], ["e"]), node("Transpose", ["e"], ["x"], perm=[1, 0, 2]),
+                 node(op, ["x", "w", "r", "b"], outs, hidden_size=hid, **attrs)]
+        out[key] = model(key, nodes, [("ids", TP.INT64, ids)], [(o, F) for o in outs],
+                         [("table", w(rng, 30, inp))] + weights(gates, dirs))
     return out
 
 

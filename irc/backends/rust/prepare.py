@@ -155,4 +155,8 @@ def prepare(graph: Graph, batch: int | None = None, level: int = 3, fold: bool =
             if folded is model:
                 break
             model = _infer(folded)
-    return from_onnx(model)
+    graph = from_onnx(model)
+    if level >= 3:
+        from .ops.rnn import fold_embedding_projection
+        fold_embedding_projection(graph)
+    return graph

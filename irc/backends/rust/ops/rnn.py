@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from ....ir import Graph, Value
 from .base import FLOATS, OpCtx, op
 
 DEFAULT_ACTS = {"LSTM": ["Sigmoid", "Tanh", "Tanh"], "GRU": ["Sigmoid", "Tanh"], "RNN": ["Tanh"]}
@@ -37,5 +40,111 @@ def recurrent(c: OpCtx) -> str:
         cell, c0, p = "rt::Cell::Rnn", "None", "None"
     c.multi = "tuple"
     c.n_results = 3
+    packed = _packed(c, kind, hidden)
+    if packed is not None:
+        w, r = packed
+        return (f"rt::recurrent_packed({cell}, {c.x(0)}, {w}, {r}, {opt(3)}, {opt(5)}, {c0}, {p}, {lens}, "
+                f"{hidden}, {c.string(direction)}, {'true' if c.a('layout', 0) else 'false'})")
+    c.need(not c.a(PROJECTED, 0), "projected input without constant f32 weights")
     return (f"rt::recurrent({cell}, {c.x(0)}, {c.x(1)}, {c.x(2)}, {opt(3)}, {opt(5)}, {c0}, {p}, {lens}, "
             f"{hidden}, {c.string(direction)}, {'true' if c.a('layout', 0) else 'false'})")
+
+
+# Attribute set by :func:`fold_embedding_projection`: input 0 holds `X @ W^T + biases` already.
+PROJECTED = "irc_projected"
+# Largest projected table (elements) the fold builds from an embedding.
+MAX_TABLE = 1 << 23
+
+
+def _packed(c: OpCtx, kind: str, hidden: int) -> tuple[str, str] | None:
+    """(`w`, `r`) arguments of `rt::recurrent_packed`: R (and W) packed once at load, else None."""
+    r = c.const(2)
+    if c.t(0) != "f32" or r is None or r.dtype != np.float32 or r.ndim != 3:
+        return None
+    split = 2 * hidden if kind == "GRU" else 0
+    r_field = c.b.prepared(c.ins[2], "packed", "rt::PackedGates", f"rt::PackedGates::new({{}}, {split})?")
+    if r_field is None:
+        return None
+    if c.a(PROJECTED, 0):
+        return "None", r_field
+    w = c.const(1)
+    if w is None or w.dtype != np.float32 or w.ndim != 3:
+        return None
+    w_field = c.b.prepared(c.ins[1], "packed", "rt::PackedGates", "rt::PackedGates::input({})?")
+    return (None if w_field is None else (f"Some({w_field})", r_field))
+
+
+def _single_use(graph: Graph, v: Value) -> bool:
+    return len(graph.uses(v)) == 1 and v not in graph.outputs
+
+
+def fold_embedding_projection(graph: Graph) -> None:
+    """`LSTM(Transpose(Gather(E, idx)))` -> `LSTM(Gather(E @ W^T + b, Transpose(idx)))`.
+
+    The input projection of a recurrent layer fed by an embedding is a row lookup in the
+    projected table, computed here once (in float64, rounded to f32): the per-call GEMM over
+    every step goes away. Only when E, W and B are f32 constants, the Gather and Transpose
+    have no other reader and the table stays under :data:`MAX_TABLE` elements.
+    """
+    for op in list(graph.ops):
+        if op.op_type not in ("LSTM", "GRU", "RNN") or op.domain not in ("", "ai.onnx") or op.attr(PROJECTED, 0):
+            continue
+        ins = op.inputs
+        x = ins[0] if ins else None
+        if x is None or len(ins) < 3:
+            continue
+        layout = int(op.attr("layout", 0) or 0)
+        tr = None
+        if layout == 0:
+            tr = graph.producer(x)
+            perm = [int(v) for v in (tr.attr("perm") or [])] if tr is not None and tr.op_type == "Transpose" else []
+            if perm != [1, 0, 2] or not _single_use(graph, x):
+                continue
+            emb_out = tr.input(0)
+        else:
+            emb_out = x
+        gather = graph.producer(emb_out)
+        if gather is None or gather.op_type != "Gather" or int(gather.attr("axis", 0) or 0) != 0:
+            continue
+        if layout == 0 and not _single_use(graph, emb_out):
+            continue
+        table, idx = gather.input(0), gather.input(1)
+        e = graph.constant_value(table)
+        w = graph.constant_value(ins[1])
+        b = graph.constant_value(ins[3]) if len(ins) > 3 and ins[3] is not None else None
+        if (e is None or w is None or (len(ins) > 3 and ins[3] is not None and b is None)
+                or idx is None or idx.shape is None or len(idx.shape) != 2):
+            continue
+        e, w = np.asarray(e), np.asarray(w)
+        if e.dtype != np.float32 or w.dtype != np.float32 or e.ndim != 2 or w.ndim != 3 or w.shape[2] != e.shape[1]:
+            continue
+        dirs, gh = w.shape[0], w.shape[1]
+        if e.shape[0] * dirs * gh > MAX_TABLE or e.shape[0] * dirs * gh > 8 * e.size:
+            continue
+        hidden = int(op.attr("hidden_size", 0) or 0)
+        gru = op.op_type == "GRU"
+        cols = []
+        for d in range(dirs):
+            col = e.astype(np.float64) @ w[d].astype(np.float64).T
+            if b is not None:
+                bd = np.asarray(b, dtype=np.float64).reshape(dirs, 2 * gh)[d]
+                rb = bd[gh:].copy()
+                if gru:
+                    rb[2 * hidden:] = 0.0  # the new gate's recurrent bias stays in the cell
+                col += bd[:gh] + rb
+            cols.append(col)
+        projected = graph.add_initializer(f"{table.name}_projected", np.concatenate(cols, axis=1).astype(np.float32))
+        index = idx
+        if layout == 0:
+            index = graph.new_value(f"{idx.name}_t", idx.dtype, (idx.shape[1], idx.shape[0]))
+            graph.add_op("Transpose", [idx], 1, outputs=[index], attrs={"perm": [1, 0]}, before=op)
+        shape = None if x.shape is None else (*x.shape[:2], dirs * gh)
+        xp = graph.new_value(f"{x.name}_projected", x.dtype, shape)
+        graph.add_op("Gather", [projected, index], 1, outputs=[xp], attrs={"axis": 0}, before=op)
+        graph.set_input(op, 0, xp)
+        op.set_attr(PROJECTED, 1)
+        for dead in ([tr] if tr is not None else []) + [gather]:
+            if all(o is None or (not graph.uses(o) and o not in graph.outputs) for o in dead.outputs):
+                graph.remove_op(dead)
+        if not graph.uses(table) and table not in graph.outputs:
+            graph.remove_value(table)

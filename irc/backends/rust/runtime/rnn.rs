@@ -188,7 +188,7 @@ pub fn recurrent<T: Float>(
         ) {
             for d in 0..dirs {
                 let reverse = direction == "reverse" || d == 1;
-                run_f32(&layer, &dims, d, reverse, &lens, Outputs { y: ys, yh: yhs, yc: ycs });
+                run_f32(&layer, &dims, d, reverse, &lens, Outputs { y: ys, yh: yhs, yc: ycs }, Proj::Raw, None);
             }
             return Ok((y.into_dyn(), yh.into_dyn(), yc.into_dyn()));
         }
@@ -281,13 +281,36 @@ struct Outputs<'o> {
     yc: &'o mut [f32],
 }
 
-/// One direction `d` of an f32 layer.
-fn run_f32(l: &LayerF32, d: &Dims, dir: usize, reverse: bool, lens: &[usize], out: Outputs) {
+/// Where [`run_f32`] takes the input projection of a direction from.
+enum Proj<'a> {
+    /// `W`'s rows of this direction (`[gh, input]` in `l.w`), packed on this call.
+    Raw,
+    /// `Wᵀ` of this direction packed at load.
+    Packed(&'a Recurrent),
+    /// `X` already holds the projections, `[seq, batch, dirs * gh]`, with the biases folded
+    /// in (all but the GRU's recurrent bias of the new gate, still read from `B`).
+    Done,
+}
+
+/// One direction `d` of an f32 layer: the input projection from `proj`, the recurrent
+/// weights from `rec` (packed at load) or packed here from `l.r`.
+#[allow(clippy::too_many_arguments)]
+fn run_f32(
+    l: &LayerF32,
+    d: &Dims,
+    dir: usize,
+    reverse: bool,
+    lens: &[usize],
+    out: Outputs,
+    proj: Proj,
+    rec: Option<&(Recurrent, Option<Recurrent>)>,
+) {
     let (h, batch, seq) = (d.hidden, d.batch, d.seq);
     let gh = l.cell.gates() * h;
     let gru = matches!(l.cell, Cell::Gru { .. });
-    let w = &l.w[dir * gh * d.input..][..gh * d.input];
-    let r = &l.r[dir * gh * h..][..gh * h];
+    // Empty when packed at load (`proj`, `rec`).
+    let w = l.w.get(dir * gh * d.input..(dir + 1) * gh * d.input).unwrap_or(&[]);
+    let r = l.r.get(dir * gh * h..(dir + 1) * gh * h).unwrap_or(&[]);
     let (wb, rb) = match l.b {
         Some(b) => (&b[dir * 2 * gh..][..gh], &b[dir * 2 * gh + gh..][..gh]),
         None => (&[][..], &[][..]),
@@ -295,22 +318,40 @@ fn run_f32(l: &LayerF32, d: &Dims, dir: usize, reverse: bool, lens: &[usize], ou
     let bias_at = |v: &[f32], k: usize| v.get(k).copied().unwrap_or(0.0);
     // The input projection of all steps at once, with the biases that simply add up
     // folded in (the GRU's recurrent bias of the new gate is applied inside the cell).
-    let bias: Vec<f32> = (0..gh).map(|k| bias_at(wb, k) + if gru && k >= 2 * h { 0.0 } else { bias_at(rb, k) }).collect();
-    let mut xw = vec![0.0f32; seq * batch * gh];
-    let epi = Epilogue { bias: Bias::PerCol(&bias), activation: Activation::None };
-    if !xw.is_empty() {
-        // SAFETY: X is [seq*batch, input] row-major, W is [gh, input] read as its transpose
-        // ([input, gh] with strides (1, input)), C is the [seq*batch, gh] buffer above.
-        unsafe {
-            sgemm_raw(seq * batch, gh, d.input, 1.0, l.x.as_ptr(), d.input as isize, 1, w.as_ptr(), 1,
-                      d.input as isize, 0.0, xw.as_mut_ptr(), gh as isize, 1, &epi);
+    let mut xw_own = Vec::new();
+    if !matches!(proj, Proj::Done) {
+        let bias: Vec<f32> = (0..gh).map(|k| bias_at(wb, k) + if gru && k >= 2 * h { 0.0 } else { bias_at(rb, k) }).collect();
+        xw_own = vec![0.0f32; seq * batch * gh];
+        let epi = Epilogue { bias: Bias::PerCol(&bias), activation: Activation::None };
+        match proj {
+            Proj::Packed(wp) => wp.multiply_epi(l.x, &mut xw_own, &epi),
+            _ if !xw_own.is_empty() => {
+                // SAFETY: X is [seq*batch, input] row-major, W is [gh, input] read as its transpose
+                // ([input, gh] with strides (1, input)), C is the [seq*batch, gh] buffer above.
+                unsafe {
+                    sgemm_raw(seq * batch, gh, d.input, 1.0, l.x.as_ptr(), d.input as isize, 1, w.as_ptr(), 1,
+                              d.input as isize, 0.0, xw_own.as_mut_ptr(), gh as isize, 1, &epi);
+                }
+            }
+            _ => {}
         }
     }
+    // The projections of step t, row bi: `xw[(t * batch + bi) * x_stride + x_off..][..gh]`.
+    let (xw, x_stride, x_off): (&[f32], usize, usize) = match proj {
+        Proj::Done => (l.x, d.dirs * gh, dir * gh),
+        _ => (&xw_own, gh, 0),
+    };
     // R^T packed once: every step multiplies the state by it (the GRU's new-gate part is
     // packed apart because it multiplies `r * h`, known only after the other gates).
     let rec_cols = if gru { 2 * h } else { gh };
-    let recurrent = Recurrent::new(&r[..rec_cols * h], h);
-    let r_new = gru.then(|| Recurrent::new(&r[2 * h * h..], h));
+    let packed_here;
+    let (recurrent, r_new) = match rec {
+        Some((a, b)) => (a, b.as_ref()),
+        None => {
+            packed_here = (Recurrent::new(&r[..rec_cols * h], h), gru.then(|| Recurrent::new(&r[2 * h * h..], h)));
+            (&packed_here.0, packed_here.1.as_ref())
+        }
+    };
     let state = dir * batch * h;
     let mut hs: Vec<f32> = l.h0.map_or(vec![0.0; batch * h], |s| s[state..][..batch * h].to_vec());
     let mut cs: Vec<f32> = l.c0.map_or(vec![0.0; batch * h], |s| s[state..][..batch * h].to_vec());
@@ -330,7 +371,7 @@ fn run_f32(l: &LayerF32, d: &Dims, dir: usize, reverse: bool, lens: &[usize], ou
                 y_row.fill(0.0);
                 continue;
             }
-            let gx = &xw[(t * batch + bi) * gh..][..gh];
+            let gx = &xw[(t * batch + bi) * x_stride + x_off..][..gh];
             let gr = &hr[bi * rec_cols..][..rec_cols];
             let (hb, cb) = (&mut hs[bi * h..][..h], &mut cs[bi * h..][..h]);
             match l.cell {
@@ -355,7 +396,7 @@ fn run_f32(l: &LayerF32, d: &Dims, dir: usize, reverse: bool, lens: &[usize], ou
                         }
                         rh
                     };
-                    if let Some(rn) = &r_new {
+                    if let Some(rn) = r_new {
                         rn.multiply(src, hh);
                     }
                     for ((v, &c), &g) in hh.iter_mut().zip(&rb_new).zip(rg.iter()) {
@@ -434,21 +475,196 @@ struct Recurrent {
     k: usize,
     n: usize,
     packed: PackedB,
+    /// `Rᵀ` in blocks of [`GEMV_NB`] columns, each `[k, GEMV_NB]` row-major (zero-padded):
+    /// the batch-1 step's GEMV (empty when not built).
+    blocks: Vec<f32>,
 }
+
+/// Columns per block of [`Recurrent::blocks`]: 128 accumulators, eight AVX-512 registers,
+/// so the FMA chains are independent enough to run at the load rate.
+const GEMV_NB: usize = 128;
 
 impl Recurrent {
     fn new(r: &[f32], k: usize) -> Self {
         let n = r.len().checked_div(k).unwrap_or(0);
-        Recurrent { k, n, packed: PackedB::new(k, n, r, 1, k as isize) }
+        Recurrent { k, n, packed: PackedB::new(k, n, r, 1, k as isize), blocks: Vec::new() }
+    }
+
+    /// [`Self::new`] plus the blocked copy for batch-1 steps (recurrent weights).
+    fn with_gemv(r: &[f32], k: usize) -> Self {
+        let mut me = Recurrent::new(r, k);
+        let nblk = me.n.div_ceil(GEMV_NB);
+        me.blocks = vec![0.0; nblk * k * GEMV_NB];
+        for (j, row) in r.chunks_exact(k.max(1)).enumerate().take(me.n) {
+            let blk = &mut me.blocks[(j / GEMV_NB) * k * GEMV_NB..][..k * GEMV_NB];
+            for (q, &v) in row.iter().enumerate() {
+                blk[q * GEMV_NB + j % GEMV_NB] = v;
+            }
+        }
+        me
     }
 
     /// `out[b, j] = Σ_q h[b, q] · R[j, q]` for every state row `b` (`h` is `[rows, k]`).
     fn multiply(&self, h: &[f32], out: &mut [f32]) {
+        if !self.blocks.is_empty() && h.len() == self.k && out.len() == self.n {
+            return self.gemv(h, out);
+        }
+        self.multiply_epi(h, out, &Epilogue::NONE)
+    }
+
+    /// One state row against the blocked `Rᵀ`: per block, 128 running sums over `k`.
+    fn gemv(&self, h: &[f32], out: &mut [f32]) {
+        let (k, n) = (self.k, self.n);
+        simd(
+            #[inline(always)]
+            || {
+                for (chunk, dst) in self.blocks.chunks_exact(k * GEMV_NB).zip(out.chunks_mut(GEMV_NB)) {
+                    let mut acc = [0.0f32; GEMV_NB];
+                    for (&hq, row) in h.iter().zip(chunk.chunks_exact(GEMV_NB)) {
+                        for (a, &r) in acc.iter_mut().zip(row) {
+                            *a = hq.mul_add(r, *a);
+                        }
+                    }
+                    dst.copy_from_slice(&acc[..dst.len()]);
+                }
+            },
+        );
+        debug_assert_eq!(out.len(), n);
+    }
+
+    /// [`Self::multiply`] with a GEMM epilogue (the input projection's bias).
+    fn multiply_epi(&self, h: &[f32], out: &mut [f32], epi: &Epilogue) {
         if self.k == 0 || self.n == 0 {
             out.fill(0.0);
+            let Bias::PerCol(bias) = epi.bias else { return };
+            for row in out.chunks_exact_mut(self.n.max(1)) {
+                row.iter_mut().zip(bias).for_each(|(o, &b)| *o = b);
+            }
             return;
         }
         let rows = h.len() / self.k;
-        sgemm_packed_b(rows, 1.0, h, self.k as isize, 1, &self.packed, 0.0, out, self.n as isize, 1, &Epilogue::NONE);
+        sgemm_packed_b(rows, 1.0, h, self.k as isize, 1, &self.packed, 0.0, out, self.n as isize, 1, epi);
     }
+}
+
+/// Gate weights of a recurrent layer (`W [dirs, gh, input]` or `R [dirs, gh, h]`) packed
+/// once at load for [`recurrent_packed`]; `split` rows per direction go in the first part,
+/// the rest apart (the GRU's new gate of `R`, which multiplies `r * h`).
+pub struct PackedGates {
+    dirs: Vec<(Recurrent, Option<Recurrent>)>,
+    rows: usize,
+    k: usize,
+}
+
+impl PackedGates {
+    /// Recurrent weights `R` (also laid out for the batch-1 GEMV).
+    pub fn new(r: ArrayD<f32>, split: usize) -> Result<PackedGates> {
+        Self::build(r, split, true)
+    }
+
+    /// Input weights `W` (one GEMM over all steps).
+    pub fn input(w: ArrayD<f32>) -> Result<PackedGates> {
+        Self::build(w, 0, false)
+    }
+
+    fn build(w: ArrayD<f32>, split: usize, gemv: bool) -> Result<PackedGates> {
+        let pack = if gemv { Recurrent::with_gemv } else { Recurrent::new };
+        let w = w.as_standard_layout();
+        let (Some(data), 3) = (w.as_slice(), w.ndim()) else {
+            return shape_err(format!("recurrent: gate weights must be 3-D, got {:?}", w.shape()));
+        };
+        let (dirs, rows, k) = (w.shape()[0], w.shape()[1], w.shape()[2]);
+        let split = if split == 0 || split > rows { rows } else { split };
+        let dirs = (0..dirs)
+            .map(|d| {
+                let m = &data[d * rows * k..][..rows * k];
+                (pack(&m[..split * k], k), (split < rows).then(|| pack(&m[split * k..], k)))
+            })
+            .collect();
+        Ok(PackedGates { dirs, rows, k })
+    }
+}
+
+/// ONNX LSTM / GRU / RNN in f32 with `R` (and `W`) packed at load. `w = None`: `X` holds the
+/// input projections already (`[seq, batch, dirs * gh]`, or `[batch, seq, ..]` when
+/// `batch_first`), biases folded in but the GRU's recurrent bias of the new gate.
+#[allow(clippy::too_many_arguments)]
+pub fn recurrent_packed(
+    cell: Cell,
+    x: &ArrayD<f32>,
+    w: Option<&PackedGates>,
+    r: &PackedGates,
+    b: Option<&ArrayD<f32>>,
+    h0: Option<&ArrayD<f32>>,
+    c0: Option<&ArrayD<f32>>,
+    p: Option<&ArrayD<f32>>,
+    seq_lens: Option<&ArrayD<i32>>,
+    hidden: usize,
+    direction: &str,
+    batch_first: bool,
+) -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
+    if batch_first {
+        use super::shape::transpose;
+        let x0 = transpose(x, &[1, 0, 2])?;
+        let h0t = h0.map(|h| transpose(h, &[1, 0, 2])).transpose()?;
+        let c0t = c0.map(|c| transpose(c, &[1, 0, 2])).transpose()?;
+        let (y, yh, yc) = recurrent_packed(cell, &x0, w, r, b, h0t.as_ref(), c0t.as_ref(), p, seq_lens, hidden, direction, false)?;
+        return Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?));
+    }
+    let dirs = if direction == "bidirectional" { 2 } else { 1 };
+    let gh = cell.gates() * hidden;
+    if x.ndim() != 3 || r.dirs.len() != dirs || r.rows != gh || r.k != hidden {
+        return shape_err(format!("recurrent: input {:?} or recurrent weights do not match", x.shape()));
+    }
+    let (seq, batch, width) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let input = match w {
+        Some(w) if w.dirs.len() == dirs && w.rows == gh && w.k == width => width,
+        None if width == dirs * gh => 0,
+        _ => return shape_err(format!("recurrent: input {:?} does not match the weights", x.shape())),
+    };
+    let xs = x.as_standard_layout();
+    let slice = |a: Option<&'_ ArrayD<f32>>, n: usize, what: &str| -> Result<Option<Vec<f32>>> {
+        match a {
+            None => Ok(None),
+            Some(a) if a.len() == n => Ok(Some(a.iter().copied().collect())),
+            Some(a) => shape_err(format!("recurrent: {what} {:?} has the wrong size", a.shape())),
+        }
+    };
+    let state = dirs * batch * hidden;
+    let (bv, h0v, c0v, pv) = (
+        slice(b, dirs * 2 * gh, "B")?,
+        slice(h0, state, "initial_h")?,
+        slice(c0, state, "initial_c")?,
+        slice(p, dirs * 3 * hidden, "P")?,
+    );
+    let lens: Vec<usize> = match seq_lens {
+        Some(l) if l.len() == batch => l.iter().map(|&v| (v.max(0) as usize).min(seq)).collect(),
+        Some(_) => return shape_err("recurrent: sequence_lens must have one length per batch entry"),
+        None => vec![seq; batch],
+    };
+    let layer = LayerF32 {
+        cell,
+        x: xs.as_slice().unwrap_or(&[]),
+        w: &[],
+        r: &[],
+        b: bv.as_deref(),
+        h0: h0v.as_deref(),
+        c0: c0v.as_deref(),
+        p: pv.as_deref(),
+    };
+    let mut y = vec![0.0f32; seq * dirs * batch * hidden];
+    let mut yh = vec![0.0f32; state];
+    let mut yc = vec![0.0f32; state];
+    let dims = Dims { seq, batch, input, hidden, dirs };
+    for d in 0..dirs {
+        let reverse = direction == "reverse" || d == 1;
+        let proj = w.map_or(Proj::Done, |w| Proj::Packed(&w.dirs[d].0));
+        run_f32(&layer, &dims, d, reverse, &lens, Outputs { y: &mut y, yh: &mut yh, yc: &mut yc }, proj, Some(&r.dirs[d]));
+    }
+    let err = |e: ndarray::ShapeError| super::error::Error::Shape(e.to_string());
+    Ok((
+        ArrayD::from_shape_vec(vec![seq, dirs, batch, hidden], y).map_err(err)?,
+        ArrayD::from_shape_vec(vec![dirs, batch, hidden], yh).map_err(err)?,
+        ArrayD::from_shape_vec(vec![dirs, batch, hidden], yc).map_err(err)?,
+    ))
 }
