@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+from onnx import TensorProto
 
 from ....ir import Graph, Value
 from .base import FLOATS, OpCtx, op
@@ -41,6 +42,10 @@ def recurrent(c: OpCtx) -> str:
     c.multi = "tuple"
     c.n_results = 3
     packed = _packed(c, kind, hidden)
+    if packed is not None and c.a(PROJECTED, 0) and c.has(8):
+        c.need(c.t(8) == "i64", "ids dtype")
+        return (f"rt::recurrent_lookup({cell}, {c.x(0)}, {c.x(8)}, {packed[1]}, {opt(3)}, {opt(5)}, {c0}, {p}, "
+                f"{lens}, {hidden}, {c.string(direction)}, {'true' if c.a('layout', 0) else 'false'})")
     if packed is not None:
         w, r = packed
         return (f"rt::recurrent_packed({cell}, {c.x(0)}, {w}, {r}, {opt(3)}, {opt(5)}, {c0}, {p}, {lens}, "
@@ -113,7 +118,7 @@ def fold_embedding_projection(graph: Graph) -> None:
         w = graph.constant_value(ins[1])
         b = graph.constant_value(ins[3]) if len(ins) > 3 and ins[3] is not None else None
         if (e is None or w is None or (len(ins) > 3 and ins[3] is not None and b is None)
-                or idx is None or idx.shape is None or len(idx.shape) != 2):
+                or idx is None or idx.shape is None or len(idx.shape) != 2 or idx.dtype != TensorProto.INT64):
             continue
         e, w = np.asarray(e), np.asarray(w)
         if e.dtype != np.float32 or w.dtype != np.float32 or e.ndim != 2 or w.ndim != 3 or w.shape[2] != e.shape[1]:
@@ -134,14 +139,10 @@ def fold_embedding_projection(graph: Graph) -> None:
                 col += bd[:gh] + rb
             cols.append(col)
         projected = graph.add_initializer(f"{table.name}_projected", np.concatenate(cols, axis=1).astype(np.float32))
-        index = idx
-        if layout == 0:
-            index = graph.new_value(f"{idx.name}_t", idx.dtype, (idx.shape[1], idx.shape[0]))
-            graph.add_op("Transpose", [idx], 1, outputs=[index], attrs={"perm": [1, 0]}, before=op)
-        shape = None if x.shape is None else (*x.shape[:2], dirs * gh)
-        xp = graph.new_value(f"{x.name}_projected", x.dtype, shape)
-        graph.add_op("Gather", [projected, index], 1, outputs=[xp], attrs={"axis": 0}, before=op)
-        graph.set_input(op, 0, xp)
+        # Input 0 becomes the table and input 8 (past ONNX's seven) the ids: the runtime reads
+        # the rows of each step in place (`rt::recurrent_lookup`), no gathered copy.
+        graph.set_input(op, 0, projected)
+        graph.set_input(op, 8, idx)
         op.set_attr(PROJECTED, 1)
         for dead in ([tr] if tr is not None else []) + [gather]:
             if all(o is None or (not graph.uses(o) and o not in graph.outputs) for o in dead.outputs):

@@ -233,6 +233,9 @@ struct LayerF32<'a> {
     h0: Option<&'a [f32]>,
     c0: Option<&'a [f32]>,
     p: Option<&'a [f32]>,
+    /// With [`Proj::Done`]: the row of `x` holding step `t`, batch row `b` is
+    /// `rows[t * batch + b]` (an embedding lookup) instead of `t * batch + b`.
+    rows: Option<&'a [usize]>,
 }
 
 impl<'a> LayerF32<'a> {
@@ -269,6 +272,7 @@ impl<'a> LayerF32<'a> {
             h0: sized(h0, state)?,
             c0: sized(c0, state)?,
             p: sized(p, d.dirs * 3 * d.hidden)?,
+            rows: None,
         };
         Some(layer)
     }
@@ -371,7 +375,8 @@ fn run_f32(
                 y_row.fill(0.0);
                 continue;
             }
-            let gx = &xw[(t * batch + bi) * x_stride + x_off..][..gh];
+            let row = l.rows.map_or(t * batch + bi, |rows| rows[t * batch + bi]);
+            let gx = &xw[row * x_stride + x_off..][..gh];
             let gr = &hr[bi * rec_cols..][..rec_cols];
             let (hb, cb) = (&mut hs[bi * h..][..h], &mut cs[bi * h..][..h]);
             match l.cell {
@@ -427,16 +432,46 @@ fn lstm_cell(gx: &[f32], gr: &[f32], p: &[f32], h: &mut [f32], c: &mut [f32]) {
             let peep = pi.iter().zip(po).zip(pf);
             for (((((i, o), f), g), ((&pi, &po), &pf)), (hv, cv)) in gates.zip(peep).zip(h.iter_mut().zip(c.iter_mut())) {
                 let cp = *cv;
-                let i = vmath::sigmoid_f32(i.0 + i.1 + pi * cp);
-                let f = vmath::sigmoid_f32(f.0 + f.1 + pf * cp);
-                let cc = vmath::tanh_f32(g.0 + g.1);
+                let i = gate_sigmoid(i.0 + i.1 + pi * cp);
+                let f = gate_sigmoid(f.0 + f.1 + pf * cp);
+                let cc = gate_tanh(g.0 + g.1);
                 let cn = f * cp + i * cc;
-                let o = vmath::sigmoid_f32(o.0 + o.1 + po * cn);
+                let o = gate_sigmoid(o.0 + o.1 + po * cn);
                 *cv = cn;
-                *hv = o * vmath::tanh_f32(cn);
+                *hv = o * gate_tanh(cn);
             }
         },
     )
+}
+
+/// `e^x` for the gates, `x` clamped to ±87 (results stay normal: one power of two, where
+/// [`vmath::exp_f32`] takes two to reach the subnormals); degree-6 Taylor, relative error < 2e-7.
+#[inline(always)]
+fn gate_exp(x: f32) -> f32 {
+    const ROUND_MAGIC: f32 = 12_582_912.0;
+    const LN2_HI: f32 = 0.693_359_375;
+    const LN2_LO: f32 = -2.121_944_4e-4;
+    let x = x.clamp(-87.0, 87.0);
+    let shifted = x * std::f32::consts::LOG2_E + ROUND_MAGIC;
+    let n = shifted - ROUND_MAGIC;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0 + r * (1.0 + r * (0.5 + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
+    let ni = (shifted.to_bits() as i32).wrapping_sub(ROUND_MAGIC.to_bits() as i32);
+    p * f32::from_bits((ni.wrapping_add(127) as u32) << 23)
+}
+
+/// `1 / (1 + e^-x)` for the gates.
+#[inline(always)]
+fn gate_sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + gate_exp(-x))
+}
+
+/// `tanh(x) = (1 - e^-2x) / (1 + e^-2x)` for the gates: absolute error ~1e-7 (not relative
+/// near 0, which the state update does not need).
+#[inline(always)]
+fn gate_tanh(x: f32) -> f32 {
+    let e = gate_exp(-2.0 * x);
+    (1.0 - e) / (1.0 + e)
 }
 
 /// GRU update and reset gates of one row, into `z` and `r`.
@@ -611,18 +646,100 @@ pub fn recurrent_packed(
         let (y, yh, yc) = recurrent_packed(cell, &x0, w, r, b, h0t.as_ref(), c0t.as_ref(), p, seq_lens, hidden, direction, false)?;
         return Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?));
     }
+    if x.ndim() != 3 {
+        return shape_err(format!("recurrent: input {:?} must be 3-D", x.shape()));
+    }
+    let xs = x.as_standard_layout();
+    let (seq, batch, width) = (x.shape()[0], x.shape()[1], x.shape()[2]);
+    let xs = Input { x: xs.as_slice().unwrap_or(&[]), seq, batch, width, rows: None };
+    packed_core(cell, xs, w, r, b, h0, c0, p, seq_lens, hidden, direction)
+}
+
+/// ONNX LSTM / GRU / RNN fed by an embedding folded into `table` (`[vocab, dirs * gh]`, rows
+/// of `E @ Wᵀ + b`, see [`recurrent_packed`] with `w = None`): `ids [batch, seq]` picks the
+/// rows of every step, read in place (the layer's `X` was `Gather(E, ids)`, transposed to
+/// `[seq, batch, ..]` unless `batch_first`).
+#[allow(clippy::too_many_arguments)]
+pub fn recurrent_lookup(
+    cell: Cell,
+    table: &ArrayD<f32>,
+    ids: &ArrayD<i64>,
+    r: &PackedGates,
+    b: Option<&ArrayD<f32>>,
+    h0: Option<&ArrayD<f32>>,
+    c0: Option<&ArrayD<f32>>,
+    p: Option<&ArrayD<f32>>,
+    seq_lens: Option<&ArrayD<i32>>,
+    hidden: usize,
+    direction: &str,
+    batch_first: bool,
+) -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
+    if batch_first {
+        use super::shape::transpose;
+        let h0t = h0.map(|h| transpose(h, &[1, 0, 2])).transpose()?;
+        let c0t = c0.map(|c| transpose(c, &[1, 0, 2])).transpose()?;
+        let (y, yh, yc) = recurrent_lookup(cell, table, ids, r, b, h0t.as_ref(), c0t.as_ref(), p, seq_lens, hidden, direction, false)?;
+        return Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?));
+    }
+    if table.ndim() != 2 || ids.ndim() != 2 {
+        return shape_err(format!("recurrent: table {:?} and ids {:?} must be 2-D", table.shape(), ids.shape()));
+    }
+    let (vocab, width) = (table.shape()[0], table.shape()[1]);
+    let (batch, seq) = (ids.shape()[0], ids.shape()[1]);
+    let ids = ids.as_standard_layout();
+    let ids = ids.as_slice().unwrap_or(&[]);
+    let mut rows = vec![0usize; seq * batch];
+    for (bi, line) in ids.chunks_exact(seq.max(1)).enumerate().take(batch) {
+        for (t, &id) in line.iter().enumerate() {
+            let at = if id < 0 { id + vocab as i64 } else { id };
+            if at < 0 || at >= vocab as i64 {
+                return Err(super::error::Error::Shape(format!("gather: index {id} out of range for {vocab} rows")));
+            }
+            rows[t * batch + bi] = at as usize;
+        }
+    }
+    let ts = table.as_standard_layout();
+    let xs = Input { x: ts.as_slice().unwrap_or(&[]), seq, batch, width, rows: Some(&rows) };
+    packed_core(cell, xs, None, r, b, h0, c0, p, seq_lens, hidden, direction)
+}
+
+/// The input of [`packed_core`]: `x` with rows of `width`, read at `t * batch + b` or `rows[..]`.
+struct Input<'a> {
+    x: &'a [f32],
+    seq: usize,
+    batch: usize,
+    width: usize,
+    rows: Option<&'a [usize]>,
+}
+
+#[allow(clippy::too_many_arguments)]
+fn packed_core(
+    cell: Cell,
+    xin: Input,
+    w: Option<&PackedGates>,
+    r: &PackedGates,
+    b: Option<&ArrayD<f32>>,
+    h0: Option<&ArrayD<f32>>,
+    c0: Option<&ArrayD<f32>>,
+    p: Option<&ArrayD<f32>>,
+    seq_lens: Option<&ArrayD<i32>>,
+    hidden: usize,
+    direction: &str,
+) -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
     let dirs = if direction == "bidirectional" { 2 } else { 1 };
     let gh = cell.gates() * hidden;
-    if x.ndim() != 3 || r.dirs.len() != dirs || r.rows != gh || r.k != hidden {
-        return shape_err(format!("recurrent: input {:?} or recurrent weights do not match", x.shape()));
+    let (seq, batch, width) = (xin.seq, xin.batch, xin.width);
+    if r.dirs.len() != dirs || r.rows != gh || r.k != hidden {
+        return shape_err(format!("recurrent: input width {width} or recurrent weights do not match"));
     }
-    let (seq, batch, width) = (x.shape()[0], x.shape()[1], x.shape()[2]);
     let input = match w {
         Some(w) if w.dirs.len() == dirs && w.rows == gh && w.k == width => width,
         None if width == dirs * gh => 0,
-        _ => return shape_err(format!("recurrent: input {:?} does not match the weights", x.shape())),
+        _ => return shape_err(format!("recurrent: input width {width} does not match the weights")),
     };
-    let xs = x.as_standard_layout();
+    if xin.rows.is_none() && xin.x.len() != seq * batch * width {
+        return shape_err("recurrent: input is not contiguous");
+    }
     let slice = |a: Option<&'_ ArrayD<f32>>, n: usize, what: &str| -> Result<Option<Vec<f32>>> {
         match a {
             None => Ok(None),
@@ -644,13 +761,14 @@ pub fn recurrent_packed(
     };
     let layer = LayerF32 {
         cell,
-        x: xs.as_slice().unwrap_or(&[]),
+        x: xin.x,
         w: &[],
         r: &[],
         b: bv.as_deref(),
         h0: h0v.as_deref(),
         c0: c0v.as_deref(),
         p: pv.as_deref(),
+        rows: xin.rows,
     };
     let mut y = vec![0.0f32; seq * dirs * batch * hidden];
     let mut yh = vec![0.0f32; state];
