@@ -367,7 +367,14 @@ fn run_f32(
     let mut gru_rows: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0f32; if gru { h } else { 0 }]);
     for step in 0..seq {
         let t = if reverse { seq - 1 - step } else { step };
-        recurrent.multiply(&hs, &mut hr);
+        if l.rows.is_some() {
+            // Looked-up rows come from anywhere in the table: fetch them during the GEMV.
+            for bi in 0..batch {
+                let row = l.rows.map_or(0, |rows| rows[t * batch + bi]);
+                prefetch(&xw[row * x_stride + x_off..][..gh]);
+            }
+        }
+        recurrent.multiply(&hs, &mut hr, step % 2 == 1);
         for bi in 0..batch {
             let y_row = &mut out.y[((t * d.dirs + dir) * batch + bi) * h..][..h];
             if t >= lens[bi] {
@@ -402,7 +409,7 @@ fn run_f32(
                         rh
                     };
                     if let Some(rn) = r_new {
-                        rn.multiply(src, hh);
+                        rn.multiply(src, hh, step % 2 == 1);
                     }
                     for ((v, &c), &g) in hh.iter_mut().zip(&rb_new).zip(rg.iter()) {
                         *v = if linear_before_reset { g * (*v + c) } else { *v + c };
@@ -442,6 +449,18 @@ fn lstm_cell(gx: &[f32], gr: &[f32], p: &[f32], h: &mut [f32], c: &mut [f32]) {
             }
         },
     )
+}
+
+/// Asks for every cache line of `v` ahead of its use.
+#[inline(always)]
+fn prefetch(v: &[f32]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in v.chunks(16) {
+        // SAFETY: a prefetch never faults; the address is inside `v`.
+        unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(line.as_ptr().cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = v;
 }
 
 /// `e^x` for the gates, `x` clamped to ±87 (results stay normal: one power of two, where
@@ -540,27 +559,43 @@ impl Recurrent {
     }
 
     /// `out[b, j] = Σ_q h[b, q] · R[j, q]` for every state row `b` (`h` is `[rows, k]`).
-    fn multiply(&self, h: &[f32], out: &mut [f32]) {
+    /// `backward`: the batch-1 GEMV walks `Rᵀ` from its end (every other step, so the lines
+    /// read last by the previous step are still in L1).
+    fn multiply(&self, h: &[f32], out: &mut [f32], backward: bool) {
         if !self.blocks.is_empty() && h.len() == self.k && out.len() == self.n {
-            return self.gemv(h, out);
+            return if backward { self.gemv::<true>(h, out) } else { self.gemv::<false>(h, out) };
         }
         self.multiply_epi(h, out, &Epilogue::NONE)
     }
 
     /// One state row against the blocked `Rᵀ`: per block, 128 running sums over `k`.
-    fn gemv(&self, h: &[f32], out: &mut [f32]) {
+    fn gemv<const BACKWARD: bool>(&self, h: &[f32], out: &mut [f32]) {
         let (k, n) = (self.k, self.n);
+        #[inline(always)]
+        fn block<'a>(acc: &mut [f32; GEMV_NB], terms: impl Iterator<Item = (&'a f32, &'a [f32])>) {
+            for (&hq, row) in terms {
+                for (a, &r) in acc.iter_mut().zip(row) {
+                    *a = hq.mul_add(r, *a);
+                }
+            }
+        }
         simd(
             #[inline(always)]
             || {
-                for (chunk, dst) in self.blocks.chunks_exact(k * GEMV_NB).zip(out.chunks_mut(GEMV_NB)) {
+                let blocks = self.blocks.chunks_exact(k * GEMV_NB).zip(out.chunks_mut(GEMV_NB));
+                let mut one = |(chunk, dst): (&[f32], &mut [f32])| {
                     let mut acc = [0.0f32; GEMV_NB];
-                    for (&hq, row) in h.iter().zip(chunk.chunks_exact(GEMV_NB)) {
-                        for (a, &r) in acc.iter_mut().zip(row) {
-                            *a = hq.mul_add(r, *a);
-                        }
+                    if BACKWARD {
+                        block(&mut acc, h.iter().zip(chunk.chunks_exact(GEMV_NB)).rev());
+                    } else {
+                        block(&mut acc, h.iter().zip(chunk.chunks_exact(GEMV_NB)));
                     }
                     dst.copy_from_slice(&acc[..dst.len()]);
+                };
+                if BACKWARD {
+                    blocks.rev().for_each(&mut one);
+                } else {
+                    blocks.for_each(&mut one);
                 }
             },
         );
