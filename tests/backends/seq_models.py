@@ -150,6 +150,24 @@ def _seq_fast_family(rng) -> dict[str, ModelProto]:
     embed = [node("Gather", ["table", "ids"], ["e"]), node("Transpose", ["e"], ["t"], perm=[0, 2, 1]),
              node("ReduceMax", ["t"], ["m"], axes=[2], keepdims=0), node("Softmax", ["m"], ["y"], axis=-1)]
     out["embedding"] = model("emb", embed, [("ids", TP.INT64, ["N", 6])], [("y", F)], [("table", w(rng, 50, 8))])
+    # An embedding feeding a Conv1D: folded into one table (irc.EmbedConv), the Relu and the
+    # ReduceMax over positions absorbed when present; 16-channel and odd channel counts.
+    for key, (o, stride, dil, pads, relu, reduce) in {
+            "embed_conv_relu_max": (32, 1, 1, [1, 1], True, True),
+            "embed_conv_strided": (5, 2, 2, [2, 0], False, False),
+            "embed_conv_max_odd": (7, 1, 1, [0, 0], True, True),
+            "embed_conv_relu": (16, 1, 1, [1, 2], True, False)}.items():
+        nodes = [node("Gather", ["table", "ids"], ["e"]), node("Transpose", ["e"], ["t"], perm=[0, 2, 1]),
+                 node("Conv", ["t", "cw", "cb"], ["c" if relu or reduce else "y"], kernel_shape=[3], strides=[stride],
+                      dilations=[dil], pads=pads)]
+        last = "c"
+        if relu:
+            nodes.append(node("Relu", ["c"], ["r" if reduce else "y"]))
+            last = "r"
+        if reduce:
+            nodes.append(node("ReduceMax", [last], ["y"], axes=[2], keepdims=0))
+        out[key] = model(key, nodes, [("ids", TP.INT64, ["N", 9])], [("y", F)],
+                         [("table", w(rng, 40, 6)), ("cw", w(rng, o, 6, 3)), ("cb", w(rng, o))])
     return out
 
 

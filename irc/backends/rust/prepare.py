@@ -157,6 +157,8 @@ def prepare(graph: Graph, batch: int | None = None, level: int = 3, fold: bool =
             model = _infer(folded)
     graph = from_onnx(model)
     if level >= 3:
+        from .ops.embed import fold_embedding_conv
         from .ops.rnn import fold_embedding_projection
         fold_embedding_projection(graph)
+        fold_embedding_conv(graph)
     return graph

@@ -5,6 +5,7 @@ from . import (  # noqa: F401  (imported for their registrations)
     control,
     conv,
     elementwise,
+    embed,
     matmul,
     norm,
     pool,

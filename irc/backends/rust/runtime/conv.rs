@@ -995,3 +995,128 @@ pub fn col2im<T: Num>(
     dims.extend_from_slice(&image);
     ArrayD::from_shape_vec(IxDyn(&dims), out).map_err(err2)
 }
+
+/// A 1-D convolution (group 1) whose input was `Transpose(Gather(E, ids), [0, 2, 1])`, with
+/// the embedding folded into `table [vocab, kernel * O]`: row `v`, tap `k` holds
+/// `Σ_c W[o, c, k] · E[v, c]`. Each output position sums `kernel` looked-up rows (taps in the
+/// padding add nothing), plus the bias, then the activation: no gather, transpose or im2col.
+/// `ids [N, L]` (negative ids count from the end); returns `[N, O, L_out]`, or with
+/// `max_keepdims = Some(keep)` the following ReduceMax over the positions: `[N, O]` (`[N, O, 1]`).
+#[allow(clippy::too_many_arguments)]
+pub fn embed_conv1d(
+    table: &ArrayD<f32>,
+    ids: &ArrayD<i64>,
+    bias: Option<&ArrayD<f32>>,
+    kernel: usize,
+    stride: usize,
+    dilation: usize,
+    pads: [usize; 2],
+    act: Act,
+    max_keepdims: Option<bool>,
+) -> Result<ArrayD<f32>> {
+    if table.ndim() != 2 || ids.ndim() != 2 || kernel == 0 || stride == 0 || dilation == 0 || !table.shape()[1].is_multiple_of(kernel) {
+        return shape_err(format!("embed_conv1d: table {:?}, ids {:?}, kernel {kernel}", table.shape(), ids.shape()));
+    }
+    let (vocab, o) = (table.shape()[0], table.shape()[1] / kernel);
+    let (n, len) = (ids.shape()[0], ids.shape()[1]);
+    let span = (kernel - 1) * dilation + 1;
+    let padded = len + pads[0] + pads[1];
+    let out_len = if padded >= span { (padded - span) / stride + 1 } else { 0 };
+    let bias: Vec<f32> = match bias {
+        Some(b) if b.len() == o => b.iter().copied().collect(),
+        Some(b) => return shape_err(format!("embed_conv1d: bias {:?} for {o} channels", b.shape())),
+        None => vec![0.0; o],
+    };
+    let table = table.as_standard_layout();
+    let table = table.as_slice().unwrap_or(&[]);
+    let ids = ids.as_standard_layout();
+    let ids = ids.as_slice().unwrap_or(&[]);
+    let mut rows = vec![0usize; len];
+    let mut scratch = vec![0.0f32; out_len * o];
+    if max_keepdims.is_some() && out_len == 0 {
+        return shape_err("embed_conv1d: max over no positions");
+    }
+    let per_sample = if max_keepdims.is_some() { o } else { o * out_len };
+    let mut out = vec![0.0f32; n * per_sample];
+    for (sample, dst) in out.chunks_exact_mut(per_sample.max(1)).enumerate().take(n) {
+        for (r, &id) in rows.iter_mut().zip(&ids[sample * len..][..len]) {
+            let at = if id < 0 { id + vocab as i64 } else { id };
+            if at < 0 || at >= vocab as i64 {
+                return Err(Error::Shape(format!("gather: index {id} out of range for {vocab} rows")));
+            }
+            *r = at as usize * kernel * o;
+        }
+        if max_keepdims.is_some() && o % 16 == 0 && matches!(act, Act::Relu | Act::None) {
+            // The max over positions in registers: 16 channels at a time, no scratch.
+            let relu = act == Act::Relu;
+            super::vmath::simd(
+                #[inline(always)]
+                || {
+                    for (c0, (m, b)) in dst.chunks_exact_mut(16).zip(bias.chunks_exact(16)).enumerate() {
+                        let mut run = [f32::NEG_INFINITY; 16];
+                        for l in 0..out_len {
+                            let mut acc: [f32; 16] = b.try_into().unwrap_or([0.0; 16]);
+                            for k in 0..kernel {
+                                let pos = (l * stride + k * dilation) as isize - pads[0] as isize;
+                                if pos < 0 || pos as usize >= len {
+                                    continue;
+                                }
+                                let row = &table[rows[pos as usize] + k * o + c0 * 16..][..16];
+                                acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+                            }
+                            for (r, &a) in run.iter_mut().zip(&acc) {
+                                let a = if relu { a.max(0.0) } else { a };
+                                // NaN propagates, as in ReduceMax.
+                                *r = if a > *r || a.is_nan() { a } else { *r };
+                            }
+                        }
+                        m.copy_from_slice(&run);
+                    }
+                },
+            );
+            continue;
+        }
+        super::vmath::simd(
+            #[inline(always)]
+            || {
+                for (l, acc) in scratch.chunks_exact_mut(o).enumerate() {
+                    acc.copy_from_slice(&bias);
+                    for k in 0..kernel {
+                        let pos = (l * stride + k * dilation) as isize - pads[0] as isize;
+                        if pos < 0 || pos as usize >= len {
+                            continue;
+                        }
+                        let row = &table[rows[pos as usize] + k * o..][..o];
+                        acc.iter_mut().zip(row).for_each(|(a, &v)| *a += v);
+                    }
+                    if act == Act::Relu {
+                        acc.iter_mut().for_each(|a| *a = a.max(0.0));
+                    }
+                }
+            },
+        );
+        if act != Act::Relu {
+            act.apply(&mut scratch);
+        }
+        if max_keepdims.is_some() {
+            dst.copy_from_slice(&scratch[..o]);
+            for acc in scratch.chunks_exact(o).skip(1) {
+                // NaN propagates, as in ReduceMax.
+                dst.iter_mut().zip(acc).for_each(|(m, &v)| *m = if v > *m || v.is_nan() { v } else { *m });
+            }
+            continue;
+        }
+        // [L_out, O] -> [O, L_out].
+        for (l, acc) in scratch.chunks_exact(o).enumerate() {
+            for (c, &v) in acc.iter().enumerate() {
+                dst[c * out_len + l] = v;
+            }
+        }
+    }
+    let shape = match max_keepdims {
+        Some(true) => vec![n, o, 1],
+        Some(false) => vec![n, o],
+        None => vec![n, o, out_len],
+    };
+    ArrayD::from_shape_vec(shape, out).map_err(|e| Error::Shape(e.to_string()))
+}
