@@ -150,6 +150,18 @@ def _seq_fast_family(rng) -> dict[str, ModelProto]:
     embed = [node("Gather", ["table", "ids"], ["e"]), node("Transpose", ["e"], ["t"], perm=[0, 2, 1]),
              node("ReduceMax", ["t"], ["m"], axes=[2], keepdims=0), node("Softmax", ["m"], ["y"], axis=-1)]
     out["embedding"] = model("emb", embed, [("ids", TP.INT64, ["N", 6])], [("y", F)], [("table", w(rng, 50, 8))])
+    # MatMul(q, kT) [* or / scalar] -> Softmax(-1) -> MatMul(., v): irc.AttentionChain.
+    for key, step, shapes in (("attn_chain_mul", "Mul", ([2, 3, 5, 4], [2, 3, 7, 4], [2, 3, 7, 6])),
+                              ("attn_chain_div", "Div", (["N", 2, 9, 8], ["N", 2, 9, 8], ["N", 2, 9, 8])),
+                              ("attn_chain_plain", None, ([4, 6, 3], [4, 5, 3], [4, 5, 2]))):
+        rank = len(shapes[0])
+        nodes = [node("Transpose", ["k"], ["kt"], perm=list(range(rank - 2)) + [rank - 1, rank - 2]),
+                 node("MatMul", ["q", "kt"], ["s"])]
+        if step:
+            nodes.append(node(step, ["s", "scale"], ["s2"]))
+        nodes += [node("Softmax", ["s2" if step else "s"], ["p"], axis=-1), node("MatMul", ["p", "v"], ["y"])]
+        inits = [("scale", np.float32(0.35 if step == "Mul" else 4.0))] if step else []
+        out[key] = model(key, nodes, [("q", F, shapes[0]), ("k", F, shapes[1]), ("v", F, shapes[2])], [("y", F)], inits)
     # An embedding feeding a Conv1D: folded into one table (irc.EmbedConv), the Relu and the
     # ReduceMax over positions absorbed when present; 16-channel and odd channel counts.
     for key, (o, stride, dil, pads, relu, reduce) in {

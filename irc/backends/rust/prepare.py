@@ -161,4 +161,6 @@ def prepare(graph: Graph, batch: int | None = None, level: int = 3, fold: bool =
         from .ops.rnn import fold_embedding_projection
         fold_embedding_projection(graph)
         fold_embedding_conv(graph)
+        from .ops.attention import fold_attention_chain
+        fold_attention_chain(graph)
     return graph

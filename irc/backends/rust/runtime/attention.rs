@@ -190,3 +190,63 @@ pub fn rotary_embedding<T: Float>(
         if first { c.mul(x1).sub(sn.mul(x2)) } else { sn.mul(x1).add(c.mul(x2)) }
     }))
 }
+
+/// `softmax(scale · q @ kᵀ, last axis) @ v` for every leading index (batch × heads), the
+/// chain `MatMul(q, Transpose(k)) → Mul(scale) → Softmax(-1) → MatMul(·, v)` in one op:
+/// no transposed copy of `k`, the scale in the GEMM's alpha, one `[Sq, Sk]` scratch per
+/// head, heads in parallel. `q [.., Sq, D]`, `k [.., Sk, D]`, `v [.., Sk, Dv]` with the
+/// same leading dims; returns `[.., Sq, Dv]`.
+pub fn attention_chain(q: &ArrayD<f32>, k: &ArrayD<f32>, v: &ArrayD<f32>, scale: f32) -> Result<ArrayD<f32>> {
+    use super::gemm::{sgemm_raw, Epilogue};
+    use super::vmath;
+    let r = q.ndim();
+    if r < 2 || k.ndim() != r || v.ndim() != r || q.shape()[..r - 2] != k.shape()[..r - 2] || k.shape()[..r - 2] != v.shape()[..r - 2] {
+        return shape_err(format!("attention: q {:?}, k {:?}, v {:?} do not match", q.shape(), k.shape(), v.shape()));
+    }
+    let (sq, d, sk, dv) = (q.shape()[r - 2], q.shape()[r - 1], k.shape()[r - 2], v.shape()[r - 1]);
+    if k.shape()[r - 1] != d || v.shape()[r - 2] != sk {
+        return shape_err(format!("attention: q {:?}, k {:?}, v {:?} do not match", q.shape(), k.shape(), v.shape()));
+    }
+    let heads: usize = q.shape()[..r - 2].iter().product();
+    let (q, k, v) = (q.as_standard_layout(), k.as_standard_layout(), v.as_standard_layout());
+    let (qs, ks, vs) = (q.as_slice().unwrap_or(&[]), k.as_slice().unwrap_or(&[]), v.as_slice().unwrap_or(&[]));
+    let mut out = vec![0.0f32; heads * sq * dv];
+    let work = heads * sq * sk * (d + dv) * 2;
+    if sq * dv > 0 {
+        super::par::for_each_chunk_mut(&mut out, sq * dv, work, |h, o| {
+            let mut s = vec![0.0f32; sq * sk];
+            let (qh, kh, vh) = (&qs[h * sq * d..][..sq * d], &ks[h * sk * d..][..sk * d], &vs[h * sk * dv..][..sk * dv]);
+            if sk > 0 {
+                // SAFETY: qh is [sq, d] row-major, kh [sk, d] read as its transpose [d, sk]
+                // (strides 1, d), s the [sq, sk] scratch; all in bounds by the slicing above.
+                unsafe {
+                    sgemm_raw(sq, sk, d, scale, qh.as_ptr(), d as isize, 1, kh.as_ptr(), 1, d as isize, 0.0,
+                              s.as_mut_ptr(), sk as isize, 1, &Epilogue::NONE);
+                }
+                vmath::simd(
+                    #[inline(always)]
+                    || {
+                        for row in s.chunks_exact_mut(sk) {
+                            let m = vmath::max_of_f32(row);
+                            for x in row.iter_mut() {
+                                *x = vmath::exp_f32(*x - m);
+                            }
+                            let inv = 1.0 / vmath::sum_f32(row);
+                            for x in row.iter_mut() {
+                                *x *= inv;
+                            }
+                        }
+                    },
+                );
+            }
+            // SAFETY: s is [sq, sk], vh [sk, dv], o [sq, dv], all row-major and in bounds.
+            unsafe {
+                sgemm_raw(sq, dv, sk, 1.0, s.as_ptr(), sk as isize, 1, vh.as_ptr(), dv as isize, 1, 0.0,
+                          o.as_mut_ptr(), dv as isize, 1, &Epilogue::NONE);
+            }
+        });
+    }
+    let mut shape = q.shape()[..r - 2].to_vec();
+    shape.extend([sq, dv]);
+    ArrayD::from_shape_vec(IxDyn(&shape), out).map_err(|e| super::error::Error::Shape(e.to_string()))
+}
