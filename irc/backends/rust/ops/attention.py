@@ -89,7 +89,13 @@ def fold_attention_chain(graph) -> None:
                 continue
             scale, soft_in = (c if step.op_type == "Mul" else 1.0 / c), step.output(0)
         soft = _only_reader(graph, soft_in, "Softmax")
-        if soft is None or int(soft.attr("axis", -1)) not in (-1, rank - 1):
+        if soft is None:
+            continue
+        axis = soft.attr("axis")
+        if axis is None:  # the default is 1 before opset 13, -1 from it
+            opsets = graph.model.opset_imports if graph.model else {}
+            axis = -1 if int(opsets.get("", opsets.get("ai.onnx", 0)) or 0) >= 13 else 1
+        if int(axis) not in (-1, rank - 1):
             continue
         mm2 = _only_reader(graph, soft.output(0), "MatMul")
         if mm2 is None or mm2.input(0) is not soft.output(0):
