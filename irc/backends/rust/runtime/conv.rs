@@ -144,6 +144,7 @@ fn im2col<T: Num>(col: &mut Array2<T>, src: &[T], channels: usize, in_sp: &[usiz
 }
 
 /// A 1-D or 2-D convolution seen as 2-D (1-D has height 1): the fast paths work on this.
+#[derive(Clone, Copy)]
 struct Plane2 {
     h: usize, w: usize, kh: usize, kw: usize, oh: usize, ow: usize,
     sh: usize, sw: usize, dh: usize, dw: usize, ph: usize, pw: usize,
@@ -874,22 +875,23 @@ impl Direct {
         Direct { phase, row_pitch, chan_pitch: rows * row_pitch, taps }
     }
 
-    /// Writes the padded, phase-split copy of `chans` (planes of `g.h * g.w`) into `buf`
-    /// (every element of its first `n * chan_pitch`: a reused buffer needs no clearing).
-    fn fill(&self, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2) {
+    /// Writes the padded, phase-split copy of `chans` (planes of `g.h * g.w`) into `buf`.
+    /// `clear`: zero the padding too (every element of its first `n * chan_pitch`); without
+    /// it only the input's own positions are written, for a buffer that already holds a
+    /// copy of the same geometry (the padding is never written, so it stays zero).
+    fn fill(&self, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
         let n = chans.len() / (g.h * g.w).max(1);
         if buf.len() < n * self.chan_pitch {
             buf.resize(n * self.chan_pitch, 0.0);
         }
         let (sw, pw) = (g.sw, g.pw);
         for (chan, dst) in chans.chunks_exact(g.h * g.w).zip(buf.chunks_exact_mut(self.chan_pitch)) {
-            for (r, row) in dst.chunks_exact_mut(self.row_pitch).enumerate() {
-                row.fill(0.0);
-                let Some(line) = r.checked_sub(g.ph).filter(|&y| y < g.h).map(|y| &chan[y * g.w..(y + 1) * g.w]) else {
-                    continue;
-                };
+            if clear {
+                dst.fill(0.0);
+            }
+            for (line, row) in chan.chunks_exact(g.w).zip(dst[g.ph * self.row_pitch..].chunks_exact_mut(self.row_pitch)) {
                 if sw == 1 {
-                    row[pw..pw + g.w].copy_from_slice(line);
+                    copy_run(&mut row[pw..pw + g.w], line);
                 } else if sw == 2 {
                     // Input column i sits at padded column i + pw: phase (i + pw) % 2, index
                     // (i + pw) / 2; a pass over column pairs (vectorized shuffles).
@@ -972,9 +974,11 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
             super::par::for_ranges(s.n * s.m, 1, flops * 2, |r| {
                 DIRECT_PLANE.with(|cell| {
                     let mut buf = cell.take();
+                    let first = r.start;
                     for item in r {
                         let ch = item % s.m;
-                        d.fill(&mut buf, &src[item * plane..][..plane], g);
+                        // Padding zeroed once per range: every plane has the same geometry.
+                        d.fill(&mut buf, &src[item * plane..][..plane], g, item == first);
                         let bv = bias.map_or(0.0, |b| b[ch]);
                         // SAFETY: plane `item` of the output (in bounds: item < n*m) is written by
                         // this item only; the kernel reads `buf` within the padded geometry.
@@ -995,7 +999,7 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
         let mr = if wide { 8 } else { 4 };
         let blocks = s.m.div_ceil(mr);
         let mut buf = Vec::new();
-        d.fill(&mut buf, src, g);
+        d.fill(&mut buf, src, g, true);
         let bias_all: Vec<f32> = bias.map_or_else(|| vec![0.0; s.m], |b| b.to_vec());
         let buf = &buf;
         super::par::for_ranges(s.n * blocks, 1, flops, |r| {
@@ -1032,6 +1036,14 @@ unsafe fn direct_rows(
     bias: &[f32], lo: f32, hi: f32, out: *mut f32, p_out: usize,
 ) {
     let a = DirectArgs { inp, d, g, cg, w, ck, rows, bias, lo, hi, out, p_out };
+    if depthwise && (g.kh, g.kw, g.dh, g.dw) == (3, 3, 1, 1) && g.sh <= 2 {
+        return match (g.sh, wide) {
+            (1, true) => dw3_avx512::<1>(&a),
+            (1, false) => dw3_avx2::<1>(&a),
+            (_, true) => dw3_avx512::<2>(&a),
+            (_, false) => dw3_avx2::<2>(&a),
+        };
+    }
     match (depthwise, wide) {
         (true, true) => direct_avx512::<1, 4>(&a),
         (true, false) => direct_avx2::<1, 4>(&a),
@@ -1040,6 +1052,7 @@ unsafe fn direct_rows(
     }
 }
 
+#[derive(Clone, Copy)]
 struct DirectArgs<'a> {
     inp: *const f32,
     d: &'a Direct,
@@ -1054,6 +1067,18 @@ struct DirectArgs<'a> {
     hi: f32,
     out: *mut f32,
     p_out: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw3_avx2<const SH: usize>(a: &DirectArgs) {
+    dw3_body::<SH, 2, 2>(a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn dw3_avx512<const SH: usize>(a: &DirectArgs) {
+    dw3_body::<SH, 4, 2>(a)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -1097,6 +1122,104 @@ unsafe fn direct_body<const MR: usize, const NV: usize>(a: &DirectArgs) {
     }
 }
 
+/// Depthwise 3x3 (dilation 1, stride `SH` down and any stride across, through the phase
+/// split) for one channel: tiles of `R` output rows x `NV` vectors, each padded input row
+/// loaded once per tile and multiplied into every output row of the tile that reads it
+/// (stride 1: `R + 2` rows of loads for `R` rows of output instead of `3R`), the nine taps
+/// held in registers; bias and clamp before the single store.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dw3_body<const SH: usize, const R: usize, const NV: usize>(a: &DirectArgs) {
+    let g = a.g;
+    let mut oy = 0;
+    while oy + R <= g.oh {
+        let row_in = a.inp.add(oy * SH * a.d.row_pitch);
+        let row_out = a.out.add(oy * g.ow);
+        let mut x0 = 0;
+        while x0 < g.ow {
+            let rest = g.ow - x0;
+            let (pi, po) = (row_in.add(x0), row_out.add(x0));
+            if rest >= 8 * NV {
+                dw3_tile::<SH, R, NV>(a, pi, po, 8);
+                x0 += 8 * NV;
+            } else {
+                let last = rest - (rest - 1) / 8 * 8;
+                match rest.div_ceil(8) {
+                    1 => dw3_tile::<SH, R, 1>(a, pi, po, last),
+                    _ => dw3_tile::<SH, R, 2>(a, pi, po, last),
+                }
+                x0 = g.ow;
+            }
+        }
+        oy += R;
+    }
+    if oy < g.oh {
+        // The last rows: the general one-row tiles.
+        let rest = DirectArgs { inp: a.inp.add(oy * SH * a.d.row_pitch), out: a.out.add(oy * g.ow), ..*a };
+        let g_rest = Plane2 { oh: g.oh - oy, ..*g };
+        direct_body::<1, 4>(&DirectArgs { g: &g_rest, ..rest });
+    }
+}
+
+/// Input row `IR` of a [`dw3_tile`]: its three column taps into the output rows reading it.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dw3_row<const SH: usize, const R: usize, const NV: usize, const IR: usize>(
+    acc: &mut [[std::arch::x86_64::__m256; NV]; R], w: &[std::arch::x86_64::__m256; 9], p: *const f32, cols: &[usize; 3],
+) {
+    use std::arch::x86_64::*;
+    if IR >= (R - 1) * SH + 3 {
+        return;
+    }
+    for (kx, &col) in cols.iter().enumerate() {
+        let mut xv = [_mm256_setzero_ps(); NV];
+        for (v, x) in xv.iter_mut().enumerate() {
+            *x = _mm256_loadu_ps(p.add(col + 8 * v));
+        }
+        for ky in 0..3 {
+            if IR >= ky && (IR - ky).is_multiple_of(SH) && (IR - ky) / SH < R {
+                let j = (IR - ky) / SH;
+                for v in 0..NV {
+                    acc[j][v] = _mm256_fmadd_ps(w[ky * 3 + kx], xv[v], acc[j][v]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dw3_tile<const SH: usize, const R: usize, const NV: usize>(a: &DirectArgs, inp: *const f32, out: *mut f32, last: usize) {
+    use std::arch::x86_64::*;
+    // (Loops, not `array::from_fn`: that stayed a call per tile, its arrays in memory.)
+    let mut w = [_mm256_setzero_ps(); 9];
+    for (wv, &x) in w.iter_mut().zip(&a.w[..9]) {
+        *wv = _mm256_set1_ps(x);
+    }
+    let bv = _mm256_set1_ps(a.bias[0]);
+    let mut acc = [[bv; NV]; R];
+    // Tap kx of the phase-split row: offset within the row (row part of `taps` removed).
+    let cols = [a.d.taps[0], a.d.taps[1], a.d.taps[2]];
+    // Input rows 0..(R - 1) * SH + 3 as constants, so every accumulator index is one.
+    macro_rules! rows {
+        ($($ir:literal)*) => { $( dw3_row::<SH, R, NV, $ir>(&mut acc, &w, inp.add($ir * a.d.row_pitch), &cols); )* };
+    }
+    rows!(0 1 2 3 4 5 6 7 8 9 10);
+    let (lo, hi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(a.hi));
+    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (j, acc_j) in acc.iter().enumerate() {
+        let o = out.add(j * a.g.ow);
+        for (v, &x) in acc_j.iter().enumerate() {
+            let y = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+            if v + 1 < NV || last == 8 {
+                _mm256_storeu_ps(o.add(8 * v), y);
+            } else {
+                _mm256_maskstore_ps(o.add(8 * v), mask, y);
+            }
+        }
+    }
+}
+
 /// One tile: `NV` vectors of output columns (the last one `last` <= 8 wide) for `a.rows`
 /// channels, from `inp` (the padded input at the tile's first column) into `out`.
 #[cfg(target_arch = "x86_64")]
@@ -1106,7 +1229,10 @@ unsafe fn direct_tile<const MR: usize, const NV: usize>(a: &DirectArgs, inp: *co
     let kk = a.d.taps.len();
     let mut acc = [[_mm256_setzero_ps(); NV]; MR];
     // Rows past `a.rows` repeat the last real channel (computed, never stored).
-    let wrow: [*const f32; MR] = std::array::from_fn(|r| a.w.as_ptr().add(r.min(a.rows - 1) * a.ck));
+    let mut wrow = [a.w.as_ptr(); MR];
+    for (r, wr) in wrow.iter_mut().enumerate() {
+        *wr = a.w.as_ptr().add(r.min(a.rows - 1) * a.ck);
+    }
     for (r, acc_r) in acc.iter_mut().enumerate() {
         let bv = _mm256_set1_ps(a.bias[r.min(a.rows - 1)]);
         for v in acc_r.iter_mut() {
@@ -1117,7 +1243,10 @@ unsafe fn direct_tile<const MR: usize, const NV: usize>(a: &DirectArgs, inp: *co
         let base = inp.add(c * a.d.chan_pitch);
         for (t, &off) in a.d.taps.iter().enumerate() {
             let p = base.add(off);
-            let xv: [__m256; NV] = std::array::from_fn(|v| _mm256_loadu_ps(p.add(8 * v)));
+            let mut xv = [_mm256_setzero_ps(); NV];
+            for (v, x) in xv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(p.add(8 * v));
+            }
             let q = c * kk + t;
             for r in 0..MR {
                 let wv = _mm256_set1_ps(*wrow[r].add(q));
