@@ -880,6 +880,31 @@ impl Direct {
     /// it only the input's own positions are written, for a buffer that already holds a
     /// copy of the same geometry (the padding is never written, so it stays zero).
     fn fill(&self, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            /// The copy compiled for wider vectors (it was half of a depthwise layer in SSE).
+            #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+            unsafe fn wide(d: &Direct, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+                d.fill_body(buf, chans, g, clear)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2(d: &Direct, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+                d.fill_body(buf, chans, g, clear)
+            }
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
+                // SAFETY: the CPU has the features (checked just above).
+                return unsafe { wide(self, buf, chans, g, clear) };
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                return unsafe { avx2(self, buf, chans, g, clear) };
+            }
+        }
+        self.fill_body(buf, chans, g, clear)
+    }
+
+    #[inline(always)]
+    fn fill_body(&self, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
         let n = chans.len() / (g.h * g.w).max(1);
         if buf.len() < n * self.chan_pitch {
             buf.resize(n * self.chan_pitch, 0.0);
@@ -891,7 +916,12 @@ impl Direct {
             }
             for (line, row) in chan.chunks_exact(g.w).zip(dst[g.ph * self.row_pitch..].chunks_exact_mut(self.row_pitch)) {
                 if sw == 1 {
-                    copy_run(&mut row[pw..pw + g.w], line);
+                    // Short rows: one `memcpy` beats `copy_run`'s scalar tail.
+                    if g.w >= 32 {
+                        copy_run(&mut row[pw..pw + g.w], line);
+                    } else {
+                        row[pw..pw + g.w].copy_from_slice(line);
+                    }
                 } else if sw == 2 {
                     // Input column i sits at padded column i + pw: phase (i + pw) % 2, index
                     // (i + pw) / 2; a pass over column pairs (vectorized shuffles).
@@ -971,7 +1001,8 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
         if depthwise {
             let plane = s.plane;
             // Items: (image, channel) planes, each padded into the thread's own buffer.
-            super::par::for_ranges(s.n * s.m, 1, flops * 2, |r| {
+            // A depthwise flop costs ~4 of a GEMM flop (loads, copies): scale to `par`'s unit.
+            super::par::for_ranges(s.n * s.m, 1, flops * 4, |r| {
                 DIRECT_PLANE.with(|cell| {
                     let mut buf = cell.take();
                     let first = r.start;
@@ -1133,31 +1164,42 @@ unsafe fn dw3_body<const SH: usize, const R: usize, const NV: usize>(a: &DirectA
     let g = a.g;
     let mut oy = 0;
     while oy + R <= g.oh {
-        let row_in = a.inp.add(oy * SH * a.d.row_pitch);
-        let row_out = a.out.add(oy * g.ow);
-        let mut x0 = 0;
-        while x0 < g.ow {
-            let rest = g.ow - x0;
-            let (pi, po) = (row_in.add(x0), row_out.add(x0));
-            if rest >= 8 * NV {
-                dw3_tile::<SH, R, NV>(a, pi, po, 8);
-                x0 += 8 * NV;
-            } else {
-                let last = rest - (rest - 1) / 8 * 8;
-                match rest.div_ceil(8) {
-                    1 => dw3_tile::<SH, R, 1>(a, pi, po, last),
-                    _ => dw3_tile::<SH, R, 2>(a, pi, po, last),
-                }
-                x0 = g.ow;
-            }
-        }
+        dw3_rows::<SH, R, NV>(a, oy);
         oy += R;
     }
-    if oy < g.oh {
-        // The last rows: the general one-row tiles.
-        let rest = DirectArgs { inp: a.inp.add(oy * SH * a.d.row_pitch), out: a.out.add(oy * g.ow), ..*a };
-        let g_rest = Plane2 { oh: g.oh - oy, ..*g };
-        direct_body::<1, 4>(&DirectArgs { g: &g_rest, ..rest });
+    // The last rows: tiles as tall as what is left (one-row tiles would chain all nine
+    // multiply-adds of each output vector).
+    match g.oh - oy {
+        0 => {}
+        1 => dw3_rows::<SH, 1, NV>(a, oy),
+        2 => dw3_rows::<SH, 2, NV>(a, oy),
+        3 => dw3_rows::<SH, 3, NV>(a, oy),
+        _ => unreachable!("tiles are at most 4 rows"),
+    }
+}
+
+/// Output rows `oy..oy + R` of a [`dw3_body`], in tiles of `NV` vectors across.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dw3_rows<const SH: usize, const R: usize, const NV: usize>(a: &DirectArgs, oy: usize) {
+    let g = a.g;
+    let row_in = a.inp.add(oy * SH * a.d.row_pitch);
+    let row_out = a.out.add(oy * g.ow);
+    let mut x0 = 0;
+    while x0 < g.ow {
+        let rest = g.ow - x0;
+        let (pi, po) = (row_in.add(x0), row_out.add(x0));
+        if rest >= 8 * NV {
+            dw3_tile::<SH, R, NV>(a, pi, po, 8);
+            x0 += 8 * NV;
+        } else {
+            let last = rest - (rest - 1) / 8 * 8;
+            match rest.div_ceil(8) {
+                1 => dw3_tile::<SH, R, 1>(a, pi, po, last),
+                _ => dw3_tile::<SH, R, 2>(a, pi, po, last),
+            }
+            x0 = g.ow;
+        }
     }
 }
 
