@@ -70,6 +70,23 @@ def build() -> dict[str, ModelProto]:
         out[f"conv_{key}_clip"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], "Clip",
                                         [("x", F, ["N", 6, 10, 11])], [("w", w(rng, *ws)), ("b", w(rng, 6))],
                                         f"conv_{key}_clip")
+    # Direct kernel (`conv_direct`): few input channels, 8-channel tiles with a remainder,
+    # rows that are not whole vectors, stride 2 and 3 phases, dilation, asymmetric pads,
+    # an activation outside the kernel (Sigmoid), the deepest columns it takes (32 x 3x3).
+    direct = [
+        ("direct_s1", {}, ["N", 3, 12, 26], (10, 3, 3, 3), "Relu"),
+        ("direct_s2", {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ["N", 3, 17, 35], (9, 3, 3, 3), "Clip"),
+        ("direct_dil", {"pads": [0, 2, 1, 0], "dilations": [2, 1], "strides": [1, 3]}, ["N", 2, 9, 40], (5, 2, 3, 4),
+         "Sigmoid"),
+        ("direct_deep", {"pads": [1, 0, 0, 1]}, ["N", 32, 6, 19], (17, 32, 3, 3), "LeakyRelu"),
+        ("direct_dw_wide", {"group": 4, "pads": [1, 1, 1, 1]}, ["N", 4, 5, 70], (4, 1, 3, 3), "Clip"),
+        ("direct_dw_s2", {"group": 4, "pads": [0, 1, 2, 1], "strides": [2, 2]}, ["N", 4, 9, 53], (4, 1, 3, 3), "Tanh"),
+        ("direct_dw_5x5", {"group": 3, "pads": [2, 2, 2, 2], "strides": [1, 2]}, ["N", 3, 7, 33], (3, 1, 5, 5), "Relu"),
+    ]
+    for key, attrs, xs, ws, act in direct:
+        out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,
+                                                 [("x", F, xs)], [("w", w(rng, *ws)), ("b", w(rng, ws[0]))],
+                                                 f"conv_{key}")
     # Small images, many channels: the weights are packed at load (`rt::conv_packed`).
     packed = [
         ("pk3", {"pads": [1, 1, 1, 1]}, ["N", 4, 5, 5], (32, 4, 3, 3), "Relu"),

@@ -101,6 +101,10 @@ def build() -> dict[str, dict]:
     p["maxpool1d_pads_ceil"] = unary("MaxPool", shape=(2, 3, 10), kernel_shape=[3], strides=[2], pads=[1, 2],
                                      ceil_mode=1)
     p["maxpool_2x2"] = unary("MaxPool", shape=(2, 3, 6, 8), kernel_shape=[2, 2], strides=[2, 2])
+    p["maxpool_2x2_odd"] = unary("MaxPool", shape=(1, 3, 7, 9), kernel_shape=[2, 2], strides=[2, 2])
+    p["maxpool_2x2_ceil"] = unary("MaxPool", shape=(1, 2, 7, 9), kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
+    p["maxpool_3x3_s2_pads"] = unary("MaxPool", shape=(1, 2, 11, 12), kernel_shape=[3, 3], strides=[2, 2],
+                                     pads=[1, 1, 1, 1])
     p["avgpool_incl"] = unary("AveragePool", shape=(2, 2, 6, 6), kernel_shape=[3, 3], pads=[1, 1, 1, 1],
                               count_include_pad=1, strides=[2, 2])
     p["avgpool_excl"] = unary("AveragePool", shape=(2, 2, 6, 6), kernel_shape=[3, 3], pads=[1, 1, 1, 1])

@@ -144,6 +144,7 @@ fn im2col<T: Num>(col: &mut Array2<T>, src: &[T], channels: usize, in_sp: &[usiz
 }
 
 /// A 1-D or 2-D convolution seen as 2-D (1-D has height 1): the fast paths work on this.
+#[derive(Clone, Copy)]
 struct Plane2 {
     h: usize, w: usize, kh: usize, kw: usize, oh: usize, ow: usize,
     sh: usize, sw: usize, dh: usize, dw: usize, ph: usize, pw: usize,
@@ -533,6 +534,9 @@ pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: Option<&ArrayD<f32>>, wi
     let bias = bias_values(bias, s.m)?;
     let xs = x.as_standard_layout();
     let wc = w.as_standard_layout();
+    if let Some(out) = conv_direct(xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]), bias.as_deref(), &s, act) {
+        return ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2);
+    }
     // Every element is written before anything reads it: `conv_into` fills depthwise
     // planes (bias or zero) first, and each GEMM block there and in `conv_packed_columns`
     // (blocks (b, g) tile the output) is computed with beta = 0, which makes C write-only.
@@ -827,6 +831,491 @@ fn depthwise_f32(out: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2, phases
         depthwise_flat::<false>(out, chan, taps, g, phases)
     } else {
         depthwise_body::<false>(out, chan, taps, g, phases)
+    }
+}
+
+/// A convolution computed straight from a zero-padded copy of its input (no im2col, no
+/// GEMM packing): each output tile of `MR` channels x `NV` 8-float vectors of one output
+/// row accumulates, per input channel and kernel tap, `NV` contiguous loads times `MR`
+/// broadcast weights, with bias and activation applied before its single store. Strided
+/// convolutions read a copy whose rows are split into their `sw` phases (columns p, p + sw,
+/// ...), so every tap is still a contiguous load. Used for depthwise convolutions (`MR` = 1,
+/// one input channel per output) and for convolutions whose columns are short (few input
+/// channels, [`DIRECT_MAX_DEPTH`]), where im2col plus GEMM spends more time building and
+/// packing the columns than multiplying them.
+struct Direct {
+    /// Floats per phase, per padded row (`sw` phases) and per channel.
+    phase: usize,
+    row_pitch: usize,
+    chan_pitch: usize,
+    /// Offset of each kernel tap `(ky, kx)` in a channel of the padded copy, relative to
+    /// output position (0, 0).
+    taps: Vec<usize>,
+}
+
+/// Columns per channel (`C/group * K`) up to which [`conv_act`] convolves directly: mnist's
+/// 32-channel 3x3 layer (288) and RGB stems (27, 147); deeper layers go to the GEMM.
+const DIRECT_MAX_DEPTH: usize = 320;
+
+impl Direct {
+    fn new(g: &Plane2) -> Direct {
+        let sw = g.sw;
+        let ow_vec = g.ow.div_ceil(8) * 8;
+        let span_w = (g.ow - 1) * g.sw + (g.kw - 1) * g.dw + 1;
+        let width = (g.pw + g.w).max(span_w);
+        let phase = width.div_ceil(sw).max(ow_vec + (g.kw - 1) * g.dw / sw);
+        let rows = (g.ph + g.h).max((g.oh - 1) * g.sh + (g.kh - 1) * g.dh + 1);
+        let row_pitch = sw * phase;
+        let taps = (0..g.kh * g.kw)
+            .map(|t| {
+                let (ky, kx) = (t / g.kw, t % g.kw);
+                ky * g.dh * row_pitch + (kx * g.dw) % sw * phase + kx * g.dw / sw
+            })
+            .collect();
+        Direct { phase, row_pitch, chan_pitch: rows * row_pitch, taps }
+    }
+
+    /// Writes the padded, phase-split copy of `chans` (planes of `g.h * g.w`) into `buf`.
+    /// `clear`: zero the padding too (every element of its first `n * chan_pitch`); without
+    /// it only the input's own positions are written, for a buffer that already holds a
+    /// copy of the same geometry (the padding is never written, so it stays zero).
+    fn fill(&self, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+        #[cfg(target_arch = "x86_64")]
+        {
+            /// The copy compiled for wider vectors (it was half of a depthwise layer in SSE).
+            #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+            unsafe fn wide(d: &Direct, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+                d.fill_body(buf, chans, g, clear)
+            }
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2(d: &Direct, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+                d.fill_body(buf, chans, g, clear)
+            }
+            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
+                // SAFETY: the CPU has the features (checked just above).
+                return unsafe { wide(self, buf, chans, g, clear) };
+            }
+            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+                // SAFETY: as above.
+                return unsafe { avx2(self, buf, chans, g, clear) };
+            }
+        }
+        self.fill_body(buf, chans, g, clear)
+    }
+
+    #[inline(always)]
+    fn fill_body(&self, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+        let n = chans.len() / (g.h * g.w).max(1);
+        if buf.len() < n * self.chan_pitch {
+            buf.resize(n * self.chan_pitch, 0.0);
+        }
+        let (sw, pw) = (g.sw, g.pw);
+        for (chan, dst) in chans.chunks_exact(g.h * g.w).zip(buf.chunks_exact_mut(self.chan_pitch)) {
+            if clear {
+                dst.fill(0.0);
+            }
+            for (line, row) in chan.chunks_exact(g.w).zip(dst[g.ph * self.row_pitch..].chunks_exact_mut(self.row_pitch)) {
+                if sw == 1 {
+                    // Short rows: one `memcpy` beats `copy_run`'s scalar tail.
+                    if g.w >= 32 {
+                        copy_run(&mut row[pw..pw + g.w], line);
+                    } else {
+                        row[pw..pw + g.w].copy_from_slice(line);
+                    }
+                } else if sw == 2 {
+                    // Input column i sits at padded column i + pw: phase (i + pw) % 2, index
+                    // (i + pw) / 2; a pass over column pairs (vectorized shuffles).
+                    let a0 = (pw % 2) * self.phase + pw / 2;
+                    let pairs = line.chunks_exact(2);
+                    if let [last] = pairs.remainder() {
+                        row[a0 + g.w / 2] = *last;
+                    }
+                    let (lo, hi) = row.split_at_mut(self.phase);
+                    let (ea, eb) = if pw % 2 == 0 { (&mut lo[pw / 2..], &mut hi[pw.div_ceil(2)..]) } else { (&mut hi[pw / 2..], &mut lo[pw.div_ceil(2)..]) };
+                    for ((x, y), pair) in ea.iter_mut().zip(eb.iter_mut()).zip(pairs) {
+                        (*x, *y) = (pair[0], pair[1]);
+                    }
+                } else {
+                    for p in 0..sw {
+                        // First input column of phase p: the smallest i with (i + pw) % sw == p.
+                        let i0 = (p + sw - pw % sw) % sw;
+                        let at = p * self.phase + (i0 + pw) / sw;
+                        for (d, &v) in row[at..(p + 1) * self.phase].iter_mut().zip(line.iter().skip(i0).step_by(sw)) {
+                            *d = v;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A raw output pointer shared by the threads of [`conv_direct`]; each writes its own planes.
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the threads write disjoint output planes (see the callers).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The pointer (a method, so closures capture the whole `Sync` wrapper).
+    fn at(self, offset: usize) -> *mut f32 {
+        self.0.wrapping_add(offset)
+    }
+}
+
+thread_local! {
+    /// Per-thread padded copy of one depthwise plane (reused between calls).
+    static DIRECT_PLANE: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// f32 2-D convolution through [`Direct`] on AVX2+FMA CPUs, into a new output; `None` when
+/// the CPU lacks them or the shape is not one this path is for.
+fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, act: Act) -> Option<Vec<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let depthwise = s.cg == 1 && s.mg == 1;
+        let small = s.group == 1 && s.cg * s.kk <= DIRECT_MAX_DEPTH && !s.pointwise();
+        if !(depthwise || small) || s.p_out == 0 || src.len() != s.n * s.c * s.plane {
+            return None;
+        }
+        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+            return None;
+        }
+        let g = &Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo)?;
+        // Every element is written by exactly one tile below before `assume_init`: items
+        // cover every (image, channel) plane, tiles every row and column of a plane.
+        let mut out = Box::<[f32]>::new_uninit_slice(s.n * s.m * s.p_out);
+        let wide = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
+        let d = Direct::new(g);
+        let (lo, hi, fused) = match act {
+            Act::None => (f32::NEG_INFINITY, f32::INFINITY, true),
+            Act::Relu => (0.0, f32::INFINITY, true),
+            Act::Clip(lo, hi) => (lo, hi, true),
+            _ => (f32::NEG_INFINITY, f32::INFINITY, false),
+        };
+        let ck = s.cg * s.kk;
+        let p_out = s.p_out;
+        let optr = OutPtr(out.as_mut_ptr().cast::<f32>());
+        let flops = 2 * s.n * s.m * p_out * ck;
+        if depthwise {
+            let plane = s.plane;
+            // Items: (image, channel) planes, each padded into the thread's own buffer.
+            // A depthwise flop costs ~4 of a GEMM flop (loads, copies): scale to `par`'s unit.
+            super::par::for_ranges(s.n * s.m, 1, flops * 4, |r| {
+                DIRECT_PLANE.with(|cell| {
+                    let mut buf = cell.take();
+                    let first = r.start;
+                    for item in r {
+                        let ch = item % s.m;
+                        // Padding zeroed once per range: every plane has the same geometry.
+                        d.fill(&mut buf, &src[item * plane..][..plane], g, item == first);
+                        let bv = bias.map_or(0.0, |b| b[ch]);
+                        // SAFETY: plane `item` of the output (in bounds: item < n*m) is written by
+                        // this item only; the kernel reads `buf` within the padded geometry.
+                        unsafe {
+                            let o = optr.at(item * p_out);
+                            direct_rows(wide, true, buf.as_ptr(), &d, g, 1, &wdata[ch * s.kk..], s.kk, 1, &[bv], lo, hi, o, p_out);
+                            if !fused {
+                                act.apply(std::slice::from_raw_parts_mut(o, p_out));
+                            }
+                        }
+                    }
+                    cell.replace(buf);
+                })
+            });
+            // SAFETY: every element was written (see above).
+            return Some(unsafe { out.assume_init() }.into_vec());
+        }
+        let mr = if wide { 8 } else { 4 };
+        let blocks = s.m.div_ceil(mr);
+        // Unpadded stride-1 input whose rows are already the copy's rows (and whose last
+        // tile reads no further than its last column): read in place (mnist's 3x3 layer).
+        let in_place = g.sw == 1 && d.row_pitch == g.w && d.chan_pitch == g.h * g.w && g.ow % 8 == 0;
+        let mut copy = Vec::new();
+        if !in_place {
+            d.fill(&mut copy, src, g, true);
+        }
+        let bias_all: Vec<f32> = bias.map_or_else(|| vec![0.0; s.m], |b| b.to_vec());
+        let buf: &[f32] = if in_place { src } else { &copy };
+        super::par::for_ranges(s.n * blocks, 1, flops, |r| {
+            for item in r {
+                let (b, m0) = (item / blocks, item % blocks * mr);
+                let rows = mr.min(s.m - m0);
+                // SAFETY: item (b, m0) writes output planes m0..m0+rows of image b only; the
+                // kernel reads image b's channels of `buf` within the padded geometry.
+                unsafe {
+                    let o = optr.at((b * s.m + m0) * p_out);
+                    let inp = buf.as_ptr().add(b * s.c * d.chan_pitch);
+                    direct_rows(wide, false, inp, &d, g, s.cg, &wdata[m0 * ck..], ck, rows, &bias_all[m0..m0 + rows], lo, hi, o, p_out);
+                    if !fused {
+                        act.apply(std::slice::from_raw_parts_mut(o, rows * p_out));
+                    }
+                }
+            }
+        });
+        // SAFETY: every element was written (see above).
+        Some(unsafe { out.assume_init() }.into_vec())
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (src, wdata, bias, s, act);
+        None
+    }
+}
+
+/// Picks the kernel width: AVX-512VL (32 registers: 8 channels x 3 vectors per tile) or AVX2.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn direct_rows(
+    wide: bool, depthwise: bool, inp: *const f32, d: &Direct, g: &Plane2, cg: usize, w: &[f32], ck: usize, rows: usize,
+    bias: &[f32], lo: f32, hi: f32, out: *mut f32, p_out: usize,
+) {
+    let a = DirectArgs { inp, d, g, cg, w, ck, rows, bias, lo, hi, out, p_out };
+    if depthwise && (g.kh, g.kw, g.dh, g.dw) == (3, 3, 1, 1) && g.sh <= 2 {
+        return match (g.sh, wide) {
+            (1, true) => dw3_avx512::<1>(&a),
+            (1, false) => dw3_avx2::<1>(&a),
+            (_, true) => dw3_avx512::<2>(&a),
+            (_, false) => dw3_avx2::<2>(&a),
+        };
+    }
+    match (depthwise, wide) {
+        (true, true) => direct_avx512::<1, 4>(&a),
+        (true, false) => direct_avx2::<1, 4>(&a),
+        (false, true) => direct_avx512::<8, 3>(&a),
+        (false, false) => direct_avx2::<4, 3>(&a),
+    }
+}
+
+#[derive(Clone, Copy)]
+struct DirectArgs<'a> {
+    inp: *const f32,
+    d: &'a Direct,
+    g: &'a Plane2,
+    cg: usize,
+    /// Weights of the tile's first output channel; channel r's are `ck` floats further.
+    w: &'a [f32],
+    ck: usize,
+    rows: usize,
+    bias: &'a [f32],
+    lo: f32,
+    hi: f32,
+    out: *mut f32,
+    p_out: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn dw3_avx2<const SH: usize>(a: &DirectArgs) {
+    dw3_body::<SH, 2, 2>(a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn dw3_avx512<const SH: usize>(a: &DirectArgs) {
+    dw3_body::<SH, 4, 2>(a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn direct_avx2<const MR: usize, const NV: usize>(a: &DirectArgs) {
+    direct_body::<MR, NV>(a)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn direct_avx512<const MR: usize, const NV: usize>(a: &DirectArgs) {
+    direct_body::<MR, NV>(a)
+}
+
+/// Every output row of `a.rows` (<= MR) channels, in tiles of NV vectors, the row's tail
+/// with fewer vectors (the last one stored masked).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn direct_body<const MR: usize, const NV: usize>(a: &DirectArgs) {
+    let g = a.g;
+    let full = g.ow / (8 * NV);
+    for oy in 0..g.oh {
+        let row_in = a.inp.add(oy * g.sh * a.d.row_pitch);
+        let row_out = a.out.add(oy * g.ow);
+        for t in 0..full {
+            let x0 = t * 8 * NV;
+            direct_tile::<MR, NV>(a, row_in.add(x0), row_out.add(x0), 8);
+        }
+        let x0 = full * 8 * NV;
+        let rest = g.ow - x0;
+        if rest > 0 {
+            let (nv, last) = (rest.div_ceil(8), rest - (rest - 1) / 8 * 8);
+            let (pi, po) = (row_in.add(x0), row_out.add(x0));
+            match nv {
+                1 => direct_tile::<MR, 1>(a, pi, po, last),
+                2 => direct_tile::<MR, 2>(a, pi, po, last),
+                3 => direct_tile::<MR, 3>(a, pi, po, last),
+                _ => direct_tile::<MR, 4>(a, pi, po, last),
+            }
+        }
+    }
+}
+
+/// Depthwise 3x3 (dilation 1, stride `SH` down and any stride across, through the phase
+/// split) for one channel: tiles of `R` output rows x `NV` vectors, each padded input row
+/// loaded once per tile and multiplied into every output row of the tile that reads it
+/// (stride 1: `R + 2` rows of loads for `R` rows of output instead of `3R`), the nine taps
+/// held in registers; bias and clamp before the single store.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dw3_body<const SH: usize, const R: usize, const NV: usize>(a: &DirectArgs) {
+    let g = a.g;
+    let mut oy = 0;
+    while oy + R <= g.oh {
+        dw3_rows::<SH, R, NV>(a, oy);
+        oy += R;
+    }
+    // The last rows: tiles as tall as what is left (one-row tiles would chain all nine
+    // multiply-adds of each output vector).
+    match g.oh - oy {
+        0 => {}
+        1 => dw3_rows::<SH, 1, NV>(a, oy),
+        2 => dw3_rows::<SH, 2, NV>(a, oy),
+        3 => dw3_rows::<SH, 3, NV>(a, oy),
+        _ => unreachable!("tiles are at most 4 rows"),
+    }
+}
+
+/// Output rows `oy..oy + R` of a [`dw3_body`], in tiles of `NV` vectors across.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dw3_rows<const SH: usize, const R: usize, const NV: usize>(a: &DirectArgs, oy: usize) {
+    let g = a.g;
+    let row_in = a.inp.add(oy * SH * a.d.row_pitch);
+    let row_out = a.out.add(oy * g.ow);
+    let mut x0 = 0;
+    while x0 < g.ow {
+        let rest = g.ow - x0;
+        let (pi, po) = (row_in.add(x0), row_out.add(x0));
+        if rest >= 8 * NV {
+            dw3_tile::<SH, R, NV>(a, pi, po, 8);
+            x0 += 8 * NV;
+        } else {
+            let last = rest - (rest - 1) / 8 * 8;
+            match rest.div_ceil(8) {
+                1 => dw3_tile::<SH, R, 1>(a, pi, po, last),
+                _ => dw3_tile::<SH, R, 2>(a, pi, po, last),
+            }
+            x0 = g.ow;
+        }
+    }
+}
+
+/// Input row `IR` of a [`dw3_tile`]: its three column taps into the output rows reading it.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dw3_row<const SH: usize, const R: usize, const NV: usize, const IR: usize>(
+    acc: &mut [[std::arch::x86_64::__m256; NV]; R], w: &[std::arch::x86_64::__m256; 9], p: *const f32, cols: &[usize; 3],
+) {
+    use std::arch::x86_64::*;
+    if IR >= (R - 1) * SH + 3 {
+        return;
+    }
+    for (kx, &col) in cols.iter().enumerate() {
+        let mut xv = [_mm256_setzero_ps(); NV];
+        for (v, x) in xv.iter_mut().enumerate() {
+            *x = _mm256_loadu_ps(p.add(col + 8 * v));
+        }
+        for ky in 0..3 {
+            if IR >= ky && (IR - ky).is_multiple_of(SH) && (IR - ky) / SH < R {
+                let j = (IR - ky) / SH;
+                for v in 0..NV {
+                    acc[j][v] = _mm256_fmadd_ps(w[ky * 3 + kx], xv[v], acc[j][v]);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dw3_tile<const SH: usize, const R: usize, const NV: usize>(a: &DirectArgs, inp: *const f32, out: *mut f32, last: usize) {
+    use std::arch::x86_64::*;
+    // (Loops, not `array::from_fn`: that stayed a call per tile, its arrays in memory.)
+    let mut w = [_mm256_setzero_ps(); 9];
+    for (wv, &x) in w.iter_mut().zip(&a.w[..9]) {
+        *wv = _mm256_set1_ps(x);
+    }
+    let bv = _mm256_set1_ps(a.bias[0]);
+    let mut acc = [[bv; NV]; R];
+    // Tap kx of the phase-split row: offset within the row (row part of `taps` removed).
+    let cols = [a.d.taps[0], a.d.taps[1], a.d.taps[2]];
+    // Input rows 0..(R - 1) * SH + 3 as constants, so every accumulator index is one.
+    macro_rules! rows {
+        ($($ir:literal)*) => { $( dw3_row::<SH, R, NV, $ir>(&mut acc, &w, inp.add($ir * a.d.row_pitch), &cols); )* };
+    }
+    rows!(0 1 2 3 4 5 6 7 8 9 10);
+    let (lo, hi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(a.hi));
+    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (j, acc_j) in acc.iter().enumerate() {
+        let o = out.add(j * a.g.ow);
+        for (v, &x) in acc_j.iter().enumerate() {
+            let y = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+            if v + 1 < NV || last == 8 {
+                _mm256_storeu_ps(o.add(8 * v), y);
+            } else {
+                _mm256_maskstore_ps(o.add(8 * v), mask, y);
+            }
+        }
+    }
+}
+
+/// One tile: `NV` vectors of output columns (the last one `last` <= 8 wide) for `a.rows`
+/// channels, from `inp` (the padded input at the tile's first column) into `out`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn direct_tile<const MR: usize, const NV: usize>(a: &DirectArgs, inp: *const f32, out: *mut f32, last: usize) {
+    use std::arch::x86_64::*;
+    let kk = a.d.taps.len();
+    let mut acc = [[_mm256_setzero_ps(); NV]; MR];
+    // Rows past `a.rows` repeat the last real channel (computed, never stored).
+    let mut wrow = [a.w.as_ptr(); MR];
+    for (r, wr) in wrow.iter_mut().enumerate() {
+        *wr = a.w.as_ptr().add(r.min(a.rows - 1) * a.ck);
+    }
+    for (r, acc_r) in acc.iter_mut().enumerate() {
+        let bv = _mm256_set1_ps(a.bias[r.min(a.rows - 1)]);
+        for v in acc_r.iter_mut() {
+            *v = bv;
+        }
+    }
+    for c in 0..a.cg {
+        let base = inp.add(c * a.d.chan_pitch);
+        for (t, &off) in a.d.taps.iter().enumerate() {
+            let p = base.add(off);
+            let mut xv = [_mm256_setzero_ps(); NV];
+            for (v, x) in xv.iter_mut().enumerate() {
+                *x = _mm256_loadu_ps(p.add(8 * v));
+            }
+            let q = c * kk + t;
+            for r in 0..MR {
+                let wv = _mm256_set1_ps(*wrow[r].add(q));
+                for v in 0..NV {
+                    acc[r][v] = _mm256_fmadd_ps(wv, xv[v], acc[r][v]);
+                }
+            }
+        }
+    }
+    // max(lo, x) then min(hi, x), in this operand order so NaN passes through.
+    let (lo, hi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(a.hi));
+    let mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(last as i32), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    for (r, acc_r) in acc.iter().enumerate().take(a.rows) {
+        let o = out.add(r * a.p_out);
+        for (v, &x) in acc_r.iter().enumerate() {
+            let y = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+            if v + 1 < NV || last == 8 {
+                _mm256_storeu_ps(o.add(8 * v), y);
+            } else {
+                _mm256_maskstore_ps(o.add(8 * v), mask, y);
+            }
+        }
     }
 }
 
