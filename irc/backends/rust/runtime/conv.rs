@@ -232,6 +232,64 @@ fn im2col_row<T: Num>(
     }
 }
 
+/// [`im2col_row`] written straight into packed-B slivers: the row's position `p` (counted
+/// from output row `r0`, `images` images of `(r1 - r0) * ow` positions side by side, image
+/// `i` of the chunk from channel plane `chans[i]`) goes to `dst[(p / nr) * nr * depth + p % nr]`.
+/// Positions up to the next multiple of `nr` are zero-filled.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn im2col_row_packed(
+    dst: &mut [f32], nr: usize, depth: usize, chans: &mut dyn Iterator<Item = &[f32]>,
+    (ky, y0, y1): (usize, usize, usize), kx: usize, g: &Plane2, (r0, r1): (usize, usize), width_pad: usize,
+) {
+    let (x0, x1) = g.cols(kx);
+    let (y0, y1) = (y0.clamp(r0, r1), y1.clamp(r0, r1));
+    let y1 = y1.max(y0);
+    let per_image = (r1 - r0) * g.ow;
+    // Positions [p, p + len) from `src` (None: zeros), split at sliver boundaries.
+    let mut put = |mut p: usize, src: Option<&[f32]>, len: usize| {
+        let mut done = 0;
+        while done < len {
+            let off = p % nr;
+            let run = (nr - off).min(len - done);
+            let at = (p / nr) * nr * depth + off;
+            let d = &mut dst[at..at + run];
+            match src {
+                Some(src) => copy_run(d, &src[done..done + run]),
+                None => d.fill(0.0),
+            }
+            done += run;
+            p += run;
+        }
+    };
+    let mut images = 0;
+    for (i, chan) in chans.enumerate() {
+        let base = i * per_image;
+        images = i + 1;
+        put(base, None, (y0 - r0) * g.ow);
+        for oy in y0..y1 {
+            let row0 = base + (oy - r0) * g.ow;
+            put(row0, None, x0);
+            if x0 < x1 {
+                let iy = oy * g.sh + ky * g.dh - g.ph;
+                let ix0 = x0 * g.sw + kx * g.dw - g.pw;
+                let line = &chan[iy * g.w..(iy + 1) * g.w];
+                if g.sw == 1 {
+                    put(row0 + x0, Some(&line[ix0..ix0 + (x1 - x0)]), x1 - x0);
+                } else {
+                    for (j, v) in line[ix0..].iter().step_by(g.sw).take(x1 - x0).enumerate() {
+                        put(row0 + x0 + j, Some(std::slice::from_ref(v)), 1);
+                    }
+                }
+            }
+            put(row0 + x1, None, g.ow - x1);
+        }
+        put(base + (y1 - r0) * g.ow, None, (r1 - y1) * g.ow);
+    }
+    let width = images * per_image;
+    put(width, None, width_pad - width);
+}
+
 /// GEMMs with more output channels than this pack B (the kernel reads narrower ones in
 /// place, so writing the packed layout would be extra work for them).
 const PACKED_COLUMNS_MIN_ROWS: usize = 16;
@@ -302,11 +360,17 @@ fn conv_packed_columns(
                         let (ci, tap) = (q / s.kk, q % s.kk);
                         let (ky, kx) = (tap / g2.kw, tap % g2.kw);
                         let (y0, y1) = g2.rows(ky);
+                        let base = (q - pc) * nr;
+                        if g2.sw == 1 {
+                            // Straight into the slivers (stride 1: runs of whole image rows).
+                            let mut chans = (b0..b1).map(|bi| &src[(bi * s.c + g * cg + ci) * s.plane..][..s.plane]);
+                            im2col_row_packed(&mut data[base..], nr, depth, &mut chans, (ky, y0, y1), kx, g2, (r0, r1), width_pad);
+                            continue;
+                        }
                         for (bi, seg) in (b0..b1).zip(row[..width].chunks_exact_mut(per_image)) {
                             let chan = &src[(bi * s.c + g * cg + ci) * s.plane..][..s.plane];
                             im2col_row(seg, chan, (ky, y0, y1), kx, g2, (r0, r1));
                         }
-                        let base = (q - pc) * nr;
                         for (sl, piece) in row[..width_pad].chunks_exact(nr).enumerate() {
                             copy_sliver(&mut data[base + sl * nr * depth..][..nr], piece);
                         }
@@ -740,11 +804,38 @@ fn conv_packed_impl(
             }
         }
         Some(g2) if mg > PACKED_COLUMNS_MIN_ROWS || pointwise => {
-            with_columns(|col| {
-                conv_packed_columns(src, bias.as_deref(), &s, g2, act, out, col, beta, |g, ks, packed, beta, oc, rsc, epi| {
-                    sgemm_packed_a_part(&groups[g], ks, packed.n(), 1.0, OperandB::Packed(packed), beta, oc, rsc, 1, epi);
-                })
-            });
+            // Several threads and images: each thread convolves its own run of images (its
+            // own column buffer), instead of splitting every chunk's small GEMM.
+            let image_out = s.m * p_out;
+            let threads = super::par::threads().min(s.n);
+            let per_piece = s.n.div_ceil(threads.max(1));
+            let flops = 2 * s.n * image_out * cg * kk;
+            let bias = bias.as_deref();
+            let run = |b0: usize, out: &mut [f32]| -> Result<()> {
+                let nb = out.len() / image_out;
+                let sub_dims = [&[nb, s.c][..], &s.in_sp].concat();
+                let sub = ConvShape::new(&sub_dims, &w.dims, win, w.groups())?;
+                let sub_src = &src[b0 * s.c * plane..][..nb * s.c * plane];
+                with_columns(|col| {
+                    conv_packed_columns(sub_src, bias, &sub, g2, act, out, col, beta, |g, ks, packed, beta, oc, rsc, epi| {
+                        sgemm_packed_a_part(&groups[g], ks, packed.n(), 1.0, OperandB::Packed(packed), beta, oc, rsc, 1, epi);
+                    })
+                });
+                Ok(())
+            };
+            if threads > 1 && super::par::pieces_for(flops) > 1 {
+                let failed = std::sync::Mutex::new(None);
+                super::par::for_each_chunk_mut(out, per_piece * image_out, flops, |i, chunk| {
+                    if let Err(e) = run(i * per_piece, chunk) {
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                });
+                if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                    return Err(e);
+                }
+            } else {
+                run(0, out)?;
+            }
         }
         Some(g2) => {
             // Few output channels: the whole column matrix, read in place by the kernel.
