@@ -896,8 +896,9 @@ fn conv_transposed(
     // (L2-sized), then copied sliver by sliver (MR positions, contiguous writes).
     let (kc, mr) = PackedA::layout(np);
     let m_pad = np.div_ceil(mr) * mr;
-    // Positions np..m_pad stay zero: only the first np of each row are written.
-    let mut rows = vec![0.0f32; kc.min(k) * m_pad];
+    // The block's rows live after the packed A in the reused column buffer (nothing to
+    // allocate or zero per call); positions np..m_pad of each row are zeroed as written.
+    let rows_len = kc.min(k) * m_pad;
     // Each group's GEMM writes the whole block (beta = 0 makes C write-only) before
     // the activation and the transpose read it.
     let mut block = output_buffer(np * mg);
@@ -914,12 +915,14 @@ fn conv_transposed(
     };
     with_columns(|col| {
         let mut data = std::mem::take(col);
-        if data.len() < k * m_pad {
-            data.resize(k * m_pad, 0.0);
+        if data.len() < k * m_pad + rows_len {
+            data.resize(k * m_pad + rows_len, 0.0);
         }
         for (g, packed) in groups.iter().enumerate() {
             for pc in (0..k).step_by(kc) {
                 let depth = kc.min(k - pc);
+                let (packed_a, rows) = data.split_at_mut(k * m_pad);
+                let rows = &mut rows[..rows_len];
                 for (q, row) in (pc..pc + depth).zip(rows.chunks_exact_mut(m_pad)) {
                     let (ci, tap) = (q / kk, q % kk);
                     let (ky, kx) = (tap / g2.kw, tap % g2.kw);
@@ -928,8 +931,9 @@ fn conv_transposed(
                         let chan = &src[(b * s.c + g * cg + ci) * plane..][..plane];
                         im2col_row(seg, chan, (ky, y0, y1), kx, g2, (0, g2.oh));
                     }
+                    row[np..].fill(0.0);
                 }
-                let block_data = &mut data[pc * m_pad..][..depth * m_pad];
+                let block_data = &mut packed_a[pc * m_pad..][..depth * m_pad];
                 for (sl, sliver) in block_data.chunks_exact_mut(mr * depth).enumerate() {
                     for (dst, row) in sliver.chunks_exact_mut(mr).zip(rows.chunks_exact(m_pad)) {
                         copy_sliver(dst, &row[sl * mr..][..mr]);
