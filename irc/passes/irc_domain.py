@@ -8,6 +8,10 @@ computation; docs/IRC_DOMAIN.md is the table of ops and their semantics.
 * ``Conv|Gemm|MatMul`` followed by an activation -> ``irc.<Base><Act>``
   (e.g. ``irc.ConvRelu``): the base op's attributes plus ``act_alpha`` /
   ``act_beta`` for the activation's parameters.
+* ``Conv`` whose only consumer is an ``Add`` of a same-shape tensor (ResNet's
+  residual), optionally followed by an activation -> ``irc.ConvAdd<Act>`` (``X, W,
+  B, R``: ``act(Conv(X, W, B) + R)``), which the backend runs as one GEMM whose C
+  starts as ``R``.
 * The decomposed layer norm (ReduceMean, Sub, Pow or Mul, ReduceMean, Add eps,
   Sqrt, Div, then optional Mul gamma / Add beta) over the last axis ->
   ``LayerNormalization`` (opset >= 17) or ``irc.LayerNormalization``.
@@ -143,6 +147,8 @@ def irc_fuse(graph: Graph, ctx: Context) -> PassResult:
             continue
         if op.op_type in ("Erf", "Tanh") and _fuse_gelu(graph, op, opset, result):
             continue
+        if op.op_type == "Add" and _fuse_conv_add(graph, op, opset, result):
+            continue
         if op.op_type in ACTIVATIONS:
             _fuse_activation(graph, op, opset, result)
         elif op.op_type == "ReduceMean":
@@ -203,6 +209,65 @@ def _fuse_activation(graph: Graph, act: Op, opset: int, result: PassResult) -> N
     fused.set_attr("act_beta", params[1])
     _declare(graph, fused_function(base.op_type, act.op_type, opset))
     result.note(f"{base.op_type} {base.name} + {act.op_type} -> irc.{name}")
+
+
+def conv_add_function(act: str | None, opset: int) -> FunctionProto:
+    """The body of ``irc.ConvAdd<act>``: Conv, Add of the residual R, then the activation."""
+    conv = helper.make_node("Conv", ["X", "W", "B"], ["conv_out"])
+    conv.attribute.extend(_ref(a, k) for a, k in BASE_ATTRS["Conv"].items())
+    body = [conv, helper.make_node("Add", ["conv_out", "R"], ["sum" if act else "Y"])]
+    attrs = list(BASE_ATTRS["Conv"])
+    if act:
+        body += _activation_nodes(act, "sum", "Y", opset)
+        attrs += ["act_alpha", "act_beta"]
+    return helper.make_function(DOMAIN, "ConvAdd" + (act or ""), ["X", "W", "B", "R"], ["Y"], body,
+                                [helper.make_opsetid("", opset)], attributes=attrs)
+
+
+def _fuse_conv_add(graph: Graph, add: Op, opset: int, result: PassResult) -> bool:
+    """``Add(Conv(..), R)`` (+ activation) -> ``irc.ConvAdd<Act>``; True when fused."""
+    if add.n_inputs != 2 or add.n_outputs != 1 or add.input(0) is add.input(1):
+        return False
+    out = add.output(0)
+    if not _is_f32(add.input(0), add.input(1), out):
+        return False
+    for y, r in ((add.input(0), add.input(1)), (add.input(1), add.input(0))):
+        base = graph.producer(y)
+        if (base is None or not is_std(base, "Conv") or base.n_outputs != 1 or only_consumer(graph, y) is not add
+                or not _same_static(y, r) or not _same_static(y, out)):
+            continue
+        ins = list(base.inputs)
+        if len(ins) < 3 or ins[2] is None:
+            w = const(graph, ins[1])
+            if w is None:
+                continue
+            ins = ins[:2] + [new_const(graph, (base.name or "conv") + "_zero_bias", np.zeros(w.shape[0], np.float32))]
+        # An activation that alone consumes the sum joins the op.
+        act = only_consumer(graph, out)
+        params = None
+        if (act is not None and is_std(act, *ACTIVATIONS) and act.input(0) is out and _is_f32(act.output(0))
+                and not (act.op_type == "Tanh" and _feeds_gelu(graph, act))):
+            params = _activation_params(graph, act, opset)
+        attrs = {k: a.value for k, a in base.attrs.items()}
+        final = act.output(0) if params is not None else out
+        if params is not None:
+            graph.remove_op(act, keep_outputs=True)
+            graph.remove_op(add)
+        else:
+            graph.remove_op(add, keep_outputs=True)
+        graph.remove_op(base)
+        act_name = act.op_type if params is not None else None
+        name = "ConvAdd" + (act_name or "")
+        fused = graph.add_op(name, ins + [r], outputs=[final], domain=DOMAIN, name=base.name)
+        for k, v in attrs.items():
+            fused.set_attr(k, v)
+        if params is not None:
+            fused.set_attr("act_alpha", params[0])
+            fused.set_attr("act_beta", params[1])
+        _declare(graph, conv_add_function(act_name, opset))
+        result.note(f"Conv {base.name} + Add {add.name}{' + ' + act_name if act_name else ''} -> irc.{name}")
+        return True
+    return False
 
 
 def _feeds_gelu(graph: Graph, tanh: Op) -> bool:

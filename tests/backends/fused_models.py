@@ -42,6 +42,49 @@ def fused(base_nodes: list, act: str, inputs, inits, name: str) -> ModelProto:
     return to_onnx(graph)
 
 
+def residual(nodes: list, inputs, inits, name: str, fused_op: str) -> ModelProto:
+    """A residual block writing `y`, optimized at level 3: its Conv + Add (+ act) must become
+    ``irc.<fused_op>`` (other irc ops may appear beside it)."""
+    from irc.ir.onnx_io import from_onnx, to_onnx
+    from irc.passes import optimize
+
+    graph = from_onnx(model(name, nodes, inputs, [("y", F)], list(inits)))
+    optimize(graph, level=3)
+    types = [op.op_type for op in graph.ops if op.domain == "irc"]
+    assert fused_op in types, f"{name}: expected irc.{fused_op}, got {graph.op_histogram()}"
+    return to_onnx(graph)
+
+
+def residual_models(rng) -> dict[str, ModelProto]:
+    """irc.ConvAdd<Act>: the residual moved in (it dies at the Add) or copied (a graph input),
+    through every conv path (im2col chunks of one or several images, pointwise, transposed
+    small-image layout, depthwise fallback, 1-D)."""
+    conv = helper.make_node
+    out = {}
+    # ResNet basic block; x0 -> relu -> x is an intermediate that dies at the Add (moved).
+    block = [conv("Relu", ["x0"], ["x"]),
+             conv("Conv", ["x", "w1", "b1"], ["h0"], pads=[1, 1, 1, 1]), conv("Relu", ["h0"], ["h"]),
+             conv("Conv", ["h", "w2", "b2"], ["z"], pads=[1, 1, 1, 1]),
+             conv("Add", ["z", "x"], ["s"]), conv("Relu", ["s"], ["y"])]
+    for key, c, hw in (("res_block", 20, 9), ("res_block_small", 40, 3)):
+        inits = [("w1", w(rng, c, c, 3, 3) * 0.2), ("b1", w(rng, c)), ("w2", w(rng, c, c, 3, 3) * 0.2), ("b2", w(rng, c))]
+        out[key] = residual(block, [("x0", F, ["N", c, hw, hw])], inits, key, "ConvAddRelu")
+    # Residual as a graph input (borrowed: copied into the output), skip on the left.
+    cases = [  # (key, conv attrs, x shape, w shape, residual shape, activation or None)
+        ("res_pointwise", {}, ["N", 8, 5, 6], (24, 8, 1, 1), ["N", 24, 5, 6], "Clip"),
+        ("res_strided", {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ["N", 6, 9, 9], (18, 6, 3, 3), ["N", 18, 5, 5], None),
+        ("res_small", {"pads": [1, 1, 1, 1]}, ["N", 4, 3, 3], (36, 4, 3, 3), ["N", 36, 3, 3], "LeakyRelu"),
+        ("res_depthwise", {"group": 6, "pads": [1, 1, 1, 1]}, ["N", 6, 7, 7], (6, 1, 3, 3), ["N", 6, 7, 7], "Relu"),
+        ("res_1d", {"pads": [1, 1]}, ["N", 5, 11], (20, 5, 3), ["N", 20, 11], "Sigmoid"),
+    ]
+    for key, attrs, xs, ws, rs, act in cases:
+        nodes = [conv("Conv", ["x", "w", "b"], ["z"], **attrs), conv("Add", ["r", "z"], ["s" if act else "y"])]
+        act_nodes, act_inits = _act_node(act, "s") if act else ([], [])
+        inits = [("w", w(rng, *ws)), ("b", w(rng, ws[0]))] + act_inits
+        out[key] = residual(nodes + act_nodes, [("x", F, xs), ("r", F, rs)], inits, key, "ConvAdd" + (act or ""))
+    return out
+
+
 def build() -> dict[str, ModelProto]:
     """key -> model; every activation appears with each base op."""
     rng = np.random.default_rng(5)
@@ -120,4 +163,5 @@ def build() -> dict[str, ModelProto]:
         out[f"matmul_{act.lower()}"] = fused([helper.make_node("MatMul", ["a", "wb"], ["z"])], act,
                                              [("a", F, a_shape)], [("wb", w(rng, *b_shape))],
                                              f"matmul_{act.lower()}")
+    out.update(residual_models(rng))
     return out

@@ -47,22 +47,30 @@ def out_positions(c: OpCtx) -> int | None:
     return total
 
 
-def packed_conv(c: OpCtx, act: str) -> str | None:
-    """`rt::conv_packed` with the weights packed at load, for f32 layers whose weights outweigh
-    their activations (the GEMM would otherwise repack the weights once per 512 output
-    positions); None when the direct im2col GEMM is the better (or the only) choice."""
+def packed_conv(c: OpCtx, act: str, residual: str | None = None) -> str | None:
+    """`rt::conv_packed` with the weights packed at load, for every f32 1-D/2-D convolution
+    with constant weights and more than one input channel per group; None when the plain
+    kernels apply (depthwise and single-channel layers, dynamic weights, other types).
+    With ``residual`` (an owned `ArrayD` expression), `rt::conv_packed_add`.
+
+    Layers whose weights outweigh their activations (small images: fewer output positions
+    than channels per 512-position chunk) get the transposed layout (`ConvWeights::new`,
+    the GEMM's rows are the batch's positions, no padded tile columns); the others the
+    weights as the GEMM's A (`ConvWeights::rows`: out = W · columns, already NCHW)."""
     w, group = c.const(1), int(c.a("group", 1))
+    if (w is None or w.ndim not in (3, 4) or w.dtype != "float32" or c.t(0) != "f32"
+            or (c.has(2) and c.t(2) != "f32") or w.shape[1] == 1 or w.shape[0] % group):
+        return None
     positions = out_positions(c)
-    if (positions is None or w.dtype != "float32" or c.t(0) != "f32" or (c.has(2) and c.t(2) != "f32")
-            or w.shape[1] == 1 or w.shape[0] % group):
-        return None
     channels = w.shape[0] // group
-    if channels * -(-positions // 512) <= positions:
-        return None
-    packed = c.b.prepared(c.ins[1], "packed", "rt::ConvWeights", f"rt::ConvWeights::new({{}}, {group})?")
+    transposed = positions is not None and channels * -(-positions // 512) > positions
+    kind, ctor = ("packed", "new") if transposed else ("rows", "rows")
+    packed = c.b.prepared(c.ins[1], kind, "rt::ConvWeights", f"rt::ConvWeights::{ctor}({{}}, {group})?")
     if packed is None:
         return None
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
+    if residual is not None:
+        return f"rt::conv_packed_add({c.x(0)}, {packed}, {bias}, {window(c)}, {act}, {residual})"
     return f"rt::conv_packed({c.x(0)}, {packed}, {bias}, {window(c)}, {act})"
 
 
@@ -92,6 +100,26 @@ def _conv_act(act: str):
 
 for _act in ACTIVATIONS:
     op(f"irc.Conv{_act}")(_conv_act(_act))
+
+
+def _conv_add(act: str | None):
+    """irc.ConvAdd<Act>(X, W, B, R): act(Conv(X, W, B) + R); the residual R becomes the GEMM's
+    C (beta = 1), moved in when it dies here (its buffer is the output), copied otherwise."""
+    def handler(c: OpCtx) -> str:
+        fused_f32(c)
+        a = act_expr(c, act) if act else "rt::Act::None"
+        residual = c.take(3) or c.x(3)
+        packed = packed_conv(c, a, residual)
+        if packed is not None:
+            return packed
+        return (f"rt::conv_act_add({c.x(0)}, {c.x(1)}, Some({c.x(2)}), {window(c)}, {int(c.a('group', 1))}, "
+                f"{a}, {residual})")
+    return handler
+
+
+op("irc.ConvAdd")(_conv_add(None))
+for _act in ACTIVATIONS:
+    op(f"irc.ConvAdd{_act}")(_conv_add(_act))
 
 
 @op("ConvTranspose")

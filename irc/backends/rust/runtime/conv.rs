@@ -3,7 +3,7 @@
 use super::elem::Num;
 use super::error::{shape_err, Error, Result};
 use super::shape::with_shape;
-use super::gemm::{sgemm_packed_b, Activation, Bias, Epilogue, PackedB};
+use super::gemm::{packed_a_blocks, sgemm_packed_a, sgemm_packed_a_part, sgemm_packed_b, Activation, Bias, Epilogue, OperandB, PackedA, PackedB};
 use super::linalg::{gemm_f32_act, Act};
 use ndarray::{s, Array2, ArrayD, ArrayView2, ArrayViewMut2, Ix2, IxDyn};
 
@@ -233,6 +233,64 @@ fn im2col_row<T: Num>(
     }
 }
 
+/// [`im2col_row`] written straight into packed-B slivers: the row's position `p` (counted
+/// from output row `r0`, `images` images of `(r1 - r0) * ow` positions side by side, image
+/// `i` of the chunk from channel plane `chans[i]`) goes to `dst[(p / nr) * nr * depth + p % nr]`.
+/// Positions up to the next multiple of `nr` are zero-filled.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn im2col_row_packed(
+    dst: &mut [f32], nr: usize, depth: usize, chans: &mut dyn Iterator<Item = &[f32]>,
+    (ky, y0, y1): (usize, usize, usize), kx: usize, g: &Plane2, (r0, r1): (usize, usize), width_pad: usize,
+) {
+    let (x0, x1) = g.cols(kx);
+    let (y0, y1) = (y0.clamp(r0, r1), y1.clamp(r0, r1));
+    let y1 = y1.max(y0);
+    let per_image = (r1 - r0) * g.ow;
+    // Positions [p, p + len) from `src` (None: zeros), split at sliver boundaries.
+    let mut put = |mut p: usize, src: Option<&[f32]>, len: usize| {
+        let mut done = 0;
+        while done < len {
+            let off = p % nr;
+            let run = (nr - off).min(len - done);
+            let at = (p / nr) * nr * depth + off;
+            let d = &mut dst[at..at + run];
+            match src {
+                Some(src) => copy_run(d, &src[done..done + run]),
+                None => d.fill(0.0),
+            }
+            done += run;
+            p += run;
+        }
+    };
+    let mut images = 0;
+    for (i, chan) in chans.enumerate() {
+        let base = i * per_image;
+        images = i + 1;
+        put(base, None, (y0 - r0) * g.ow);
+        for oy in y0..y1 {
+            let row0 = base + (oy - r0) * g.ow;
+            put(row0, None, x0);
+            if x0 < x1 {
+                let iy = oy * g.sh + ky * g.dh - g.ph;
+                let ix0 = x0 * g.sw + kx * g.dw - g.pw;
+                let line = &chan[iy * g.w..(iy + 1) * g.w];
+                if g.sw == 1 {
+                    put(row0 + x0, Some(&line[ix0..ix0 + (x1 - x0)]), x1 - x0);
+                } else {
+                    for (j, v) in line[ix0..].iter().step_by(g.sw).take(x1 - x0).enumerate() {
+                        put(row0 + x0 + j, Some(std::slice::from_ref(v)), 1);
+                    }
+                }
+            }
+            put(row0 + x1, None, g.ow - x1);
+        }
+        put(base + (y1 - r0) * g.ow, None, (r1 - y1) * g.ow);
+    }
+    let width = images * per_image;
+    put(width, None, width_pad - width);
+}
+
 /// GEMMs with more output channels than this pack B (the kernel reads narrower ones in
 /// place, so writing the packed layout would be extra work for them).
 const PACKED_COLUMNS_MIN_ROWS: usize = 16;
@@ -240,61 +298,102 @@ const PACKED_COLUMNS_MIN_ROWS: usize = 16;
 /// The f32 2-D im2col GEMM with the columns written straight into the GEMM's packed-B
 /// layout ([`PackedB::layout`]): each im2col row is built in an L1-resident row buffer and
 /// scattered into its NR-wide slivers, instead of a full column matrix that the GEMM then
-/// reads back and packs again. Every block of `out` is a beta = 0 GEMM (old contents ignored).
+/// reads back and packs again. The columns of a chunk are written one K block
+/// ([`packed_a_blocks`]) at a time, each multiplied right away while it is in L2:
+/// `gemm(g, rows, columns, beta, c, rsc, epilogue)` multiplies columns `rows` of group `g`'s
+/// weights by that block into C. With `beta = 0` every block of `out` is write-only (old
+/// contents ignored); with `beta = 1` `out` holds the addend (a residual). Images smaller
+/// than one chunk share a chunk (their output block goes through `tmp`), so the weights are
+/// streamed once per chunk of several images.
 #[allow(clippy::too_many_arguments)]
 fn conv_packed_columns(
-    src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, g2: &Plane2, act: Act,
-    out: &mut [f32], buf: &mut Vec<f32>,
+    src: &[f32], bias: Option<&[f32]>, s: &ConvShape, g2: &Plane2, act: Act,
+    out: &mut [f32], buf: &mut Vec<f32>, beta: f32,
+    mut gemm: impl FnMut(usize, std::ops::Range<usize>, &PackedB, f32, &mut [f32], isize, &Epilogue),
 ) {
     let (cg, mg, n) = (s.cg, s.mg, s.p_out);
     let k = cg * s.kk;
-    let (kc, nr) = PackedB::layout();
+    let (_, nr) = PackedB::layout();
     // Output rows per GEMM: about COLUMN_CHUNK positions, so the packed columns stay in
     // cache between im2col writing them and the GEMM reading them (a whole layer's columns
     // are megabytes, and writing them out to memory cost more than the copy itself).
     // Columns that fit in L2 whole (mnist_cnn) run as one GEMM: chunks would only repack A.
     let rows_per_chunk = if k * n <= CACHED_COLUMNS { g2.oh.max(1) } else { (COLUMN_CHUNK / g2.ow.max(1)).clamp(1, g2.oh.max(1)) };
-    let chunk_pad = (rows_per_chunk * g2.ow).div_ceil(nr) * nr;
+    // Whole small images (late layers) side by side in one chunk.
+    let images = if rows_per_chunk >= g2.oh { (COLUMN_CHUNK / n.max(1)).clamp(1, s.n.max(1)) } else { 1 };
+    let chunk_pad = (images * rows_per_chunk * g2.ow).div_ceil(nr) * nr;
+    let depth_max = packed_a_blocks(k).map(|(_, d)| d).max().unwrap_or(0);
     let mut data = std::mem::take(buf);
-    if data.len() < k * chunk_pad {
-        data.resize(k * chunk_pad, 0.0);
+    if data.len() < depth_max * chunk_pad {
+        data.resize(depth_max * chunk_pad, 0.0);
     }
     let mut row = vec![0.0f32; chunk_pad];
-    for b in 0..s.n {
-        for g in 0..s.group {
-            let xg = &src[(b * s.c + g * cg) * s.plane..][..cg * s.plane];
-            let wg = &wdata[g * mg * k..][..mg * k];
-            let og = &mut out[(b * s.m + g * mg) * n..][..mg * n];
+    let mut tmp = if images > 1 { vec![0.0f32; mg * images * n] } else { Vec::new() };
+    for g in 0..s.group {
+        for b0 in (0..s.n).step_by(images) {
+            let b1 = (b0 + images).min(s.n);
             for r0 in (0..g2.oh).step_by(rows_per_chunk) {
                 let r1 = (r0 + rows_per_chunk).min(g2.oh);
-                let (j0, width) = (r0 * g2.ow, (r1 - r0) * g2.ow);
+                let (j0, per_image) = (r0 * g2.ow, (r1 - r0) * g2.ow);
+                let width = per_image * (b1 - b0);
                 let width_pad = width.div_ceil(nr) * nr;
                 // Columns width..width_pad are the last sliver's padding: zero.
                 row[width..width_pad].fill(0.0);
-                let mut q = 0;
-                for chan in xg.chunks_exact(s.plane) {
-                    for ky in 0..g2.kh {
-                        let (y0, y1) = g2.rows(ky);
-                        for kx in 0..g2.kw {
-                            im2col_row(&mut row[..width], chan, (ky, y0, y1), kx, g2, (r0, r1));
-                            let depth = kc.min(k - q / kc * kc);
-                            let base = q / kc * kc * width_pad + q % kc * nr;
-                            for (sl, piece) in row[..width_pad].chunks_exact(nr).enumerate() {
-                                copy_sliver(&mut data[base + sl * nr * depth..][..nr], piece);
+                let epi_bias = bias.map_or(Bias::None, |v| Bias::PerRow(&v[g * mg..]));
+                let epilogue = Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(Activation::None) };
+                // Chunks of several images hold whole images (r0 = 0, per_image = n) and
+                // go through `tmp`.
+                let (c, rsc): (&mut [f32], usize) = if b1 - b0 == 1 {
+                    (&mut out[(b0 * s.m + g * mg) * n + j0..], n)
+                } else {
+                    let tmp = &mut tmp[..mg * width];
+                    if beta != 0.0 {
+                        for (i, t) in tmp.chunks_exact_mut(width).enumerate() {
+                            for (bi, seg) in (b0..b1).zip(t.chunks_exact_mut(n)) {
+                                seg.copy_from_slice(&out[(bi * s.m + g * mg + i) * n..][..n]);
                             }
-                            q += 1;
+                        }
+                    }
+                    (tmp, width)
+                };
+                for (pc, depth) in packed_a_blocks(k) {
+                    for q in pc..pc + depth {
+                        let (ci, tap) = (q / s.kk, q % s.kk);
+                        let (ky, kx) = (tap / g2.kw, tap % g2.kw);
+                        let (y0, y1) = g2.rows(ky);
+                        let base = (q - pc) * nr;
+                        if g2.sw == 1 {
+                            // Straight into the slivers (stride 1: runs of whole image rows).
+                            let mut chans = (b0..b1).map(|bi| &src[(bi * s.c + g * cg + ci) * s.plane..][..s.plane]);
+                            im2col_row_packed(&mut data[base..], nr, depth, &mut chans, (ky, y0, y1), kx, g2, (r0, r1), width_pad);
+                            continue;
+                        }
+                        for (bi, seg) in (b0..b1).zip(row[..width].chunks_exact_mut(per_image)) {
+                            let chan = &src[(bi * s.c + g * cg + ci) * s.plane..][..s.plane];
+                            im2col_row(seg, chan, (ky, y0, y1), kx, g2, (r0, r1));
+                        }
+                        for (sl, piece) in row[..width_pad].chunks_exact(nr).enumerate() {
+                            copy_sliver(&mut data[base + sl * nr * depth..][..nr], piece);
+                        }
+                    }
+                    let packed = PackedB::from_layout(depth, width, data);
+                    let block_beta = if pc == 0 { beta } else { 1.0 };
+                    let block_epi = if pc + depth == k { epilogue } else { Epilogue::NONE };
+                    gemm(g, pc..pc + depth, &packed, block_beta, &mut *c, rsc as isize, &block_epi);
+                    data = packed.into_data();
+                }
+                if b1 - b0 > 1 {
+                    for (i, t) in tmp[..mg * width].chunks_exact(width).enumerate() {
+                        for (bi, seg) in (b0..b1).zip(t.chunks_exact(n)) {
+                            out[(bi * s.m + g * mg + i) * n..][..n].copy_from_slice(seg);
                         }
                     }
                 }
-                let packed = PackedB::from_layout(k, width, data);
-                let epi_bias = bias.map_or(Bias::None, |v| Bias::PerRow(&v[g * mg..]));
-                let epilogue = Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(Activation::None) };
-                let oc = &mut og[j0..];
-                sgemm_packed_b(mg, 1.0, wg, k as isize, 1, &packed, 0.0, oc, n as isize, 1, &epilogue);
-                data = packed.into_data();
             }
             if act.in_epilogue().is_none() {
-                act.apply(og);
+                for bi in b0..b1 {
+                    act.apply(&mut out[(bi * s.m + g * mg) * n..][..mg * n]);
+                }
             }
         }
     }
@@ -310,9 +409,12 @@ const CACHED_COLUMNS: usize = 1 << 18;
 /// `dst.copy_from_slice(src)` for one sliver row: fixed sizes compile to vector moves.
 #[inline(always)]
 fn copy_sliver(dst: &mut [f32], src: &[f32]) {
-    match (<&mut [f32; 32]>::try_from(&mut *dst), <&[f32; 32]>::try_from(src)) {
-        (Ok(d), Ok(s)) => *d = *s,
-        _ => dst.copy_from_slice(src),
+    if let (Ok(d), Ok(s)) = (<&mut [f32; 32]>::try_from(&mut *dst), <&[f32; 32]>::try_from(src)) {
+        *d = *s;
+    } else if let (Ok(d), Ok(s)) = (<&mut [f32; 8]>::try_from(&mut *dst), <&[f32; 8]>::try_from(src)) {
+        *d = *s;
+    } else {
+        dst.copy_from_slice(src);
     }
 }
 
@@ -550,7 +652,13 @@ pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: Option<&ArrayD<f32>>, wi
     let (src, wdata) = (xs.as_slice().unwrap_or(&[]), wc.as_slice().unwrap_or(&[]));
     let p2 = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo);
     if let Some(g2) = p2.filter(|_| s.p_out > 0 && s.mg > PACKED_COLUMNS_MIN_ROWS && !s.pointwise() && src.len() == x.len()) {
-        with_columns(|col| conv_packed_columns(src, wdata, bias.as_deref(), &s, &g2, act, &mut out, col));
+        let k = s.cg * s.kk;
+        with_columns(|col| {
+            conv_packed_columns(src, bias.as_deref(), &s, &g2, act, &mut out, col, 0.0, |g, ks, packed, beta, oc, rsc, epi| {
+                let wg = &wdata[g * s.mg * k..][..s.mg * k];
+                sgemm_packed_b(s.mg, 1.0, &wg[ks.start..], k as isize, 1, packed, beta, oc, rsc, 1, epi);
+            })
+        });
         return ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2);
     }
     with_columns(|col| {
@@ -562,93 +670,305 @@ pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: Option<&ArrayD<f32>>, wi
     ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
 }
 
-/// Conv weights `[M, C/group, K...]` packed once at load, per group, as the `[C/group * K, M/group]`
-/// B operand of the transposed product `out^T [P, M] = columns^T [P, C*K] · W^T`. This is the
-/// layout for layers whose weights outweigh their activations (late, small-image layers): no
-/// call repacks the weights, and the GEMM's rows are the output positions.
+/// Conv weights `[M, C/group, K...]` packed once at load, per group, in one of two layouts:
+///
+/// * [`ConvWeights::rows`]: the `[M/group, C/group * K]` A operand of
+///   `out [M, P] = W · columns [C*K, P]`, already the NCHW layout (no transpose); for
+///   layers with many output positions.
+/// * [`ConvWeights::new`]: the `[C/group * K, M/group]` B operand of the transposed product
+///   `out^T [P, M] = columns^T [P, C*K] · W^T`, for layers whose weights outweigh their
+///   activations (late, small-image layers): the GEMM's rows are the output positions of
+///   the whole batch, so a 7x7 image wastes no tile columns, at the price of a transpose.
 pub struct ConvWeights {
     dims: Vec<usize>,
-    groups: Vec<super::gemm::PackedB>,
+    packed: ConvPacking,
+}
+
+enum ConvPacking {
+    Rows(Vec<PackedA>),
+    Transposed(Vec<PackedB>),
 }
 
 impl ConvWeights {
+    /// The transposed layout (W^T as a packed B per group).
     pub fn new(w: ArrayD<f32>, group: usize) -> Result<ConvWeights> {
+        ConvWeights::pack(w, group, true)
+    }
+
+    /// The row layout (W as a packed A per group).
+    pub fn rows(w: ArrayD<f32>, group: usize) -> Result<ConvWeights> {
+        ConvWeights::pack(w, group, false)
+    }
+
+    fn pack(w: ArrayD<f32>, group: usize, transposed: bool) -> Result<ConvWeights> {
         let w = w.as_standard_layout();
         let dims = w.shape().to_vec();
         let (Some(data), true) = (w.as_slice(), dims.len() >= 3 && group > 0 && dims[0].is_multiple_of(group)) else {
             return shape_err(format!("conv weights {dims:?} with group {group}"));
         };
         let (mg, ck) = (dims[0] / group, dims[1..].iter().product::<usize>());
-        // W_g^T [ck, mg]: element (q, j) of group g is data[(g * mg + j) * ck + q].
-        let groups = (0..group)
-            .map(|g| super::gemm::PackedB::new(ck, mg, &data[g * mg * ck..(g + 1) * mg * ck], 1, ck as isize))
-            .collect();
-        Ok(ConvWeights { dims, groups })
+        let wg = |g: usize| &data[g * mg * ck..(g + 1) * mg * ck];
+        let packed = if transposed {
+            // W_g^T [ck, mg]: element (q, j) of group g is data[(g * mg + j) * ck + q].
+            ConvPacking::Transposed((0..group).map(|g| PackedB::new(ck, mg, wg(g), 1, ck as isize)).collect())
+        } else {
+            ConvPacking::Rows((0..group).map(|g| PackedA::new(mg, ck, wg(g), ck as isize, 1)).collect())
+        };
+        Ok(ConvWeights { dims, packed })
+    }
+
+    fn groups(&self) -> usize {
+        match &self.packed {
+            ConvPacking::Rows(v) => v.len(),
+            ConvPacking::Transposed(v) => v.len(),
+        }
     }
 }
 
-/// f32 `Conv` (+ activation) with [`ConvWeights`]: per image and group, the columns (the input
-/// itself for 1x1 stride-1 kernels) times the packed weights into a `[P, M/group]` block with
-/// bias and activation in the GEMM epilogue, then transposed into the NCHW output.
+/// f32 `Conv` (+ activation) with [`ConvWeights`]: the packed weights times the columns
+/// (the input itself for 1x1 stride-1 kernels), bias and activation in the GEMM epilogue.
 pub fn conv_packed(x: &ArrayD<f32>, w: &ConvWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act) -> Result<ArrayD<f32>> {
-    let group = w.groups.len();
-    let s = ConvShape::new(x.shape(), &w.dims, win, group)?;
+    conv_packed_impl(x, w, bias, win, act, None)
+}
+
+/// [`conv_packed`] plus a same-shape addend before the activation (`irc.ConvAdd<Act>`,
+/// ResNet's residual): `act(conv(x) + bias + residual)`, with the residual as the GEMM's
+/// C (beta = 1), so its buffer becomes the output.
+/// A borrowed residual (one that lives on after this layer) is copied into the output.
+pub fn conv_packed_add<'a>(
+    x: &ArrayD<f32>, w: &ConvWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act,
+    residual: impl super::elem::Operand<'a, f32>,
+) -> Result<ArrayD<f32>> {
+    conv_packed_impl(x, w, bias, win, act, Some(residual.into_cow().into_owned()))
+}
+
+/// `irc.ConvAdd<Act>` without packed weights: `act(conv(x) + bias + residual)`.
+pub fn conv_act_add<'a>(
+    x: &ArrayD<f32>, w: &ArrayD<f32>, bias: Option<&ArrayD<f32>>, win: &Window, group: usize, act: Act,
+    residual: impl super::elem::Operand<'a, f32>,
+) -> Result<ArrayD<f32>> {
+    let mut out = conv_act(x, w, bias, win, group, Act::None)?;
+    let residual = residual.into_cow();
+    if residual.shape() != out.shape() {
+        return shape_err(format!("conv: residual {:?} does not match output {:?}", residual.shape(), out.shape()));
+    }
+    out.zip_mut_with(&*residual, |o, &r| *o = act.of(*o + r));
+    Ok(out)
+}
+
+fn conv_packed_impl(
+    x: &ArrayD<f32>, w: &ConvWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act, residual: Option<ArrayD<f32>>,
+) -> Result<ArrayD<f32>> {
+    let s = ConvShape::new(x.shape(), &w.dims, win, w.groups())?;
     let bias = bias_values(bias, s.m)?;
     let xs = x.as_standard_layout();
     let src = xs.as_slice().unwrap_or(&[]);
     let (cg, mg, kk, plane, p_out) = (s.cg, s.mg, s.kk, s.plane, s.p_out);
-    // Every element is written by `transpose_into` below: the loops cover each image b
-    // and group g, and block (b, g) is rows (b*M + g*mg)*P .. +mg*P. Nothing reads it before.
-    let mut out = output_buffer(s.n * s.m * p_out);
     let p2 = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo);
     let pointwise = s.pointwise();
     if p_out == 0 || (p2.is_none() && !pointwise) {
         return shape_err("conv: packed weights need a 1-D or 2-D convolution");
     }
-    // One GEMM per group for the whole batch: its rows are every image's output positions,
-    // so the packed weights are streamed once per call, not once per image.
+    let groups = match &w.packed {
+        ConvPacking::Rows(groups) => groups,
+        ConvPacking::Transposed(groups) => return conv_transposed(src, groups, bias.as_deref(), &s, p2.as_ref(), act, residual),
+    };
+    // With a residual, C starts as the residual (beta = 1); else every element is written
+    // by a beta = 0 GEMM block (blocks (b, g) tile the output) before anything reads it.
+    let (mut result, beta) = match residual {
+        Some(r) => {
+            if r.shape() != s.out_dims().as_slice() {
+                return shape_err(format!("conv: residual {:?} does not match output {:?}", r.shape(), s.out_dims()));
+            }
+            (if r.is_standard_layout() { r } else { r.as_standard_layout().into_owned() }, 1.0)
+        }
+        None => (ArrayD::from_shape_vec(IxDyn(&s.out_dims()), output_buffer(s.n * s.m * p_out)).map_err(err2)?, 0.0),
+    };
+    let Some(out) = result.as_slice_mut() else {
+        return shape_err("conv: output not contiguous");
+    };
+    let activation = act.in_epilogue().unwrap_or(Activation::None);
+    let epilogue = |g: usize| Epilogue { bias: bias.as_ref().map_or(Bias::None, |v| Bias::PerRow(&v[g * mg..])), activation };
+    let finish = |og: &mut [f32]| {
+        if act.in_epilogue().is_none() {
+            act.apply(og);
+        }
+    };
+    match &p2 {
+        // Big pointwise planes (or one image): the input planes are B as they are.
+        _ if pointwise && (s.n == 1 || p_out >= COLUMN_CHUNK || p2.is_none()) => {
+            for b in 0..s.n {
+                for (g, a) in groups.iter().enumerate() {
+                    let xg = &src[(b * s.c + g * cg) * plane..][..cg * plane];
+                    let og = &mut out[(b * s.m + g * mg) * p_out..][..mg * p_out];
+                    let bv = OperandB::View { b: xg, rs: plane as isize, cs: 1 };
+                    sgemm_packed_a(a, p_out, 1.0, bv, beta, og, p_out as isize, 1, &epilogue(g));
+                    finish(og);
+                }
+            }
+        }
+        Some(g2) if mg > PACKED_COLUMNS_MIN_ROWS || pointwise => {
+            // Several threads and images: each thread convolves its own run of images (its
+            // own column buffer), instead of splitting every chunk's small GEMM.
+            let image_out = s.m * p_out;
+            let threads = super::par::threads().min(s.n);
+            let per_piece = s.n.div_ceil(threads.max(1));
+            let flops = 2 * s.n * image_out * cg * kk;
+            let bias = bias.as_deref();
+            let run = |b0: usize, out: &mut [f32]| -> Result<()> {
+                let nb = out.len() / image_out;
+                let sub_dims = [&[nb, s.c][..], &s.in_sp].concat();
+                let sub = ConvShape::new(&sub_dims, &w.dims, win, w.groups())?;
+                let sub_src = &src[b0 * s.c * plane..][..nb * s.c * plane];
+                with_columns(|col| {
+                    conv_packed_columns(sub_src, bias, &sub, g2, act, out, col, beta, |g, ks, packed, beta, oc, rsc, epi| {
+                        sgemm_packed_a_part(&groups[g], ks, packed.n(), 1.0, OperandB::Packed(packed), beta, oc, rsc, 1, epi);
+                    })
+                });
+                Ok(())
+            };
+            if threads > 1 && super::par::pieces_for(flops) > 1 {
+                let failed = std::sync::Mutex::new(None);
+                super::par::for_each_chunk_mut(out, per_piece * image_out, flops, |i, chunk| {
+                    if let Err(e) = run(i * per_piece, chunk) {
+                        *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(e);
+                    }
+                });
+                if let Some(e) = failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
+                    return Err(e);
+                }
+            } else {
+                run(0, out)?;
+            }
+        }
+        Some(g2) => {
+            // Few output channels: the whole column matrix, read in place by the kernel.
+            let col_len = cg * kk * p_out;
+            with_columns(|col| {
+                if col.len() < col_len {
+                    col.resize(col_len, 0.0);
+                }
+                for b in 0..s.n {
+                    for (g, a) in groups.iter().enumerate() {
+                        let xg = &src[(b * s.c + g * cg) * plane..][..cg * plane];
+                        im2col_2d(&mut col[..col_len], xg, cg, g2, p_out);
+                        let og = &mut out[(b * s.m + g * mg) * p_out..][..mg * p_out];
+                        let bv = OperandB::View { b: &col[..col_len], rs: p_out as isize, cs: 1 };
+                        sgemm_packed_a(a, p_out, 1.0, bv, beta, og, p_out as isize, 1, &epilogue(g));
+                        finish(og);
+                    }
+                }
+            });
+        }
+        None => unreachable!("checked above"),
+    }
+    Ok(result)
+}
+
+/// The transposed product of [`ConvWeights::new`]: one GEMM per group for the whole batch
+/// (its rows are every image's output positions, so the packed weights are streamed once
+/// per call), into a `[N*P, M/group]` block with the bias in the epilogue, then transposed
+/// into the NCHW output (added onto the residual, then activated, when there is one).
+fn conv_transposed(
+    src: &[f32], groups: &[PackedB], bias: Option<&[f32]>, s: &ConvShape, p2: Option<&Plane2>, act: Act,
+    residual: Option<ArrayD<f32>>,
+) -> Result<ArrayD<f32>> {
+    let (cg, mg, kk, plane, p_out) = (s.cg, s.mg, s.kk, s.plane, s.p_out);
+    let mut result = match residual {
+        Some(r) if r.shape() != s.out_dims().as_slice() => {
+            return shape_err(format!("conv: residual {:?} does not match output {:?}", r.shape(), s.out_dims()));
+        }
+        Some(r) if r.is_standard_layout() => Some(r),
+        Some(r) => Some(r.as_standard_layout().into_owned()),
+        None => None,
+    };
+    // Without a residual every element is written by the transpose below: the loops cover
+    // each image b and group g, and block (b, g) is rows (b*M + g*mg)*P .. +mg*P.
+    let mut fresh = if result.is_none() { output_buffer(s.n * s.m * p_out) } else { Vec::new() };
+    let add = result.is_some();
+    let out: &mut [f32] = match result.as_mut() {
+        Some(r) => match r.as_slice_mut() {
+            Some(v) => v,
+            None => return shape_err("conv: residual not contiguous"),
+        },
+        None => &mut fresh,
+    };
     let np = s.n * p_out;
-    let direct = pointwise && s.n == 1;
-    let col_len = if direct { 0 } else { cg * kk * np };
+    let k = cg * kk;
+    // columns^T [N*P, C*K] is the GEMM's A, written in the packed-A layout one K block at
+    // a time: the block's im2col rows (one channel and kernel tap, all images) into `rows`
+    // (L2-sized), then copied sliver by sliver (MR positions, contiguous writes).
+    let (kc, mr) = PackedA::layout(np);
+    let m_pad = np.div_ceil(mr) * mr;
+    // The block's rows live after the packed A in the reused column buffer (nothing to
+    // allocate or zero per call); positions np..m_pad of each row are zeroed as written.
+    let rows_len = kc.min(k) * m_pad;
     // Each group's GEMM writes the whole block (beta = 0 makes C write-only) before
     // the activation and the transpose read it.
     let mut block = output_buffer(np * mg);
-    with_columns(|col| {
-        if col.len() < col_len {
-            col.resize(col_len, 0.0);
+    // With a residual the activation comes after the add, in the transpose.
+    let epi_act = if add { Some(Activation::None) } else { act.in_epilogue() };
+    let flat;
+    let g2 = match p2 {
+        Some(g2) => g2,
+        // 1x1 stride-1 (pointwise) in any rank: one row of positions.
+        None => {
+            flat = Plane2 { h: 1, w: plane, kh: 1, kw: 1, oh: 1, ow: p_out, sh: 1, sw: 1, dh: 1, dw: 1, ph: 0, pw: 0 };
+            &flat
         }
-        for (g, packed) in w.groups.iter().enumerate() {
-            let image = |b: usize| &src[(b * s.c + g * cg) * plane..][..cg * plane];
-            let cols: &[f32] = if direct {
-                image(0)
-            } else {
-                // The columns of image b fill positions b*P..(b+1)*P of each row of [C*K, N*P].
-                for b in 0..s.n {
-                    match &p2 {
-                        Some(g2) if !pointwise => im2col_2d(&mut col[b * p_out..col_len], image(b), cg, g2, np),
-                        _ => {
-                            for (q, chan) in image(b).chunks_exact(plane).enumerate() {
-                                copy_run(&mut col[q * np + b * p_out..][..p_out], chan);
-                            }
-                        }
+    };
+    with_columns(|col| {
+        let mut data = std::mem::take(col);
+        if data.len() < k * m_pad + rows_len {
+            data.resize(k * m_pad + rows_len, 0.0);
+        }
+        for (g, packed) in groups.iter().enumerate() {
+            for pc in (0..k).step_by(kc) {
+                let depth = kc.min(k - pc);
+                let (packed_a, rows) = data.split_at_mut(k * m_pad);
+                let rows = &mut rows[..rows_len];
+                for (q, row) in (pc..pc + depth).zip(rows.chunks_exact_mut(m_pad)) {
+                    let (ci, tap) = (q / kk, q % kk);
+                    let (ky, kx) = (tap / g2.kw, tap % g2.kw);
+                    let (y0, y1) = g2.rows(ky);
+                    for (b, seg) in row[..np].chunks_exact_mut(p_out).enumerate() {
+                        let chan = &src[(b * s.c + g * cg + ci) * plane..][..plane];
+                        im2col_row(seg, chan, (ky, y0, y1), kx, g2, (0, g2.oh));
+                    }
+                    row[np..].fill(0.0);
+                }
+                let block_data = &mut packed_a[pc * m_pad..][..depth * m_pad];
+                for (sl, sliver) in block_data.chunks_exact_mut(mr * depth).enumerate() {
+                    for (dst, row) in sliver.chunks_exact_mut(mr).zip(rows.chunks_exact(m_pad)) {
+                        copy_sliver(dst, &row[sl * mr..][..mr]);
                     }
                 }
-                &col[..col_len]
-            };
-            let epi_bias = bias.as_ref().map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
-            let epilogue = super::gemm::Epilogue { bias: epi_bias, activation: act.in_epilogue().unwrap_or(super::gemm::Activation::None) };
-            // columns^T: element (row, q) at q * N*P + row.
-            super::gemm::sgemm_packed_b(np, 1.0, cols, 1, np as isize, packed, 0.0, &mut block, mg as isize, 1, &epilogue);
-            if act.in_epilogue().is_none() {
+            }
+            let cols = PackedA::from_layout(np, k, data);
+            let epi_bias = bias.map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
+            let epilogue = Epilogue { bias: epi_bias, activation: epi_act.unwrap_or(Activation::None) };
+            sgemm_packed_a(&cols, mg, 1.0, OperandB::Packed(packed), 0.0, &mut block, mg as isize, 1, &epilogue);
+            data = cols.into_data();
+            if epi_act.is_none() {
                 act.apply(&mut block);
             }
             for (b, rows) in block.chunks_exact(p_out * mg).enumerate() {
                 let o0 = (b * s.m + g * mg) * p_out;
-                transpose_into(rows, p_out, mg, &mut out[o0..o0 + mg * p_out]);
+                let dst = &mut out[o0..o0 + mg * p_out];
+                if add {
+                    transpose_add_into(rows, p_out, mg, dst);
+                    act.apply(dst);
+                } else {
+                    transpose_into(rows, p_out, mg, dst);
+                }
             }
         }
+        *col = data;
     });
-    ArrayD::from_shape_vec(IxDyn(&s.out_dims()), out).map_err(err2)
+    match result {
+        Some(r) => Ok(r),
+        None => ArrayD::from_shape_vec(IxDyn(&s.out_dims()), fresh).map_err(err2),
+    }
 }
 
 /// A zeroed `len`-element f32 buffer for a conv output. (Leaving it uninitialized saved a
@@ -684,6 +1004,20 @@ fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
             for r in r0..(r0 + T).min(rows) {
                 for c in c0..(c0 + T).min(cols) {
                     dst[c * rows + r] = src[r * cols + c];
+                }
+            }
+        }
+    }
+}
+
+/// `dst [cols, rows] += src [rows, cols]^T` (the residual add of the transposed product).
+fn transpose_add_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    const T: usize = 8;
+    for r0 in (0..rows).step_by(T) {
+        for c0 in (0..cols).step_by(T) {
+            for r in r0..(r0 + T).min(rows) {
+                for c in c0..(c0 + T).min(cols) {
+                    dst[c * rows + r] += src[r * cols + c];
                 }
             }
         }

@@ -333,6 +333,202 @@ impl PackedB {
     }
 }
 
+/// A constant A (e.g. a convolution's weights) packed once into the microkernel's layout,
+/// so that [`sgemm_packed_a`] skips packing A on every call. The layout (and the tile
+/// height, which depends on `m`) is fixed when packing.
+#[derive(Clone, Debug)]
+pub struct PackedA {
+    m: usize,
+    k: usize,
+    isa: Isa,
+    mr: usize,
+    /// K blocks of `KC` rows of A^T: block `pc` starts at `pc · m_pad` (`m` rounded up to
+    /// MR) and holds `MR`-row slivers of depth `kc`, each k-major, one after the other.
+    data: Vec<f32>,
+    /// With the `blas` feature, A kept row-major for `cblas_sgemm`.
+    #[cfg(feature = "blas")]
+    plain: Vec<f32>,
+}
+
+impl PackedA {
+    /// Packs the `m × k` view `a` (strides as in [`sgemm`]) for this CPU's microkernel.
+    ///
+    /// # Panics
+    /// If the view reaches outside `a`.
+    pub fn new(m: usize, k: usize, a: &[f32], rsa: isize, csa: isize) -> PackedA {
+        PackedA::with_isa(Isa::detect(), m, k, a, rsa, csa)
+    }
+
+    /// [`PackedA::new`] for a chosen microkernel (downgraded if the CPU lacks it).
+    pub fn with_isa(isa: Isa, m: usize, k: usize, a: &[f32], rsa: isize, csa: isize) -> PackedA {
+        check_view("A", a.len(), m, k, rsa, csa);
+        let isa = isa.or_supported();
+        let mr = Kernel::for_rows(isa, m).mr;
+        let m_pad = round_up(m, mr);
+        let mut data = vec![0.0f32; k * m_pad];
+        let view = View { ptr: a.as_ptr(), rs: rsa, cs: csa };
+        if m > 0 {
+            for pc in (0..k).step_by(KC) {
+                // SAFETY: the view was checked against `a`; block `pc` of `data` holds
+                // KC·m_pad floats (fewer for the last one), what `pack_a` writes.
+                unsafe { pack_a(KC.min(k - pc), m, mr, view.at(0, pc), view, &mut data[pc * m_pad..]) };
+            }
+        }
+        #[cfg(feature = "blas")]
+        // SAFETY: the view was checked against `a`.
+        let plain = (0..m).flat_map(|i| (0..k).map(move |j| unsafe { *view.at(i, j) })).collect();
+        PackedA { m, k, isa, mr, data, #[cfg(feature = "blas")] plain }
+    }
+
+    /// This CPU's packed layout for an A of `m` rows as `(kc, mr)`: columns of A come in
+    /// blocks of `kc` (the last one shorter), block `pc` starts at `pc · m_pad` (`m` rounded
+    /// up to `mr`), and inside a block of depth `d`, sliver `s` (rows `s·mr..`) is `d`
+    /// columns of `mr` values at `s · mr · d`. Lets a producer (a transposed im2col) write
+    /// A straight into this layout.
+    pub fn layout(m: usize) -> (usize, usize) {
+        (KC, Kernel::for_rows(Isa::detect().or_supported(), m).mr)
+    }
+
+    /// An `m × k` A already written in [`PackedA::layout`] order (`data` may be longer).
+    ///
+    /// # Panics
+    /// If `data` holds fewer than `k · m_pad` values.
+    pub fn from_layout(m: usize, k: usize, data: Vec<f32>) -> PackedA {
+        let isa = Isa::detect().or_supported();
+        let mr = Kernel::for_rows(isa, m).mr;
+        assert!(data.len() >= k * round_up(m, mr), "PackedA::from_layout: data too short");
+        #[cfg(feature = "blas")]
+        let plain = {
+            let m_pad = round_up(m, mr);
+            (0..m).flat_map(|i| (0..k).map(move |q| (i, q)))
+                .map(|(i, q)| data[q / KC * KC * m_pad + (i / mr) * mr * KC.min(k - q / KC * KC) + q % KC * mr + i % mr])
+                .collect()
+        };
+        PackedA { m, k, isa, mr, data, #[cfg(feature = "blas")] plain }
+    }
+
+    /// The packed values, for reuse as the next buffer.
+    pub fn into_data(self) -> Vec<f32> {
+        self.data
+    }
+
+    /// Rows of A (and of C).
+    pub fn m(&self) -> usize {
+        self.m
+    }
+
+    /// Columns of A (the inner dimension of the product).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+}
+
+/// The B operand of [`sgemm_packed_a`].
+#[derive(Clone, Copy, Debug)]
+pub enum OperandB<'a> {
+    /// A `k × n` strided view (packed on the fly, or read in place for short A).
+    View { b: &'a [f32], rs: isize, cs: isize },
+    /// Packed beforehand ([`PackedB::from_layout`] or [`PackedB::new`]).
+    Packed(&'a PackedB),
+}
+
+/// [`sgemm_ex`] with A packed beforehand: `C = act(alpha·A·B + beta·C + bias)`, with A
+/// `a.m() × a.k()`, B `a.k() × n` and C `a.m() × n`.
+///
+/// # Panics
+/// If a view or a bias slice is out of bounds, or a packed B does not match A.
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed_a(
+    a: &PackedA, n: usize, alpha: f32,
+    b: OperandB,
+    beta: f32, c: &mut [f32], rsc: isize, csc: isize,
+    epilogue: &Epilogue,
+) {
+    sgemm_packed_a_part(a, 0..a.k, n, alpha, b, beta, c, rsc, csc, epilogue);
+}
+
+/// The columns of A packed in one K block, as `(start, depth)` pairs: a producer of B (an
+/// im2col) can write one block of B's rows at a time and call [`sgemm_packed_a_part`] on it
+/// while it is in cache.
+pub fn packed_a_blocks(k: usize) -> impl Iterator<Item = (usize, usize)> {
+    (0..k).step_by(KC).map(move |pc| (pc, KC.min(k - pc)))
+}
+
+/// [`sgemm_packed_a`] on columns `ks` of A (and rows `ks` of B, which has `ks.len()` rows):
+/// `ks` is all of A or one block of [`packed_a_blocks`].
+///
+/// # Panics
+/// If `ks` is neither, or as [`sgemm_packed_a`].
+#[allow(clippy::too_many_arguments)]
+pub fn sgemm_packed_a_part(
+    a: &PackedA, ks: std::ops::Range<usize>, n: usize, alpha: f32,
+    b: OperandB,
+    beta: f32, c: &mut [f32], rsc: isize, csc: isize,
+    epilogue: &Epilogue,
+) {
+    let (m, k) = (a.m, ks.len());
+    assert!(
+        ks == (0..a.k) || (ks.start.is_multiple_of(KC) && ks.start < a.k && k == KC.min(a.k - ks.start)),
+        "sgemm_packed_a_part: columns {ks:?} are not a packed block of A (k = {})", a.k
+    );
+    let (bview, prepacked) = match b {
+        OperandB::View { b, rs, cs } => {
+            check_view("B", b.len(), k, n, rs, cs);
+            (View { ptr: b.as_ptr(), rs, cs }, None)
+        }
+        OperandB::Packed(pb) => {
+            assert!(pb.k == k && pb.n == n, "sgemm_packed_a: packed B is {}x{}, expected {k}x{n}", pb.k, pb.n);
+            // Never read: B's panels come from the packed data.
+            (View { ptr: std::ptr::null(), rs: 0, cs: 0 }, Some(pb))
+        }
+    };
+    check_view("C", c.len(), m, n, rsc, csc);
+    let (row_bias, col_bias) = bias_pointers(epilogue, m, n);
+    let p = Problem {
+        m, n, k, alpha, beta,
+        // Never read: A's slivers come from `a.data`.
+        a: View { ptr: std::ptr::null(), rs: 0, cs: 0 },
+        b: bview,
+        c: ViewMut { ptr: c.as_mut_ptr(), rs: rsc, cs: csc },
+        epi: Epi::new(row_bias, col_bias, epilogue.activation),
+    };
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(feature = "blas")]
+    if prepacked.is_none_or(|pb| pb.plain) {
+        let b = prepacked.map_or(bview, |pb| View { ptr: pb.data.as_ptr(), rs: n as isize, cs: 1 });
+        let p = Problem { a: View { ptr: a.plain[ks.start.min(a.plain.len())..].as_ptr(), rs: a.k as isize, cs: 1 }, b, ..p };
+        // SAFETY: A is `a.plain` row-major, B and C were checked above.
+        unsafe {
+            if !blas::run(&p) {
+                p.run(Isa::detect());
+            }
+        }
+        return;
+    }
+    let kernel = Kernel::for_rows(a.isa, m);
+    assert_eq!(kernel.mr, a.mr, "sgemm_packed_a: A packed for another tile height");
+    let panels_b = match prepacked {
+        Some(pb) => {
+            assert!(pb.isa == a.isa, "sgemm_packed_a: A and B packed for different kernels");
+            PanelsB::Prepacked { data: &pb.data, n_pad: round_up(n, kernel.nr), col0: 0 }
+        }
+        None => PanelsB::FromView,
+    };
+    let m_pad = round_up(m, kernel.mr);
+    let panels_a = PanelsA::Prepacked { data: &a.data[ks.start * m_pad..], m_pad, row0: 0 };
+    // SAFETY: B, C and the bias were checked above, C is borrowed mutably, and `a.data`
+    // (and a prepacked B) were packed for this kernel with exactly this (m, k, n).
+    unsafe {
+        if k == 0 || alpha == 0.0 {
+            p.scale_only();
+        } else {
+            gemm_packed(&kernel, &p, panels_a, panels_b);
+        }
+    }
+}
+
 /// [`sgemm_ex`] with a B packed beforehand: `C = act(alpha·A·B + beta·C + bias)`, with A
 /// `m × b.k()` and C `m × b.n()`. Fewer rows than one microkernel tile (batch-1 layers)
 /// stream the packed B as a GEMV.
@@ -385,7 +581,7 @@ pub fn sgemm_packed_b(
             }
         } else {
             let panels = PanelsB::Prepacked { data: &b.data, n_pad: round_up(n, kernel.nr), col0: 0 };
-            gemm_packed(&kernel, &p, panels);
+            gemm_packed(&kernel, &p, PanelsA::FromView, panels);
         }
     }
 }
@@ -618,7 +814,7 @@ impl Problem {
                 }
                 return;
             }
-            gemm_packed(&kernel, &self, PanelsB::FromView);
+            gemm_packed(&kernel, &self, PanelsA::FromView, PanelsB::FromView);
         }
     }
 
@@ -781,10 +977,22 @@ enum PanelsB<'a> {
     Prepacked { data: &'a [f32], n_pad: usize, col0: usize },
 }
 
+/// Where the packed slivers of A come from.
+#[derive(Clone, Copy)]
+enum PanelsA<'a> {
+    /// Packed on the fly from the problem's A view.
+    FromView,
+    /// Packed once by [`PackedA`]: K blocks of `KC` columns, each `m_pad` (the full A's `m`
+    /// rounded up to MR) rows; this problem's row 0 is the packed A's row `row0` (a
+    /// multiple of MR).
+    Prepacked { data: &'a [f32], m_pad: usize, row0: usize },
+}
+
 /// A problem shared by the threads that each compute a disjoint part of C.
 struct SharedProblem<'a> {
     p: Problem,
     kernel: &'a Kernel,
+    panels_a: PanelsA<'a>,
     panels: PanelsB<'a>,
     /// True: threads take column ranges of C (B packed once overall, A once per thread);
     /// false: row ranges (A once overall, B once per thread).
@@ -800,7 +1008,7 @@ impl SharedProblem<'_> {
     unsafe fn part(&self, r: std::ops::Range<usize>) {
         let p = self.p;
         unsafe {
-            let (sub, panels) = if self.by_columns {
+            let (sub, panels_a, panels) = if self.by_columns {
                 let panels = match self.panels {
                     PanelsB::FromView => PanelsB::FromView,
                     PanelsB::Direct => PanelsB::Direct,
@@ -808,13 +1016,17 @@ impl SharedProblem<'_> {
                 };
                 let b = if matches!(panels, PanelsB::Prepacked { .. }) { p.b } else { View { ptr: p.b.at(0, r.start), ..p.b } };
                 let c = ViewMut { ptr: p.c.at(0, r.start), ..p.c };
-                (Problem { n: r.len(), b, c, epi: p.epi.at(0, r.start), ..p }, panels)
+                (Problem { n: r.len(), b, c, epi: p.epi.at(0, r.start), ..p }, self.panels_a, panels)
             } else {
-                let a = View { ptr: p.a.at(r.start, 0), ..p.a };
+                let panels_a = match self.panels_a {
+                    PanelsA::FromView => PanelsA::FromView,
+                    PanelsA::Prepacked { data, m_pad, row0 } => PanelsA::Prepacked { data, m_pad, row0: row0 + r.start },
+                };
+                let a = if matches!(panels_a, PanelsA::Prepacked { .. }) { p.a } else { View { ptr: p.a.at(r.start, 0), ..p.a } };
                 let c = ViewMut { ptr: p.c.at(r.start, 0), ..p.c };
-                (Problem { m: r.len(), a, c, epi: p.epi.at(r.start, 0), ..p }, self.panels)
+                (Problem { m: r.len(), a, c, epi: p.epi.at(r.start, 0), ..p }, panels_a, self.panels)
             };
-            gemm_packed_serial(self.kernel, &sub, panels);
+            gemm_packed_serial(self.kernel, &sub, panels_a, panels);
         }
     }
 }
@@ -822,21 +1034,21 @@ impl SharedProblem<'_> {
 /// Packed GEMM, split over the pool's threads when the product is large enough (see
 /// [`super::par`]): C is cut into one column range per thread when it is wider than tall
 /// (the cheaper operand to pack twice is then A), into row ranges otherwise.
-unsafe fn gemm_packed(kernel: &Kernel, p: &Problem, panels: PanelsB) {
+unsafe fn gemm_packed(kernel: &Kernel, p: &Problem, panels_a: PanelsA, panels: PanelsB) {
     let work = 2usize.saturating_mul(p.m).saturating_mul(p.n).saturating_mul(p.k);
     let by_columns = p.n > p.m;
     let (len, align) = if by_columns { (p.n, kernel.nr) } else { (p.m, kernel.mr) };
-    let shared = SharedProblem { p: *p, kernel, panels, by_columns };
+    let shared = SharedProblem { p: *p, kernel, panels_a, panels, by_columns };
     // SAFETY: the parts are disjoint ranges of C covering it once; see `SharedProblem`.
     super::par::for_ranges(len, align, work, |r| unsafe { shared.part(r) });
 }
 
-unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels: PanelsB) {
+unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels_a: PanelsA, panels: PanelsB) {
     let (mr, nr) = (kernel.mr, kernel.nr);
     let mc_step = (MC / mr).max(1) * mr;
     let nc_step = (NC / nr).max(1) * nr;
     let kc_max = KC.min(p.k);
-    let mc_max = round_up(mc_step.min(p.m), mr);
+    let mc_max = if matches!(panels_a, PanelsA::FromView) { round_up(mc_step.min(p.m), mr) } else { 0 };
     let direct = matches!(panels, PanelsB::FromView) && kernel.direct_b && p.b.cs == 1 && p.m <= DIRECT_B_ROWS;
     let panels = if direct { PanelsB::Direct } else { panels };
     let nc_max = match panels {
@@ -855,12 +1067,12 @@ unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels: PanelsB) {
                 let beta = if pc == 0 { p.beta } else { 1.0 };
                 let epi = if pc + kc == p.k { p.epi } else { p.epi.skipped() };
                 unsafe {
-                    pack_a(kc, p.m, mr, p.a.at(0, pc), p.a, a_pack);
+                    let a_block = panel_a(panels_a, p, pc, kc, 0, p.m, mr, a_pack);
                     for jc in (0..p.n).step_by(nc_step) {
                         let nc = nc_step.min(p.n - jc);
                         let b_pack = panel_b(panels, p, pc, kc, jc, nc, nr, b_buf);
                         let block = Block { ic: 0, jc, mc: p.m, nc, kc, beta, epi };
-                        block.multiply(kernel, p, a_pack, b_pack);
+                        block.multiply(kernel, p, a_block, b_pack);
                     }
                 }
             }
@@ -876,9 +1088,9 @@ unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels: PanelsB) {
                     let b_pack = panel_b(panels, p, pc, kc, jc, nc, nr, b_buf);
                     for ic in (0..p.m).step_by(mc_step) {
                         let mc = mc_step.min(p.m - ic);
-                        pack_a(kc, mc, mr, p.a.at(ic, pc), p.a, a_pack);
+                        let a_block = panel_a(panels_a, p, pc, kc, ic, mc, mr, a_pack);
                         let block = Block { ic, jc, mc, nc, kc, beta, epi };
-                        block.multiply(kernel, p, a_pack, b_pack);
+                        block.multiply(kernel, p, a_block, b_pack);
                     }
                 }
             }
@@ -933,6 +1145,21 @@ unsafe fn panel_b<'a>(
             PanelB::InPlace { origin: unsafe { p.b.at(pc, jc) }, rs: p.b.rs, edge }
         }
         PanelsB::Prepacked { data, n_pad, col0 } => PanelB::Packed(&data[pc * n_pad + (col0 + jc) * kc..]),
+    }
+}
+
+/// The `mc × kc` block of A at `(ic, pc)` as MR-row slivers: packed now into `a_buf`, or a
+/// slice of the prepacked A.
+#[allow(clippy::too_many_arguments)]
+unsafe fn panel_a<'a>(
+    panels: PanelsA<'a>, p: &Problem, pc: usize, kc: usize, ic: usize, mc: usize, mr: usize, a_buf: &'a mut [f32],
+) -> &'a [f32] {
+    match panels {
+        PanelsA::FromView => {
+            unsafe { pack_a(kc, mc, mr, p.a.at(ic, pc), p.a, a_buf) };
+            a_buf
+        }
+        PanelsA::Prepacked { data, m_pad, row0 } => &data[pc * m_pad + (row0 + ic) * kc..],
     }
 }
 
