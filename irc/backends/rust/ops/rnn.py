@@ -91,14 +91,14 @@ def fold_embedding_projection(graph: Graph) -> None:
     every step goes away. Only when E, W and B are f32 constants, the Gather and Transpose
     have no other reader and the table stays under :data:`MAX_TABLE` elements.
     """
-    for op in list(graph.ops):
-        if op.op_type not in ("LSTM", "GRU", "RNN") or op.domain not in ("", "ai.onnx") or op.attr(PROJECTED, 0):
+    for rnn in list(graph.ops):
+        if rnn.op_type not in ("LSTM", "GRU", "RNN") or rnn.domain not in ("", "ai.onnx") or rnn.attr(PROJECTED, 0):
             continue
-        ins = op.inputs
+        ins = rnn.inputs
         x = ins[0] if ins else None
         if x is None or len(ins) < 3:
             continue
-        layout = int(op.attr("layout", 0) or 0)
+        layout = int(rnn.attr("layout", 0) or 0)
         tr = None
         if layout == 0:
             tr = graph.producer(x)
@@ -126,8 +126,8 @@ def fold_embedding_projection(graph: Graph) -> None:
         dirs, gh = w.shape[0], w.shape[1]
         if e.shape[0] * dirs * gh > MAX_TABLE or e.shape[0] * dirs * gh > 8 * e.size:
             continue
-        hidden = int(op.attr("hidden_size", 0) or 0)
-        gru = op.op_type == "GRU"
+        hidden = int(rnn.attr("hidden_size", 0) or 0)
+        gru = rnn.op_type == "GRU"
         cols = []
         for d in range(dirs):
             col = e.astype(np.float64) @ w[d].astype(np.float64).T
@@ -141,9 +141,9 @@ def fold_embedding_projection(graph: Graph) -> None:
         projected = graph.add_initializer(f"{table.name}_projected", np.concatenate(cols, axis=1).astype(np.float32))
         # Input 0 becomes the table and input 8 (past ONNX's seven) the ids: the runtime reads
         # the rows of each step in place (`rt::recurrent_lookup`), no gathered copy.
-        graph.set_input(op, 0, projected)
-        graph.set_input(op, 8, idx)
-        op.set_attr(PROJECTED, 1)
+        graph.set_input(rnn, 0, projected)
+        graph.set_input(rnn, 8, idx)
+        rnn.set_attr(PROJECTED, 1)
         for dead in ([tr] if tr is not None else []) + [gather]:
             if all(o is None or (not graph.uses(o) and o not in graph.outputs) for o in dead.outputs):
                 graph.remove_op(dead)
