@@ -123,6 +123,33 @@ fn rg_at<T: Float>(xw: &Array2<T>, hr: &Array2<T>, bw: &[T], br: &[T], bi: usize
     sig(xw[[bi, hidden + k]].add(bw[hidden + k]).add(hr[[bi, hidden + k]]).add(br[hidden + k]))
 }
 
+/// `Y`, `Y_h` and `Y_c` of a recurrent layer.
+type Outputs3<T> = (ArrayD<T>, ArrayD<T>, ArrayD<T>);
+
+/// A `batch_first` (layout = 1) layer run in layout 0: the initial states `[batch, dirs, h]`
+/// go in transposed, the outputs come back transposed (`X` is the caller's, it may be read
+/// in place).
+fn in_layout0<T: Elem>(
+    h0: Option<&ArrayD<T>>,
+    c0: Option<&ArrayD<T>>,
+    run: impl FnOnce(Option<&ArrayD<T>>, Option<&ArrayD<T>>) -> Result<Outputs3<T>>,
+) -> Result<Outputs3<T>> {
+    use super::shape::transpose;
+    let h0t = h0.map(|h| transpose(h, &[1, 0, 2])).transpose()?;
+    let c0t = c0.map(|c| transpose(c, &[1, 0, 2])).transpose()?;
+    let (y, yh, yc) = run(h0t.as_ref(), c0t.as_ref())?;
+    Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?))
+}
+
+/// Steps to run per batch row: `sequence_lens` clamped to `0..=seq`, or `seq` for all.
+fn step_counts(seq_lens: Option<&ArrayD<i32>>, batch: usize, seq: usize) -> Result<Vec<usize>> {
+    match seq_lens {
+        Some(l) if l.len() == batch => Ok(l.iter().map(|&v| (v.max(0) as usize).min(seq)).collect()),
+        Some(_) => shape_err("recurrent: sequence_lens must have one length per batch entry"),
+        None => Ok(vec![seq; batch]),
+    }
+}
+
 /// ONNX LSTM / GRU / RNN: returns `Y [seq, dirs, batch, h]`, `Y_h [dirs, batch, h]`, `Y_c`.
 #[allow(clippy::too_many_arguments)]
 pub fn recurrent<T: Float>(
@@ -140,13 +167,8 @@ pub fn recurrent<T: Float>(
     batch_first: bool,
 ) -> Result<(ArrayD<T>, ArrayD<T>, ArrayD<T>)> {
     if batch_first {
-        // layout = 1: X [batch, seq, in], states [batch, dirs, h]; run in layout 0 and transpose back.
-        use super::shape::transpose;
-        let x0 = transpose(x, &[1, 0, 2])?;
-        let h0t = h0.map(|h| transpose(h, &[1, 0, 2])).transpose()?;
-        let c0t = c0.map(|c| transpose(c, &[1, 0, 2])).transpose()?;
-        let (y, yh, yc) = recurrent(cell, &x0, w, r, b, h0t.as_ref(), c0t.as_ref(), p, seq_lens, hidden, direction, false)?;
-        return Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?));
+        let x0 = super::shape::transpose(x, &[1, 0, 2])?;
+        return in_layout0(h0, c0, |h0, c0| recurrent(cell, &x0, w, r, b, h0, c0, p, seq_lens, hidden, direction, false));
     }
     let err = |e: ndarray::ShapeError| super::error::Error::Shape(e.to_string());
     let x3 = x.view().into_dimensionality::<Ix3>().map_err(err)?.to_owned();
@@ -171,11 +193,7 @@ pub fn recurrent<T: Float>(
         Some(p) => Some(p.view().into_dimensionality::<Ix2>().map_err(err)?),
         None => None,
     };
-    let lens: Vec<usize> = match seq_lens {
-        Some(l) if l.len() == batch => l.iter().map(|&v| (v.max(0) as usize).min(seq)).collect(),
-        Some(_) => return shape_err("recurrent: sequence_lens must have one length per batch entry"),
-        None => vec![seq; batch],
-    };
+    let lens = step_counts(seq_lens, batch, seq)?;
     let mut y = ndarray::Array4::from_elem((seq, dirs, batch, hidden), T::zero());
     let mut yh = Array3::from_elem((dirs, batch, hidden), T::zero());
     let mut yc = Array3::from_elem((dirs, batch, hidden), T::zero());
@@ -674,12 +692,8 @@ pub fn recurrent_packed(
     batch_first: bool,
 ) -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
     if batch_first {
-        use super::shape::transpose;
-        let x0 = transpose(x, &[1, 0, 2])?;
-        let h0t = h0.map(|h| transpose(h, &[1, 0, 2])).transpose()?;
-        let c0t = c0.map(|c| transpose(c, &[1, 0, 2])).transpose()?;
-        let (y, yh, yc) = recurrent_packed(cell, &x0, w, r, b, h0t.as_ref(), c0t.as_ref(), p, seq_lens, hidden, direction, false)?;
-        return Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?));
+        let x0 = super::shape::transpose(x, &[1, 0, 2])?;
+        return in_layout0(h0, c0, |h0, c0| recurrent_packed(cell, &x0, w, r, b, h0, c0, p, seq_lens, hidden, direction, false));
     }
     if x.ndim() != 3 {
         return shape_err(format!("recurrent: input {:?} must be 3-D", x.shape()));
@@ -710,11 +724,7 @@ pub fn recurrent_lookup(
     batch_first: bool,
 ) -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
     if batch_first {
-        use super::shape::transpose;
-        let h0t = h0.map(|h| transpose(h, &[1, 0, 2])).transpose()?;
-        let c0t = c0.map(|c| transpose(c, &[1, 0, 2])).transpose()?;
-        let (y, yh, yc) = recurrent_lookup(cell, table, ids, r, b, h0t.as_ref(), c0t.as_ref(), p, seq_lens, hidden, direction, false)?;
-        return Ok((transpose(&y, &[2, 0, 1, 3])?, transpose(&yh, &[1, 0, 2])?, transpose(&yc, &[1, 0, 2])?));
+        return in_layout0(h0, c0, |h0, c0| recurrent_lookup(cell, table, ids, r, b, h0, c0, p, seq_lens, hidden, direction, false));
     }
     if table.ndim() != 2 || ids.ndim() != 2 {
         return shape_err(format!("recurrent: table {:?} and ids {:?} must be 2-D", table.shape(), ids.shape()));
@@ -789,11 +799,7 @@ fn packed_core(
         slice(c0, state, "initial_c")?,
         slice(p, dirs * 3 * hidden, "P")?,
     );
-    let lens: Vec<usize> = match seq_lens {
-        Some(l) if l.len() == batch => l.iter().map(|&v| (v.max(0) as usize).min(seq)).collect(),
-        Some(_) => return shape_err("recurrent: sequence_lens must have one length per batch entry"),
-        None => vec![seq; batch],
-    };
+    let lens = step_counts(seq_lens, batch, seq)?;
     let layer = LayerF32 {
         cell,
         x: xin.x,
