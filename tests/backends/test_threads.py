@@ -1,5 +1,5 @@
 """Dense layers large enough for the runtime to split over threads (a batch-1 GEMV and a
-short batch-8 GEMM, by output columns): with RAYON_NUM_THREADS=2 they match onnxruntime and,
+batch-8 GEMM, by output columns): with RAYON_NUM_THREADS=2 they match onnxruntime and,
 bit for bit, the same crate run with one thread (a column split never reorders a sum).
 """
 
@@ -33,9 +33,9 @@ def test_split_dense_layers_match_onnxruntime_and_one_thread(tmp_path: Path, mon
     from irc.ir.onnx_io import from_onnx
     from irc.oracle import compare, random_inputs, run
 
-    # (batch, k, n): 4.7 MB of weights at batch 1 (mnist_cnn's fc1, odd width), the mlp's
-    # 784x256 layer at batch 8; both above the split thresholds of runtime/gemm.rs.
-    specs = {"case_thr_gemv": (1, 9216, 136), "case_thr_short": (8, 784, 250)}
+    # (batch, k, n): 17 MB of weights at batch 1 (odd width; GEMVs split from 4 Mi weights),
+    # and a batch-8 product of 36 MFLOP (split by columns from 8 MFLOP), see runtime/gemm.rs.
+    specs = {"case_thr_gemv": (1, 16384, 264), "case_thr_short": (8, 2048, 1100)}
     models = {key: _dense(key, k, n, seed) for seed, (key, (_, k, n)) in enumerate(specs.items())}
     outputs = {}
     for threads in (2, 1):

@@ -584,12 +584,15 @@ pub fn sgemm_packed_b(
     }
 }
 
-/// Weights (floats of B) from which a GEMV's columns are split over the pool's threads:
-/// each core then streams its own part from its own L2 / the memory bus.
-const GEMV_SPLIT_FLOATS: usize = 64 * 1024;
+/// Weights (floats of B) from which a GEMV's columns are split over the pool's threads
+/// (each core streams its part). Measured on the 2-core bench machine (shared, load 3-4):
+/// a split costs ~5-10 µs (one hand-off to a pool thread and back), and GEMVs of 0.2-2 M
+/// weights (mlp's 784x256: 9 µs, mnist_cnn's 9216x128: 63 µs) ran 1.1-2x slower split;
+/// 4 M weights (16384x256: 391 -> 326 µs) and 16 M (5.4 -> 4.2 ms) ran faster.
+const GEMV_SPLIT_FLOATS: usize = 4 * 1024 * 1024;
 
 /// The `m` (< one tile) rows of C from a prepacked B, split by NR-aligned column ranges
-/// over the pool when B is large (see [`GEMV_SPLIT_FLOATS`]). Safety: as `gemv_prepacked`.
+/// over the pool when B is large (see [`GEMV_SPLIT_FLOATS`]). Safety: as `gemv_prepacked_cols`.
 unsafe fn gemv_prepacked_split(p: &Problem, isa: Isa, nr: usize, data: &[f32]) {
     let floats = p.k.saturating_mul(p.n).saturating_mul(p.m);
     let n_pad = round_up(p.n, nr);
@@ -1063,18 +1066,13 @@ impl SharedProblem<'_> {
 /// Packed GEMM, split over the pool's threads when the product is large enough (see
 /// [`super::par`]): C is cut into one column range per thread when it is wider than tall
 /// (the cheaper operand to pack twice is then A), into row ranges otherwise.
-/// Work from which a short product (at most [`DIRECT_B_ROWS`] rows, split by columns) goes
-/// to several threads: B is read once whatever the split, so each thread streams its part.
-const SHORT_SPLIT_WORK: usize = 2_000_000;
-
 unsafe fn gemm_packed(kernel: &Kernel, p: &Problem, panels_a: PanelsA, panels: PanelsB) {
     let work = 2usize.saturating_mul(p.m).saturating_mul(p.n).saturating_mul(p.k);
     let by_columns = p.n > p.m;
     let (len, align) = if by_columns { (p.n, kernel.nr) } else { (p.m, kernel.mr) };
     let shared = SharedProblem { p: *p, kernel, panels_a, panels, by_columns };
-    let min_work = if p.m <= DIRECT_B_ROWS && by_columns { SHORT_SPLIT_WORK } else { super::par::MIN_PARALLEL_WORK };
     // SAFETY: the parts are disjoint ranges of C covering it once; see `SharedProblem`.
-    super::par::for_ranges_min(len, align, work, min_work, |r| unsafe { shared.part(r) });
+    super::par::for_ranges(len, align, work, |r| unsafe { shared.part(r) });
 }
 
 unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels_a: PanelsA, panels: PanelsB) {
