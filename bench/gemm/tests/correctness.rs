@@ -382,7 +382,8 @@ fn threads_split_rows_or_columns_bit_for_bit() {
     // Wider than tall (column ranges), taller than wide (row ranges), odd edges, several
     // K blocks; each far above the size below which the runtime stays on one thread.
     // Few rows (5, 12): B read in place by the kernel, or 2-6-row tiles on AVX-512.
-    for (m, n, k) in [(37, 1203, 300), (1003, 45, 290), (200, 200, 70), (5, 2000, 300), (12, 1100, 290)] {
+    // One row: the batch-1 GEMV from a prepacked B, split by columns above 4 Mi weights.
+    for (m, n, k) in [(37, 1203, 300), (1003, 45, 290), (200, 200, 70), (5, 2000, 300), (12, 1100, 290), (1, 4200, 1010)] {
         let a = rng.vec(m * k);
         let b = rng.vec(k * n);
         let (row_bias, col_bias) = (rng.vec(m), rng.vec(n));

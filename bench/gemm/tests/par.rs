@@ -63,3 +63,20 @@ fn small_work_or_one_thread_stays_inline() {
     let caller = std::thread::current().id();
     par::for_each_index(4, 1, |_| assert_eq!(std::thread::current().id(), caller));
 }
+
+#[test]
+fn pieces_for_min_uses_its_own_threshold() {
+    assert_eq!(pool(2).install(|| par::pieces_for_min(999, 1000)), 1);
+    assert_eq!(pool(2).install(|| par::pieces_for_min(1000, 1000)), 2);
+    assert_eq!(pool(1).install(|| par::pieces_for_min(usize::MAX, 2)), 1);
+    // Every range once, split or not.
+    for threads in [1, 2, 3] {
+        let seen: Vec<std::sync::atomic::AtomicUsize> = (0..100).map(|_| Default::default()).collect();
+        pool(threads).install(|| {
+            par::for_ranges_min(100, 8, 1000, 10, |r| {
+                r.for_each(|i| { seen[i].fetch_add(1, std::sync::atomic::Ordering::Relaxed); })
+            })
+        });
+        assert!(seen.iter().all(|c| c.load(std::sync::atomic::Ordering::Relaxed) == 1));
+    }
+}

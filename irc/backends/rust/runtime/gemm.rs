@@ -576,9 +576,7 @@ pub fn sgemm_packed_b(
         if k == 0 || alpha == 0.0 {
             p.scale_only();
         } else if m < gemv_below(b.isa) {
-            for i in 0..m {
-                gemv_prepacked(&p, i, b.isa, kernel.nr, &b.data);
-            }
+            gemv_prepacked_split(&p, b.isa, kernel.nr, &b.data);
         } else {
             let panels = PanelsB::Prepacked { data: &b.data, n_pad: round_up(n, kernel.nr), col0: 0 };
             gemm_packed(&kernel, &p, PanelsA::FromView, panels);
@@ -586,9 +584,43 @@ pub fn sgemm_packed_b(
     }
 }
 
-/// Row `i` of C from a prepacked B: each NR-column sliver is a k-major strip, streamed once.
-unsafe fn gemv_prepacked(p: &Problem, i: usize, isa: Isa, nr: usize, data: &[f32]) {
+/// Weights (floats of B) from which a GEMV's columns are split over the pool's threads
+/// (each core streams its part). Measured on the 2-core bench machine (shared, load 3-4):
+/// a split costs ~5-10 µs (one hand-off to a pool thread and back), and GEMVs of 0.2-2 M
+/// weights (mlp's 784x256: 9 µs, mnist_cnn's 9216x128: 63 µs) ran 1.1-2x slower split;
+/// 4 M weights (16384x256: 391 -> 326 µs) and 16 M (5.4 -> 4.2 ms) ran faster.
+const GEMV_SPLIT_FLOATS: usize = 4 * 1024 * 1024;
+
+/// The `m` (< one tile) rows of C from a prepacked B, split by NR-aligned column ranges
+/// over the pool when B is large (see [`GEMV_SPLIT_FLOATS`]). Safety: as `gemv_prepacked_cols`.
+unsafe fn gemv_prepacked_split(p: &Problem, isa: Isa, nr: usize, data: &[f32]) {
+    let floats = p.k.saturating_mul(p.n).saturating_mul(p.m);
     let n_pad = round_up(p.n, nr);
+    struct Shared(Problem);
+    // SAFETY: the pieces write disjoint column ranges of C; A and B are only read.
+    unsafe impl Sync for Shared {}
+    impl Shared {
+        fn get(&self) -> Problem {
+            self.0
+        }
+    }
+    let shared = Shared(*p);
+    // Work in the pool's units: 2 flops per weight read, the threshold likewise.
+    super::par::for_ranges_min(p.n, nr, 2 * floats, 2 * GEMV_SPLIT_FLOATS, |r| {
+        let q = shared.get();
+        // Columns r of C: B's column 0 is the packed column r.start (a sliver boundary).
+        let sub = unsafe {
+            Problem { n: r.len(), c: ViewMut { ptr: q.c.at(0, r.start), ..q.c }, epi: q.epi.at(0, r.start), ..q }
+        };
+        for i in 0..q.m {
+            unsafe { gemv_prepacked_cols(&sub, i, isa, nr, data, n_pad, r.start) };
+        }
+    });
+}
+
+/// Row `i` of C from a prepacked B: each NR-column sliver is a k-major strip, streamed once.
+/// The problem's column 0 is column `col0` (a multiple of NR) of a packed B `n_pad` wide.
+unsafe fn gemv_prepacked_cols(p: &Problem, i: usize, isa: Isa, nr: usize, data: &[f32], n_pad: usize, col0: usize) {
     with_scratch(p.k, |a_row| {
         // A's row made contiguous, so the strip loop is two streams.
         for (q, x) in a_row.iter_mut().enumerate() {
@@ -600,7 +632,7 @@ unsafe fn gemv_prepacked(p: &Problem, i: usize, isa: Isa, nr: usize, data: &[f32
             acc.fill(0.0);
             for pc in (0..p.k).step_by(KC) {
                 let kc = KC.min(p.k - pc);
-                let sliver = &data[pc * n_pad + j0 * kc..][..kc * nr];
+                let sliver = &data[pc * n_pad + (col0 + j0) * kc..][..kc * nr];
                 strips(isa, &a_row[pc..pc + kc], sliver, acc);
             }
             unsafe { gemv_finish(p, &acc[..nr.min(p.n - j0)], p.c.at(i, 0), j0, p.epi.at(i, 0)) };

@@ -35,10 +35,56 @@ pub fn threads() -> usize {
 /// How many pieces to cut `work` into: 1 (inline) unless the pool has several threads and
 /// each piece is worth at least [`MIN_PARALLEL_WORK`] / 2.
 pub fn pieces_for(work: usize) -> usize {
-    if work < MIN_PARALLEL_WORK {
+    pieces_for_min(work, MIN_PARALLEL_WORK)
+}
+
+/// [`pieces_for`] with another threshold `min_work` (for memory-bound work such as a GEMV
+/// streaming its weights once, where the flop count understates the time): 1 below it
+/// or with one thread, else up to one piece per thread, each worth `min_work` / 2.
+/// Always 1 inside a piece the calling thread runs for a split started outside the pool
+/// (that thread cannot help the pool with nested pieces; see [`for_ranges_min`]).
+pub fn pieces_for_min(work: usize, min_work: usize) -> usize {
+    let min_work = min_work.max(2);
+    if work < min_work || IN_CALLER_PIECE.with(|c| c.get()) {
         return 1;
     }
-    threads().min(work / (MIN_PARALLEL_WORK / 2)).max(1)
+    threads().min(work / (min_work / 2)).max(1)
+}
+
+thread_local! {
+    /// Set while a thread outside the pool runs its own piece of a split.
+    static IN_CALLER_PIECE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `pieces[0]` on the calling thread and the others on the pool. Outside the pool the
+/// caller keeps its piece (one hand-off to a pool thread instead of `rayon::scope`'s
+/// three: into the pool, to a second thread, back to the caller), and nested splits
+/// inside the caller's piece run inline.
+fn run_pieces<P: Send>(pieces: Vec<P>, f: &(impl Fn(P) + Sync)) {
+    let outside = rayon::current_thread_index().is_none();
+    rayon::in_place_scope(|s| {
+        let mut pieces = pieces.into_iter();
+        let first = pieces.next();
+        for piece in pieces {
+            s.spawn(move |_| f(piece));
+        }
+        if let Some(piece) = first {
+            if outside {
+                IN_CALLER_PIECE.with(|c| c.set(true));
+                // Reset even if `f` panics (the scope then re-raises the panic).
+                struct Reset;
+                impl Drop for Reset {
+                    fn drop(&mut self) {
+                        IN_CALLER_PIECE.with(|c| c.set(false));
+                    }
+                }
+                let _reset = Reset;
+                f(piece);
+            } else {
+                f(piece);
+            }
+        }
+    });
 }
 
 /// Splits `0..n` into `pieces` contiguous ranges whose lengths differ by at most `align`
@@ -56,21 +102,19 @@ pub fn split_range(n: usize, pieces: usize, align: usize) -> Vec<Range<usize>> {
 /// the total `work` pays for it (then at most one range per pool thread). Ranges are
 /// multiples of `align` long except the last (`align` 1 = any split).
 pub fn for_ranges(n: usize, align: usize, work: usize, f: impl Fn(Range<usize>) + Sync) {
-    let pieces = pieces_for(work);
+    for_ranges_min(n, align, work, MIN_PARALLEL_WORK, f)
+}
+
+/// [`for_ranges`] splitting from `min_work` on (see [`pieces_for_min`]).
+pub fn for_ranges_min(n: usize, align: usize, work: usize, min_work: usize, f: impl Fn(Range<usize>) + Sync) {
+    let pieces = pieces_for_min(work, min_work);
     if pieces <= 1 || n <= align.max(1) {
         if n > 0 {
             f(0..n);
         }
         return;
     }
-    let ranges = split_range(n, pieces, align);
-    rayon::scope(|s| {
-        let f = &f;
-        for r in ranges.iter().skip(1).cloned() {
-            s.spawn(move |_| f(r));
-        }
-        f(ranges[0].clone());
-    });
+    run_pieces(split_range(n, pieces, align), &f);
 }
 
 /// Parallel for over items `0..n` (e.g. batch items or channel blocks), `work` being the
@@ -91,24 +135,16 @@ pub fn for_each_chunk_mut<T: Send>(data: &mut [T], chunk_len: usize, work: usize
         return;
     }
     let ranges = split_range(chunks, pieces, 1);
-    rayon::scope(|s| {
-        let f = &f;
-        let mut rest = data;
-        let mut groups = Vec::with_capacity(ranges.len());
-        for r in &ranges {
-            let len = (r.len() * chunk_len).min(rest.len());
-            let (head, tail) = rest.split_at_mut(len);
-            groups.push((r.start, head));
-            rest = tail;
-        }
-        let mut groups = groups.into_iter();
-        let first = groups.next();
-        for (start, group) in groups {
-            s.spawn(move |_| group.chunks_mut(chunk_len).enumerate().for_each(|(i, c)| f(start + i, c)));
-        }
-        if let Some((start, group)) = first {
-            group.chunks_mut(chunk_len).enumerate().for_each(|(i, c)| f(start + i, c));
-        }
+    let mut rest = data;
+    let mut groups = Vec::with_capacity(ranges.len());
+    for r in &ranges {
+        let len = (r.len() * chunk_len).min(rest.len());
+        let (head, tail) = rest.split_at_mut(len);
+        groups.push((r.start, head));
+        rest = tail;
+    }
+    run_pieces(groups, &|(start, group): (usize, &mut [T])| {
+        group.chunks_mut(chunk_len).enumerate().for_each(|(i, c)| f(start + i, c))
     });
 }
 

@@ -1,0 +1,59 @@
+"""Dense layers large enough for the runtime to split over threads (a batch-1 GEMV and a
+batch-8 GEMM, by output columns): with RAYON_NUM_THREADS=2 they match onnxruntime and,
+bit for bit, the same crate run with one thread (a column split never reorders a sum).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto as TP
+from onnx import helper, numpy_helper
+
+from .conftest import needs_cargo
+
+
+def _dense(name: str, k: int, n: int, seed: int) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    w = (rng.standard_normal((k, n)) / np.sqrt(k)).astype(np.float32)
+    b = (rng.standard_normal(n) * 0.1).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Gemm", ["x", "w", "b"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        name, [helper.make_tensor_value_info("x", TP.FLOAT, ["N", k])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, ["N", n])],
+        initializer=[numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@needs_cargo
+def test_split_dense_layers_match_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
+    from irc.backends.rust.multi import Case, build_and_run
+    from irc.ir.onnx_io import from_onnx
+    from irc.oracle import compare, random_inputs, run
+
+    # (batch, k, n): 17 MB of weights at batch 1 (odd width; GEMVs split from 4 Mi weights),
+    # and a batch-8 product of 36 MFLOP (split by columns from 8 MFLOP), see runtime/gemm.rs.
+    specs = {"case_thr_gemv": (1, 16384, 264), "case_thr_short": (8, 2048, 1100)}
+    models = {key: _dense(key, k, n, seed) for seed, (key, (_, k, n)) in enumerate(specs.items())}
+    outputs = {}
+    for threads in (2, 1):
+        monkeypatch.setenv("RAYON_NUM_THREADS", str(threads))
+        cases, expected = [], {}
+        for key, model in models.items():
+            graph = from_onnx(model)
+            feeds = random_inputs(graph, batch=specs[key][0], seed=5)
+            expected[key] = run(model, feeds)
+            cases.append(Case(key, graph, list(feeds.values())))
+        logs: list[str] = []
+        build_and_run(cases, tmp_path / "crate", name="irc_threads", log=logs.append)
+        for case in cases:
+            assert case.error is None, f"{case.key}: {case.stage}: {case.error}\n" + "\n".join(logs)[-2000:]
+            got = dict(zip(case.output_names, case.outputs, strict=True))
+            diffs = compare(expected[case.key], got)
+            assert all(d.ok for d in diffs), f"{case.key} ({threads} threads): {diffs}"
+            outputs[(case.key, threads)] = case.outputs
+    for key in models:
+        for two, one in zip(outputs[(key, 2)], outputs[(key, 1)], strict=True):
+            assert np.array_equal(two.view(np.uint32), one.view(np.uint32)), f"{key}: 2 threads differ from 1"
