@@ -47,18 +47,17 @@ def out_positions(c: OpCtx) -> int | None:
     return total
 
 
-# Output positions per image up to which `rt::conv_blocked` beats im2col + GEMM. Measured
-# per resnet18 layer (batch 1, 1 thread, AVX-512 Zen 4, blocked/GEMM time): 14x14 and 7x7
-# layers 0.85-0.90, 28x28 1.00-1.04, 56x56 1.11-1.24.
-BLOCKED_MAX_POSITIONS = 256
-
-
 def blocked_conv(c: OpCtx, w, group: int) -> bool:
     """Whether `rt::conv_blocked` (the AVX-512 direct kernel) takes this layer: 2-D, one
-    group, a kernel of 3x3 or larger with several input channels, a small static image."""
-    positions = out_positions(c)
-    return (w.ndim == 4 and group == 1 and w.shape[2] * w.shape[3] >= 9 and w.shape[1] >= 8
-            and positions is not None and positions <= BLOCKED_MAX_POSITIONS)
+    group, a kernel of 3x3 or larger with at least 64 input channels.
+
+    Every image size: resnet18 batch 1, 1 thread, native loop, interleaved: im2col + GEMM
+    45.1 ms, blocked for <= 256 output positions 42.0, <= 784 40.8, every 3x3 layer 39.4
+    (batch 8: 5% and 9% less CPU time than the GEMM for <= 256 and every layer). Timed
+    alone, hot in cache, the 56x56 layers ran 1.1-1.2x the GEMM's time; in the network the
+    GEMM path's im2col and column traffic cost more than that. Few channels lose (mnist's
+    32 -> 64 layer on 26x26: the network 1.03x at batch 1, 1.55x at batch 8)."""
+    return w.ndim == 4 and group == 1 and w.shape[2] * w.shape[3] >= 9 and w.shape[1] >= 64
 
 
 def packed_conv(c: OpCtx, act: str, residual: str | None = None) -> str | None:
