@@ -73,6 +73,8 @@ def residual_models(rng) -> dict[str, ModelProto]:
     cases = [  # (key, conv attrs, x shape, w shape, residual shape, activation or None)
         ("res_pointwise", {}, ["N", 8, 5, 6], (24, 8, 1, 1), ["N", 24, 5, 6], "Clip"),
         ("res_strided", {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ["N", 6, 9, 9], (18, 6, 3, 3), ["N", 18, 5, 5], None),
+        ("res_blocked", {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ["N", 64, 15, 16], (36, 64, 3, 3), ["N", 36, 8, 8],
+         "Sigmoid"),
         ("res_small", {"pads": [1, 1, 1, 1]}, ["N", 4, 3, 3], (36, 4, 3, 3), ["N", 36, 3, 3], "LeakyRelu"),
         ("res_depthwise", {"group": 6, "pads": [1, 1, 1, 1]}, ["N", 6, 7, 7], (6, 1, 3, 3), ["N", 6, 7, 7], "Relu"),
         ("res_1d", {"pads": [1, 1]}, ["N", 5, 11], (20, 5, 3), ["N", 20, 11], "Sigmoid"),
@@ -136,6 +138,15 @@ def build() -> dict[str, ModelProto]:
         ("pk_group", {"group": 2, "strides": [2, 1], "pads": [0, 1, 1, 1]}, ["N", 4, 4, 5], (40, 2, 3, 3), "Sigmoid"),
         ("pk1x1", {}, ["N", 8, 3, 3], (24, 8, 1, 1), "Clip"),
         ("pk1d", {"pads": [1, 2]}, ["N", 3, 6], (16, 3, 3), "LeakyRelu"),
+    ]
+    # AVX-512 direct kernel (`rt::conv_blocked`, 3x3-style layers with >= 64 input channels):
+    # 32-channel blocks with a remainder, tiles of 1x14, 2x7 and 4x3 positions with clipped
+    # tails, stride 2 through the phase split, asymmetric pads, an activation outside the
+    # kernel (Tanh).
+    packed += [
+        ("blk_s1", {"pads": [1, 1, 1, 1]}, ["N", 64, 6, 17], (40, 64, 3, 3), "Relu"),
+        ("blk_s2", {"strides": [2, 2], "pads": [1, 0, 1, 1]}, ["N", 72, 13, 12], (33, 72, 3, 3), "Clip"),
+        ("blk_small", {"pads": [0, 1, 1, 0]}, ["N", 64, 5, 4], (16, 64, 3, 3), "Tanh"),
     ]
     for key, attrs, xs, ws, act in packed:
         out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,

@@ -1943,3 +1943,253 @@ pub fn embed_conv1d(
     };
     ArrayD::from_shape_vec(shape, out).map_err(|e| Error::Shape(e.to_string()))
 }
+
+/// Conv weights for [`conv_blocked`]: on AVX-512 CPUs, 2-D 3x3-style layers (one group)
+/// arranged once at load as `[M/32][C][K][32]` (output channels innermost, padded with
+/// zeros to a multiple of 32: the order the kernel reads them); elsewhere the GEMM
+/// layouts of [`ConvWeights`].
+pub struct BlockedWeights {
+    dims: Vec<usize>,
+    kind: BlockedKind,
+}
+
+enum BlockedKind {
+    Blocked(Vec<f32>),
+    Gemm(ConvWeights),
+}
+
+/// Output channels per [`conv_blocked`] tile (two AVX-512 vectors).
+const BLOCK_OC: usize = 32;
+
+impl BlockedWeights {
+    /// `transposed` picks the fallback's layout ([`ConvWeights::new`] or [`ConvWeights::rows`]).
+    pub fn new(w: ArrayD<f32>, group: usize, transposed: bool) -> Result<BlockedWeights> {
+        let dims = w.shape().to_vec();
+        if !(blocked_cpu() && group == 1 && dims.len() == 4) {
+            let gemm = if transposed { ConvWeights::new(w, group)? } else { ConvWeights::rows(w, group)? };
+            return Ok(BlockedWeights { dims, kind: BlockedKind::Gemm(gemm) });
+        }
+        let w = w.as_standard_layout();
+        let Some(data) = w.as_slice() else {
+            return shape_err("conv weights not contiguous");
+        };
+        let (m, ck) = (dims[0], dims[1..].iter().product::<usize>());
+        let blocks = m.div_ceil(BLOCK_OC);
+        let mut packed = vec![0.0f32; blocks * ck * BLOCK_OC];
+        for (o, row) in data.chunks_exact(ck).enumerate() {
+            let blk = &mut packed[o / BLOCK_OC * ck * BLOCK_OC..];
+            for (q, &v) in row.iter().enumerate() {
+                blk[q * BLOCK_OC + o % BLOCK_OC] = v;
+            }
+        }
+        Ok(BlockedWeights { dims, kind: BlockedKind::Blocked(packed) })
+    }
+}
+
+fn blocked_cpu() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// f32 `Conv` (+ activation) with [`BlockedWeights`]: a direct convolution (no im2col)
+/// from a padded, phase-split copy of the input, tiles of 32 output channels x 14 output
+/// positions held in 28 AVX-512 accumulators, each input value broadcast once per tile and
+/// kernel tap; bias and activation in the store. Falls back to [`conv_packed`].
+pub fn conv_blocked(x: &ArrayD<f32>, w: &BlockedWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act) -> Result<ArrayD<f32>> {
+    match &w.kind {
+        BlockedKind::Gemm(g) => conv_packed_impl(x, g, bias, win, act, None),
+        BlockedKind::Blocked(p) => conv_blocked_impl(x, &w.dims, p, bias, win, act, None),
+    }
+}
+
+/// [`conv_blocked`] plus a same-shape addend before the activation (`irc.ConvAdd<Act>`).
+pub fn conv_blocked_add<'a>(
+    x: &ArrayD<f32>, w: &BlockedWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act,
+    residual: impl super::elem::Operand<'a, f32>,
+) -> Result<ArrayD<f32>> {
+    let r = residual.into_cow().into_owned();
+    match &w.kind {
+        BlockedKind::Gemm(g) => conv_packed_impl(x, g, bias, win, act, Some(r)),
+        BlockedKind::Blocked(p) => conv_blocked_impl(x, &w.dims, p, bias, win, act, Some(r)),
+    }
+}
+
+fn conv_blocked_impl(
+    x: &ArrayD<f32>, dims: &[usize], packed: &[f32], bias: Option<&ArrayD<f32>>, win: &Window, act: Act,
+    residual: Option<ArrayD<f32>>,
+) -> Result<ArrayD<f32>> {
+    let s = ConvShape::new(x.shape(), dims, win, 1)?;
+    let bias = bias_values(bias, s.m)?;
+    let Some(g) = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo).filter(|_| s.p_out > 0) else {
+        return shape_err("conv: blocked weights need a 2-D convolution");
+    };
+    let xs = x.as_standard_layout();
+    let src = xs.as_slice().unwrap_or(&[]);
+    let add = residual.is_some();
+    let mut result = match residual {
+        Some(r) if r.shape() != s.out_dims().as_slice() => {
+            return shape_err(format!("conv: residual {:?} does not match output {:?}", r.shape(), s.out_dims()));
+        }
+        Some(r) if r.is_standard_layout() => r,
+        Some(r) => r.as_standard_layout().into_owned(),
+        None => ArrayD::from_shape_vec(IxDyn(&s.out_dims()), output_buffer(s.n * s.m * s.p_out)).map_err(err2)?,
+    };
+    let Some(out) = result.as_slice_mut() else {
+        return shape_err("conv: output not contiguous");
+    };
+    let d = Direct::new(&g);
+    let (lo, hi, fused) = match act {
+        Act::None => (f32::NEG_INFINITY, f32::INFINITY, true),
+        Act::Relu => (0.0, f32::INFINITY, true),
+        Act::Clip(lo, hi) => (lo, hi, true),
+        _ => (f32::NEG_INFINITY, f32::INFINITY, false),
+    };
+    let mut bias_all = bias.unwrap_or_else(|| vec![0.0; s.m]);
+    bias_all.resize(s.m.div_ceil(BLOCK_OC) * BLOCK_OC, 0.0);
+    DIRECT_PLANE.with(|cell| {
+        let mut buf = cell.take();
+        d.fill(&mut buf, src, &g, true);
+        // Slack after the last channel: tiles past the last row or column read (never store) there.
+        let end = s.n * s.c * d.chan_pitch;
+        buf.truncate(end);
+        buf.resize(end + 4 * d.row_pitch + 64, 0.0);
+        let ck = s.c * s.kk;
+        let blocks = s.m.div_ceil(BLOCK_OC);
+        let optr = OutPtr(out.as_mut_ptr());
+        let flops = 2 * s.n * s.m * s.p_out * ck;
+        let bufp = &buf;
+        super::par::for_ranges(s.n * blocks, 1, flops, |r| {
+            for item in r {
+                let (b, ob) = (item / blocks, item % blocks);
+                let a = BlockedArgs {
+                    inp: bufp[b * s.c * d.chan_pitch..].as_ptr(),
+                    d: &d,
+                    g: &g,
+                    cg: s.c,
+                    w: &packed[ob * ck * BLOCK_OC..][..ck * BLOCK_OC],
+                    rows: BLOCK_OC.min(s.m - ob * BLOCK_OC),
+                    bias: &bias_all[ob * BLOCK_OC..][..BLOCK_OC],
+                    lo, hi, add,
+                    out: optr.at((b * s.m + ob * BLOCK_OC) * s.p_out),
+                    p_out: s.p_out,
+                };
+                // SAFETY: item (b, ob) writes output planes of image b, channels of block ob
+                // only; the kernel reads image b's channels of the padded copy plus the slack.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    blocked_avx512(&a);
+                }
+                if !fused {
+                    // SAFETY: as above (this item's planes).
+                    act.apply(unsafe { std::slice::from_raw_parts_mut(a.out, a.rows * s.p_out) });
+                }
+            }
+        });
+        cell.replace(buf);
+    });
+    Ok(result)
+}
+
+struct BlockedArgs<'a> {
+    inp: *const f32,
+    d: &'a Direct,
+    g: &'a Plane2,
+    cg: usize,
+    w: &'a [f32],
+    rows: usize,
+    bias: &'a [f32],
+    lo: f32,
+    hi: f32,
+    add: bool,
+    out: *mut f32,
+    p_out: usize,
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn blocked_avx512(a: &BlockedArgs) {
+    let g = a.g;
+    if g.ow >= 10 {
+        blocked_plane::<1, 14>(a)
+    } else if g.ow >= 5 {
+        blocked_plane::<2, 7>(a)
+    } else {
+        blocked_plane::<4, 3>(a)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn blocked_plane<const R: usize, const NX: usize>(a: &BlockedArgs) {
+    let g = a.g;
+    let mut oy = 0;
+    while oy < g.oh {
+        let mut x0 = 0;
+        while x0 < g.ow {
+            blocked_tile::<R, NX>(a, oy, x0);
+            x0 += NX;
+        }
+        oy += R;
+    }
+}
+
+/// Output rows `oy..oy + R` x columns `x0..x0 + NX` (clipped to the plane when stored) of
+/// the block's 32 output channels.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn blocked_tile<const R: usize, const NX: usize>(a: &BlockedArgs, oy: usize, x0: usize) {
+    use std::arch::x86_64::*;
+    let g = a.g;
+    let d = a.d;
+    let rstep = g.sh * d.row_pitch;
+    let inp = a.inp.add(oy * rstep + x0);
+    let mut acc = [[[_mm512_setzero_ps(); 2]; NX]; R];
+    let mut wp = a.w.as_ptr();
+    for c in 0..a.cg {
+        let base = inp.add(c * d.chan_pitch);
+        for &off in d.taps.iter() {
+            let p = base.add(off);
+            let w0 = _mm512_loadu_ps(wp);
+            let w1 = _mm512_loadu_ps(wp.add(16));
+            wp = wp.add(BLOCK_OC);
+            for (r, acc_r) in acc.iter_mut().enumerate() {
+                for (j, acc_j) in acc_r.iter_mut().enumerate() {
+                    let xv = _mm512_set1_ps(*p.add(r * rstep + j));
+                    acc_j[0] = _mm512_fmadd_ps(w0, xv, acc_j[0]);
+                    acc_j[1] = _mm512_fmadd_ps(w1, xv, acc_j[1]);
+                }
+            }
+        }
+    }
+    // [position][channel] -> the NCHW planes, bias, residual and clamp on the way.
+    let mut tile = [[0.0f32; BLOCK_OC]; 14];
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (j, acc_j) in acc_r.iter().enumerate() {
+            let t = &mut tile[r * NX + j];
+            _mm512_storeu_ps(t.as_mut_ptr(), acc_j[0]);
+            _mm512_storeu_ps(t.as_mut_ptr().add(16), acc_j[1]);
+        }
+    }
+    let rows = R.min(g.oh - oy);
+    let cols = NX.min(g.ow - x0);
+    for oc in 0..a.rows {
+        let bv = a.bias[oc];
+        for r in 0..rows {
+            let o = a.out.add(oc * a.p_out + (oy + r) * g.ow + x0);
+            for j in 0..cols {
+                let mut v = tile[r * NX + j][oc] + bv;
+                if a.add {
+                    v += *o.add(j);
+                }
+                // Clamped by comparisons, so NaN passes through.
+                *o.add(j) = if v < a.lo { a.lo } else if v > a.hi { a.hi } else { v };
+            }
+        }
+    }
+}
