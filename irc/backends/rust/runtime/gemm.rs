@@ -1630,6 +1630,11 @@ mod x86 {
     pub unsafe fn kernel_avx512<const MR: usize>(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
         const NR: usize = 32;
         const { assert!(MR >= 1 && MR <= AVX512_MR) };
+        if tile.cols <= NR / 2 {
+            // The last sliver of a panel 16 columns wide or less (784 = 24·32 + 16 at
+            // 28x28, 196 = 6·32 + 4 at 14x14): half the FMAs of a full tile.
+            return unsafe { kernel_avx512_half::<MR>(kc, a, b, tile) };
+        }
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         unsafe {
             for q in 0..kc {
@@ -1650,6 +1655,32 @@ mod x86 {
                 for (r, row) in acc.iter().enumerate() {
                     _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
                     _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR + 16), row[1]);
+                }
+                tile.store_generic(&buf, NR);
+            }
+        }
+    }
+
+    /// MR×16 tile (one zmm per row) for slivers at most 16 columns wide; B keeps its
+    /// sliver layout (`tile.b_step` floats per k row), only the first 16 are read.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel_avx512_half<const MR: usize>(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
+        const NR: usize = 16;
+        let mut acc = [[_mm512_setzero_ps(); 1]; MR];
+        unsafe {
+            for q in 0..kc {
+                let b0 = _mm512_loadu_ps(b.offset(q as isize * tile.b_step));
+                let aq = a.add(q * MR);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    row[0] = _mm512_fmadd_ps(_mm512_set1_ps(*aq.add(r)), b0, row[0]);
+                }
+            }
+            if tile.rows == MR && tile.cols == NR && tile.cs == 1 {
+                store_rows_avx512(&acc, tile);
+            } else {
+                let mut buf = [0.0f32; AVX512_MR * NR];
+                for (r, row) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
                 }
                 tile.store_generic(&buf, NR);
             }
