@@ -136,6 +136,11 @@ def build() -> dict[str, ModelProto]:
         ("pk_group", {"group": 2, "strides": [2, 1], "pads": [0, 1, 1, 1]}, ["N", 4, 4, 5], (40, 2, 3, 3), "Sigmoid"),
         ("pk1x1", {}, ["N", 8, 3, 3], (24, 8, 1, 1), "Clip"),
         ("pk1d", {"pads": [1, 2]}, ["N", 3, 6], (16, 3, 3), "LeakyRelu"),
+        # Pointwise, weights as A, the input planes read in place (592 positions: a 512-wide
+        # panel plus 2x32 + a 16-wide half tile); transposed layout with a 40 = 32 + 8 edge
+        # (half tile, scalar store) and a transpose with full and partial 8x8 tiles.
+        ("pk1x1_rows", {}, ["N", 12, 16, 37], (24, 12, 1, 1), "Clip"),
+        ("pk1x1_edge", {}, ["N", 20, 5, 7], (40, 20, 1, 1), "Relu"),
     ]
     for key, attrs, xs, ws, act in packed:
         out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,

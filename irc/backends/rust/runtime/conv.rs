@@ -998,28 +998,86 @@ fn with_columns<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
 
 /// `dst [cols, rows] = src [rows, cols]^T`, in 8x8 tiles so both sides stay in cache lines.
 fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    transpose_tiles::<false>(src, rows, cols, dst)
+}
+
+/// `dst [cols, rows] += src [rows, cols]^T` (the residual add of the transposed product).
+fn transpose_add_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    transpose_tiles::<true>(src, rows, cols, dst)
+}
+
+/// The 8x8 tiles of [`transpose_into`] (`ADD`: [`transpose_add_into`]): full tiles in AVX
+/// registers when the CPU has it (the scalar loop cost ~3.5% of mobilenet at batch 1,
+/// where every 14x14 and 7x7 pointwise layer goes through it), the edges scalar.
+fn transpose_tiles<const ADD: bool>(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     const T: usize = 8;
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers too short");
+    #[cfg(target_arch = "x86_64")]
+    let avx = is_x86_feature_detected!("avx");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx = false;
     for r0 in (0..rows).step_by(T) {
         for c0 in (0..cols).step_by(T) {
+            if avx && r0 + T <= rows && c0 + T <= cols {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU has AVX (checked above); the tile's 8 rows of src
+                // (r0.., c0..c0+8) and 8 rows of dst (c0.., r0..r0+8) are in bounds
+                // (asserted lengths, full tile).
+                unsafe {
+                    transpose8_avx::<ADD>(src.as_ptr().add(r0 * cols + c0), cols, dst.as_mut_ptr().add(c0 * rows + r0), rows);
+                }
+                continue;
+            }
             for r in r0..(r0 + T).min(rows) {
                 for c in c0..(c0 + T).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
+                    if ADD {
+                        dst[c * rows + r] += src[r * cols + c];
+                    } else {
+                        dst[c * rows + r] = src[r * cols + c];
+                    }
                 }
             }
         }
     }
 }
 
-/// `dst [cols, rows] += src [rows, cols]^T` (the residual add of the transposed product).
-fn transpose_add_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const T: usize = 8;
-    for r0 in (0..rows).step_by(T) {
-        for c0 in (0..cols).step_by(T) {
-            for r in r0..(r0 + T).min(rows) {
-                for c in c0..(c0 + T).min(cols) {
-                    dst[c * rows + r] += src[r * cols + c];
-                }
-            }
+/// One 8x8 tile: `dst[c * ds + r] (+)= src[r * ss + c]` for r, c < 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8_avx<const ADD: bool>(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let out = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (c, v) in out.into_iter().enumerate() {
+            let d = dst.add(c * ds);
+            let v = if ADD { _mm256_add_ps(_mm256_loadu_ps(d), v) } else { v };
+            _mm256_storeu_ps(d, v);
         }
     }
 }

@@ -1049,7 +1049,11 @@ unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels_a: PanelsA, pa
     let nc_step = (NC / nr).max(1) * nr;
     let kc_max = KC.min(p.k);
     let mc_max = if matches!(panels_a, PanelsA::FromView) { round_up(mc_step.min(p.m), mr) } else { 0 };
-    let direct = matches!(panels, PanelsB::FromView) && kernel.direct_b && p.b.cs == 1 && p.m <= DIRECT_B_ROWS;
+    // A conv's packed weights times its input planes (pointwise layers, many positions):
+    // the AVX-512 kernel reads those rows in place too (measured at mobilenet's shapes,
+    // 64x12544x32 .. 256x784x256: 96-109 -> 99-113 GFLOP/s; the AVX2 tile lost).
+    let conv_rows = kernel.nr == 32 && matches!(panels_a, PanelsA::Prepacked { .. });
+    let direct = matches!(panels, PanelsB::FromView) && kernel.direct_b && p.b.cs == 1 && (p.m <= DIRECT_B_ROWS || conv_rows);
     let panels = if direct { PanelsB::Direct } else { panels };
     let nc_max = match panels {
         PanelsB::FromView => round_up(nc_step.min(p.n), nr),
