@@ -141,6 +141,8 @@ def build() -> dict[str, ModelProto]:
         # (half tile, scalar store) and a transpose with full and partial 8x8 tiles.
         ("pk1x1_rows", {}, ["N", 12, 16, 37], (24, 12, 1, 1), "Clip"),
         ("pk1x1_edge", {}, ["N", 20, 5, 7], (40, 20, 1, 1), "Relu"),
+        # Transposed layout, one image per GEMM (225 x 300 > TRANSPOSED_BLOCK floats).
+        ("pk1x1_chunks", {}, ["N", 16, 15, 15], (300, 16, 1, 1), "Relu"),
     ]
     for key, attrs, xs, ws, act in packed:
         out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,

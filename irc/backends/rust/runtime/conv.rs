@@ -226,10 +226,30 @@ fn im2col_row<T: Num>(
         if g.sw == 1 {
             copy_run(&mut dst[x0..x1], &line[ix0..ix0 + (x1 - x0)]);
         } else {
-            for (d, s) in dst[x0..x1].iter_mut().zip(line[ix0..].iter().step_by(g.sw)) {
-                *d = *s;
-            }
+            copy_strided(&mut dst[x0..x1], &line[ix0..], g.sw);
         }
+    }
+}
+
+/// `dst[j] = src[j * step]`: stride 2 (a strided conv's taps) as pairs, which compiles to
+/// vector loads and shuffles instead of one bounds-checked scalar load per element.
+#[inline(always)]
+fn copy_strided<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
+    let len = dst.len();
+    if len == 0 {
+        return;
+    }
+    if step == 2 {
+        let src = &src[..2 * len - 1];
+        let pairs = len - 1;
+        for (d, pair) in dst[..pairs].iter_mut().zip(src.chunks_exact(2)) {
+            *d = pair[0];
+        }
+        dst[pairs] = src[2 * pairs];
+        return;
+    }
+    for (d, s) in dst.iter_mut().zip(src.iter().step_by(step)) {
+        *d = *s;
     }
 }
 
@@ -893,19 +913,25 @@ fn conv_transposed(
         },
         None => &mut fresh,
     };
-    let np = s.n * p_out;
     let k = cg * kk;
-    // columns^T [N*P, C*K] is the GEMM's A, written in the packed-A layout one K block at
-    // a time: the block's im2col rows (one channel and kernel tap, all images) into `rows`
-    // (L2-sized), then copied sliver by sliver (MR positions, contiguous writes).
-    let (kc, mr) = PackedA::layout(np);
-    let m_pad = np.div_ceil(mr) * mr;
+    // Images per GEMM: the product block of a chunk stays in L2 for the transpose that
+    // follows (a whole batch's block went out to memory and back: at batch 8 the transpose
+    // was ~7% of mobilenet); the weights are then streamed once per chunk.
+    let per_chunk = (TRANSPOSED_BLOCK / (p_out * mg).max(1)).clamp(1, s.n.max(1));
+    let np_max = per_chunk * p_out;
+    let (kc, mr_max) = PackedA::layout(np_max);
+    let m_pad_max = np_max.div_ceil(mr_max) * mr_max;
     // The block's rows live after the packed A in the reused column buffer (nothing to
     // allocate or zero per call); positions np..m_pad of each row are zeroed as written.
-    let rows_len = kc.min(k) * m_pad;
+    let rows_len_max = kc.min(k) * m_pad_max;
     // Each group's GEMM writes the whole block (beta = 0 makes C write-only) before
     // the activation and the transpose read it.
-    let mut block = output_buffer(np * mg);
+    // (A scratch kept between calls: zeroing a fresh one per layer cost a memset of the
+    // whole output again.)
+    let mut block_buf = BLOCK.with(|c| c.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default());
+    if block_buf.len() < np_max * mg {
+        block_buf.resize(np_max * mg, 0.0);
+    }
     // With a residual the activation comes after the add, in the transpose.
     let epi_act = if add { Some(Activation::None) } else { act.in_epilogue() };
     let flat;
@@ -919,57 +945,77 @@ fn conv_transposed(
     };
     with_columns(|col| {
         let mut data = std::mem::take(col);
-        if data.len() < k * m_pad + rows_len {
-            data.resize(k * m_pad + rows_len, 0.0);
+        if data.len() < k * m_pad_max + rows_len_max {
+            data.resize(k * m_pad_max + rows_len_max, 0.0);
         }
-        for (g, packed) in groups.iter().enumerate() {
-            for pc in (0..k).step_by(kc) {
-                let depth = kc.min(k - pc);
-                let (packed_a, rows) = data.split_at_mut(k * m_pad);
-                let rows = &mut rows[..rows_len];
-                for (q, row) in (pc..pc + depth).zip(rows.chunks_exact_mut(m_pad)) {
-                    let (ci, tap) = (q / kk, q % kk);
-                    let (ky, kx) = (tap / g2.kw, tap % g2.kw);
-                    let (y0, y1) = g2.rows(ky);
-                    for (b, seg) in row[..np].chunks_exact_mut(p_out).enumerate() {
-                        let chan = &src[(b * s.c + g * cg + ci) * plane..][..plane];
-                        im2col_row(seg, chan, (ky, y0, y1), kx, g2, (0, g2.oh));
+        for b0 in (0..s.n).step_by(per_chunk) {
+            let b1 = (b0 + per_chunk).min(s.n);
+            // columns^T [n*P, C*K] of images b0..b1 is the GEMM's A, written in the
+            // packed-A layout one K block at a time: the block's im2col rows (one channel
+            // and kernel tap, all images) into `rows` (L2-sized), then copied sliver by
+            // sliver (MR positions, contiguous writes).
+            let np = (b1 - b0) * p_out;
+            let (_, mr) = PackedA::layout(np);
+            let m_pad = np.div_ceil(mr) * mr;
+            let rows_len = kc.min(k) * m_pad;
+            let block = &mut block_buf[..np * mg];
+            for (g, packed) in groups.iter().enumerate() {
+                for pc in (0..k).step_by(kc) {
+                    let depth = kc.min(k - pc);
+                    let (packed_a, rows) = data.split_at_mut(k * m_pad);
+                    let rows = &mut rows[..rows_len];
+                    for (q, row) in (pc..pc + depth).zip(rows.chunks_exact_mut(m_pad)) {
+                        let (ci, tap) = (q / kk, q % kk);
+                        let (ky, kx) = (tap / g2.kw, tap % g2.kw);
+                        let (y0, y1) = g2.rows(ky);
+                        for (b, seg) in (b0..b1).zip(row[..np].chunks_exact_mut(p_out)) {
+                            let chan = &src[(b * s.c + g * cg + ci) * plane..][..plane];
+                            im2col_row(seg, chan, (ky, y0, y1), kx, g2, (0, g2.oh));
+                        }
+                        row[np..].fill(0.0);
                     }
-                    row[np..].fill(0.0);
-                }
-                let block_data = &mut packed_a[pc * m_pad..][..depth * m_pad];
-                for (sl, sliver) in block_data.chunks_exact_mut(mr * depth).enumerate() {
-                    for (dst, row) in sliver.chunks_exact_mut(mr).zip(rows.chunks_exact(m_pad)) {
-                        copy_sliver(dst, &row[sl * mr..][..mr]);
+                    let block_data = &mut packed_a[pc * m_pad..][..depth * m_pad];
+                    for (sl, sliver) in block_data.chunks_exact_mut(mr * depth).enumerate() {
+                        for (dst, row) in sliver.chunks_exact_mut(mr).zip(rows.chunks_exact(m_pad)) {
+                            copy_sliver(dst, &row[sl * mr..][..mr]);
+                        }
                     }
                 }
-            }
-            let cols = PackedA::from_layout(np, k, data);
-            let epi_bias = bias.map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
-            let epilogue = Epilogue { bias: epi_bias, activation: epi_act.unwrap_or(Activation::None) };
-            sgemm_packed_a(&cols, mg, 1.0, OperandB::Packed(packed), 0.0, &mut block, mg as isize, 1, &epilogue);
-            data = cols.into_data();
-            if epi_act.is_none() {
-                act.apply(&mut block);
-            }
-            for (b, rows) in block.chunks_exact(p_out * mg).enumerate() {
-                let o0 = (b * s.m + g * mg) * p_out;
-                let dst = &mut out[o0..o0 + mg * p_out];
-                if add {
-                    transpose_add_into(rows, p_out, mg, dst);
-                    act.apply(dst);
-                } else {
-                    transpose_into(rows, p_out, mg, dst);
+                let cols = PackedA::from_layout(np, k, data);
+                let epi_bias = bias.map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
+                let epilogue = Epilogue { bias: epi_bias, activation: epi_act.unwrap_or(Activation::None) };
+                sgemm_packed_a(&cols, mg, 1.0, OperandB::Packed(packed), 0.0, block, mg as isize, 1, &epilogue);
+                data = cols.into_data();
+                if epi_act.is_none() {
+                    act.apply(block);
+                }
+                for (b, rows) in (b0..b1).zip(block.chunks_exact(p_out * mg)) {
+                    let o0 = (b * s.m + g * mg) * p_out;
+                    let dst = &mut out[o0..o0 + mg * p_out];
+                    if add {
+                        transpose_add_into(rows, p_out, mg, dst);
+                        act.apply(dst);
+                    } else {
+                        transpose_into(rows, p_out, mg, dst);
+                    }
                 }
             }
         }
         *col = data;
+    });
+    BLOCK.with(|c| {
+        if let Ok(mut v) = c.try_borrow_mut() {
+            *v = block_buf;
+        }
     });
     match result {
         Some(r) => Ok(r),
         None => ArrayD::from_shape_vec(IxDyn(&s.out_dims()), fresh).map_err(err2),
     }
 }
+
+/// Floats of [`conv_transposed`]'s product block per GEMM (whole images; at least one).
+const TRANSPOSED_BLOCK: usize = 1 << 17;
 
 /// A zeroed `len`-element f32 buffer for a conv output. (Leaving it uninitialized saved a
 /// memset of ~1% of a CNN, but a `Vec<f32>` over uninitialized memory is undefined behaviour
@@ -982,6 +1028,8 @@ thread_local! {
     /// The im2col buffer of the f32 convolutions, kept between calls: it is as large as the
     /// biggest layer's columns (megabytes), and allocating plus zeroing it per call cost ~5%.
     static COLUMNS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The transposed conv's `[N*P, M/group]` product block, kept between calls.
+    static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with the thread's column buffer (a fresh one if re-entered).
