@@ -76,6 +76,8 @@ def residual_models(rng) -> dict[str, ModelProto]:
         ("res_small", {"pads": [1, 1, 1, 1]}, ["N", 4, 3, 3], (36, 4, 3, 3), ["N", 36, 3, 3], "LeakyRelu"),
         ("res_depthwise", {"group": 6, "pads": [1, 1, 1, 1]}, ["N", 6, 7, 7], (6, 1, 3, 3), ["N", 6, 7, 7], "Relu"),
         ("res_1d", {"pads": [1, 1]}, ["N", 5, 11], (20, 5, 3), ["N", 20, 11], "Sigmoid"),
+        # Transposed layout, one image per GEMM: out^T stored column-major onto the residual.
+        ("res_transposed", {}, ["N", 16, 15, 15], (300, 16, 1, 1), ["N", 300, 15, 15], "Sigmoid"),
     ]
     for key, attrs, xs, ws, rs, act in cases:
         nodes = [conv("Conv", ["x", "w", "b"], ["z"], **attrs), conv("Add", ["r", "z"], ["s" if act else "y"])]

@@ -983,6 +983,22 @@ fn conv_transposed(
                 }
                 let cols = PackedA::from_layout(np, k, data);
                 let epi_bias = bias.map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
+                if b1 - b0 == 1 && mr == TRANSPOSED_STORE_MR {
+                    // One image: out^T written straight into the NCHW output (C column-major,
+                    // the AVX-512 tile transposes in registers), onto the residual (beta = 1)
+                    // when there is one, the activation last; no block, no transpose pass.
+                    let o0 = (b0 * s.m + g * mg) * p_out;
+                    let dst = &mut out[o0..o0 + mg * p_out];
+                    let activation = act.in_epilogue();
+                    let epilogue = Epilogue { bias: epi_bias, activation: activation.unwrap_or(Activation::None) };
+                    let beta = if add { 1.0 } else { 0.0 };
+                    sgemm_packed_a(&cols, mg, 1.0, OperandB::Packed(packed), beta, dst, 1, p_out as isize, &epilogue);
+                    data = cols.into_data();
+                    if activation.is_none() {
+                        act.apply(dst);
+                    }
+                    continue;
+                }
                 let epilogue = Epilogue { bias: epi_bias, activation: epi_act.unwrap_or(Activation::None) };
                 sgemm_packed_a(&cols, mg, 1.0, OperandB::Packed(packed), 0.0, block, mg as isize, 1, &epilogue);
                 data = cols.into_data();
@@ -1013,6 +1029,10 @@ fn conv_transposed(
         None => ArrayD::from_shape_vec(IxDyn(&s.out_dims()), fresh).map_err(err2),
     }
 }
+
+/// Tile height whose kernel stores a column-major C in vector registers (the AVX-512 8x32
+/// tile); with another kernel a one-image chunk still goes through the block + transpose.
+const TRANSPOSED_STORE_MR: usize = 8;
 
 /// Floats of [`conv_transposed`]'s product block per GEMM (whole images; at least one).
 const TRANSPOSED_BLOCK: usize = 1 << 17;

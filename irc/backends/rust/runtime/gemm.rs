@@ -1653,6 +1653,14 @@ mod x86 {
             }
             if tile.rows == MR && tile.cols == NR && tile.cs == 1 {
                 store_rows_avx512(&acc, tile);
+            } else if MR == AVX512_MR && tile.rows == MR && tile.cols == NR && tile.rs == 1 {
+                // Column-major C (a conv's output written as out^T): transposed in 8x8 blocks.
+                let mut buf = [0.0f32; AVX512_MR * NR];
+                for (r, row) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
+                    _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR + 16), row[1]);
+                }
+                store_cols_8(&buf, NR, tile);
             } else {
                 // Sized for the tallest tile (8 rows); shorter tiles use the first rows.
                 let mut buf = [0.0f32; AVX512_MR * NR];
@@ -1661,6 +1669,68 @@ mod x86 {
                     _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR + 16), row[1]);
                 }
                 tile.store_generic(&buf, NR);
+            }
+        }
+    }
+
+    /// Writes an 8-row tile held row-major in `buf` (row stride `nr`, `t.cols` columns that
+    /// are a multiple of 8) into a column-major C (`t.rs == 1`): each column's 8 rows are
+    /// one contiguous vector after an 8x8 transpose, with alpha, beta and the epilogue
+    /// (row bias as a vector, column bias broadcast) applied there.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_cols_8(buf: &[f32], nr: usize, t: &Tile) {
+        let alpha = _mm256_set1_ps(t.alpha);
+        let beta = _mm256_set1_ps(t.beta);
+        let (lo, hi) = (_mm256_set1_ps(t.epi.lo), _mm256_set1_ps(t.epi.hi));
+        let apply = t.epi.apply;
+        unsafe {
+            let row_bias = if apply && !t.epi.row.is_null() { _mm256_loadu_ps(t.epi.row) } else { _mm256_setzero_ps() };
+            for j0 in (0..t.cols).step_by(8) {
+                let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(buf.as_ptr().add(i * nr + j0)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let cols = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                for (jj, v) in cols.into_iter().enumerate() {
+                    let j = j0 + jj;
+                    let cp = t.c.offset(j as isize * t.cs);
+                    let mut x = _mm256_mul_ps(v, alpha);
+                    if t.beta != 0.0 {
+                        x = _mm256_fmadd_ps(_mm256_loadu_ps(cp), beta, x);
+                    }
+                    if apply {
+                        x = _mm256_add_ps(x, row_bias);
+                        if !t.epi.col.is_null() {
+                            x = _mm256_add_ps(x, _mm256_set1_ps(*t.epi.col.add(j)));
+                        }
+                        if t.epi.clamp {
+                            x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+                        }
+                    }
+                    _mm256_storeu_ps(cp, x);
+                }
             }
         }
     }
