@@ -78,6 +78,8 @@ def residual_models(rng) -> dict[str, ModelProto]:
         ("res_small", {"pads": [1, 1, 1, 1]}, ["N", 4, 3, 3], (36, 4, 3, 3), ["N", 36, 3, 3], "LeakyRelu"),
         ("res_depthwise", {"group": 6, "pads": [1, 1, 1, 1]}, ["N", 6, 7, 7], (6, 1, 3, 3), ["N", 6, 7, 7], "Relu"),
         ("res_1d", {"pads": [1, 1]}, ["N", 5, 11], (20, 5, 3), ["N", 20, 11], "Sigmoid"),
+        # Transposed layout, one image per GEMM: out^T stored column-major onto the residual.
+        ("res_transposed", {}, ["N", 16, 15, 15], (300, 16, 1, 1), ["N", 300, 15, 15], "Sigmoid"),
     ]
     for key, attrs, xs, ws, rs, act in cases:
         nodes = [conv("Conv", ["x", "w", "b"], ["z"], **attrs), conv("Add", ["r", "z"], ["s" if act else "y"])]
@@ -138,6 +140,13 @@ def build() -> dict[str, ModelProto]:
         ("pk_group", {"group": 2, "strides": [2, 1], "pads": [0, 1, 1, 1]}, ["N", 4, 4, 5], (40, 2, 3, 3), "Sigmoid"),
         ("pk1x1", {}, ["N", 8, 3, 3], (24, 8, 1, 1), "Clip"),
         ("pk1d", {"pads": [1, 2]}, ["N", 3, 6], (16, 3, 3), "LeakyRelu"),
+        # Pointwise, weights as A, the input planes read in place (592 positions: a 512-wide
+        # panel plus 2x32 + a 16-wide half tile); transposed layout with a 40 = 32 + 8 edge
+        # (half tile, scalar store) and a transpose with full and partial 8x8 tiles.
+        ("pk1x1_rows", {}, ["N", 12, 16, 37], (24, 12, 1, 1), "Clip"),
+        ("pk1x1_edge", {}, ["N", 20, 5, 7], (40, 20, 1, 1), "Relu"),
+        # Transposed layout, one image per GEMM (225 x 300 > TRANSPOSED_BLOCK floats).
+        ("pk1x1_chunks", {}, ["N", 16, 15, 15], (300, 16, 1, 1), "Relu"),
     ]
     # AVX-512 direct kernel (`rt::conv_blocked`, 3x3-style layers with >= 64 input channels):
     # 32-channel blocks with a remainder, tiles of 1x14, 2x7 and 4x3 positions with clipped

@@ -226,10 +226,30 @@ fn im2col_row<T: Num>(
         if g.sw == 1 {
             copy_run(&mut dst[x0..x1], &line[ix0..ix0 + (x1 - x0)]);
         } else {
-            for (d, s) in dst[x0..x1].iter_mut().zip(line[ix0..].iter().step_by(g.sw)) {
-                *d = *s;
-            }
+            copy_strided(&mut dst[x0..x1], &line[ix0..], g.sw);
         }
+    }
+}
+
+/// `dst[j] = src[j * step]`: stride 2 (a strided conv's taps) as pairs, which compiles to
+/// vector loads and shuffles instead of one bounds-checked scalar load per element.
+#[inline(always)]
+fn copy_strided<T: Copy>(dst: &mut [T], src: &[T], step: usize) {
+    let len = dst.len();
+    if len == 0 {
+        return;
+    }
+    if step == 2 {
+        let src = &src[..2 * len - 1];
+        let pairs = len - 1;
+        for (d, pair) in dst[..pairs].iter_mut().zip(src.chunks_exact(2)) {
+            *d = pair[0];
+        }
+        dst[pairs] = src[2 * pairs];
+        return;
+    }
+    for (d, s) in dst.iter_mut().zip(src.iter().step_by(step)) {
+        *d = *s;
     }
 }
 
@@ -893,19 +913,25 @@ fn conv_transposed(
         },
         None => &mut fresh,
     };
-    let np = s.n * p_out;
     let k = cg * kk;
-    // columns^T [N*P, C*K] is the GEMM's A, written in the packed-A layout one K block at
-    // a time: the block's im2col rows (one channel and kernel tap, all images) into `rows`
-    // (L2-sized), then copied sliver by sliver (MR positions, contiguous writes).
-    let (kc, mr) = PackedA::layout(np);
-    let m_pad = np.div_ceil(mr) * mr;
+    // Images per GEMM: the product block of a chunk stays in L2 for the transpose that
+    // follows (a whole batch's block went out to memory and back: at batch 8 the transpose
+    // was ~7% of mobilenet); the weights are then streamed once per chunk.
+    let per_chunk = (TRANSPOSED_BLOCK / (p_out * mg).max(1)).clamp(1, s.n.max(1));
+    let np_max = per_chunk * p_out;
+    let (kc, mr_max) = PackedA::layout(np_max);
+    let m_pad_max = np_max.div_ceil(mr_max) * mr_max;
     // The block's rows live after the packed A in the reused column buffer (nothing to
     // allocate or zero per call); positions np..m_pad of each row are zeroed as written.
-    let rows_len = kc.min(k) * m_pad;
+    let rows_len_max = kc.min(k) * m_pad_max;
     // Each group's GEMM writes the whole block (beta = 0 makes C write-only) before
     // the activation and the transpose read it.
-    let mut block = output_buffer(np * mg);
+    // (A scratch kept between calls: zeroing a fresh one per layer cost a memset of the
+    // whole output again.)
+    let mut block_buf = BLOCK.with(|c| c.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default());
+    if block_buf.len() < np_max * mg {
+        block_buf.resize(np_max * mg, 0.0);
+    }
     // With a residual the activation comes after the add, in the transpose.
     let epi_act = if add { Some(Activation::None) } else { act.in_epilogue() };
     let flat;
@@ -919,57 +945,97 @@ fn conv_transposed(
     };
     with_columns(|col| {
         let mut data = std::mem::take(col);
-        if data.len() < k * m_pad + rows_len {
-            data.resize(k * m_pad + rows_len, 0.0);
+        if data.len() < k * m_pad_max + rows_len_max {
+            data.resize(k * m_pad_max + rows_len_max, 0.0);
         }
-        for (g, packed) in groups.iter().enumerate() {
-            for pc in (0..k).step_by(kc) {
-                let depth = kc.min(k - pc);
-                let (packed_a, rows) = data.split_at_mut(k * m_pad);
-                let rows = &mut rows[..rows_len];
-                for (q, row) in (pc..pc + depth).zip(rows.chunks_exact_mut(m_pad)) {
-                    let (ci, tap) = (q / kk, q % kk);
-                    let (ky, kx) = (tap / g2.kw, tap % g2.kw);
-                    let (y0, y1) = g2.rows(ky);
-                    for (b, seg) in row[..np].chunks_exact_mut(p_out).enumerate() {
-                        let chan = &src[(b * s.c + g * cg + ci) * plane..][..plane];
-                        im2col_row(seg, chan, (ky, y0, y1), kx, g2, (0, g2.oh));
+        for b0 in (0..s.n).step_by(per_chunk) {
+            let b1 = (b0 + per_chunk).min(s.n);
+            // columns^T [n*P, C*K] of images b0..b1 is the GEMM's A, written in the
+            // packed-A layout one K block at a time: the block's im2col rows (one channel
+            // and kernel tap, all images) into `rows` (L2-sized), then copied sliver by
+            // sliver (MR positions, contiguous writes).
+            let np = (b1 - b0) * p_out;
+            let (_, mr) = PackedA::layout(np);
+            let m_pad = np.div_ceil(mr) * mr;
+            let rows_len = kc.min(k) * m_pad;
+            let block = &mut block_buf[..np * mg];
+            for (g, packed) in groups.iter().enumerate() {
+                for pc in (0..k).step_by(kc) {
+                    let depth = kc.min(k - pc);
+                    let (packed_a, rows) = data.split_at_mut(k * m_pad);
+                    let rows = &mut rows[..rows_len];
+                    for (q, row) in (pc..pc + depth).zip(rows.chunks_exact_mut(m_pad)) {
+                        let (ci, tap) = (q / kk, q % kk);
+                        let (ky, kx) = (tap / g2.kw, tap % g2.kw);
+                        let (y0, y1) = g2.rows(ky);
+                        for (b, seg) in (b0..b1).zip(row[..np].chunks_exact_mut(p_out)) {
+                            let chan = &src[(b * s.c + g * cg + ci) * plane..][..plane];
+                            im2col_row(seg, chan, (ky, y0, y1), kx, g2, (0, g2.oh));
+                        }
+                        row[np..].fill(0.0);
                     }
-                    row[np..].fill(0.0);
-                }
-                let block_data = &mut packed_a[pc * m_pad..][..depth * m_pad];
-                for (sl, sliver) in block_data.chunks_exact_mut(mr * depth).enumerate() {
-                    for (dst, row) in sliver.chunks_exact_mut(mr).zip(rows.chunks_exact(m_pad)) {
-                        copy_sliver(dst, &row[sl * mr..][..mr]);
+                    let block_data = &mut packed_a[pc * m_pad..][..depth * m_pad];
+                    for (sl, sliver) in block_data.chunks_exact_mut(mr * depth).enumerate() {
+                        for (dst, row) in sliver.chunks_exact_mut(mr).zip(rows.chunks_exact(m_pad)) {
+                            copy_sliver(dst, &row[sl * mr..][..mr]);
+                        }
                     }
                 }
-            }
-            let cols = PackedA::from_layout(np, k, data);
-            let epi_bias = bias.map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
-            let epilogue = Epilogue { bias: epi_bias, activation: epi_act.unwrap_or(Activation::None) };
-            sgemm_packed_a(&cols, mg, 1.0, OperandB::Packed(packed), 0.0, &mut block, mg as isize, 1, &epilogue);
-            data = cols.into_data();
-            if epi_act.is_none() {
-                act.apply(&mut block);
-            }
-            for (b, rows) in block.chunks_exact(p_out * mg).enumerate() {
-                let o0 = (b * s.m + g * mg) * p_out;
-                let dst = &mut out[o0..o0 + mg * p_out];
-                if add {
-                    transpose_add_into(rows, p_out, mg, dst);
-                    act.apply(dst);
-                } else {
-                    transpose_into(rows, p_out, mg, dst);
+                let cols = PackedA::from_layout(np, k, data);
+                let epi_bias = bias.map_or(Bias::None, |v| Bias::PerCol(&v[g * mg..]));
+                if b1 - b0 == 1 && mr == TRANSPOSED_STORE_MR {
+                    // One image: out^T written straight into the NCHW output (C column-major,
+                    // the AVX-512 tile transposes in registers), onto the residual (beta = 1)
+                    // when there is one, the activation last; no block, no transpose pass.
+                    let o0 = (b0 * s.m + g * mg) * p_out;
+                    let dst = &mut out[o0..o0 + mg * p_out];
+                    let activation = act.in_epilogue();
+                    let epilogue = Epilogue { bias: epi_bias, activation: activation.unwrap_or(Activation::None) };
+                    let beta = if add { 1.0 } else { 0.0 };
+                    sgemm_packed_a(&cols, mg, 1.0, OperandB::Packed(packed), beta, dst, 1, p_out as isize, &epilogue);
+                    data = cols.into_data();
+                    if activation.is_none() {
+                        act.apply(dst);
+                    }
+                    continue;
+                }
+                let epilogue = Epilogue { bias: epi_bias, activation: epi_act.unwrap_or(Activation::None) };
+                sgemm_packed_a(&cols, mg, 1.0, OperandB::Packed(packed), 0.0, block, mg as isize, 1, &epilogue);
+                data = cols.into_data();
+                if epi_act.is_none() {
+                    act.apply(block);
+                }
+                for (b, rows) in (b0..b1).zip(block.chunks_exact(p_out * mg)) {
+                    let o0 = (b * s.m + g * mg) * p_out;
+                    let dst = &mut out[o0..o0 + mg * p_out];
+                    if add {
+                        transpose_add_into(rows, p_out, mg, dst);
+                        act.apply(dst);
+                    } else {
+                        transpose_into(rows, p_out, mg, dst);
+                    }
                 }
             }
         }
         *col = data;
+    });
+    BLOCK.with(|c| {
+        if let Ok(mut v) = c.try_borrow_mut() {
+            *v = block_buf;
+        }
     });
     match result {
         Some(r) => Ok(r),
         None => ArrayD::from_shape_vec(IxDyn(&s.out_dims()), fresh).map_err(err2),
     }
 }
+
+/// Tile height whose kernel stores a column-major C in vector registers (the AVX-512 8x32
+/// tile); with another kernel a one-image chunk still goes through the block + transpose.
+const TRANSPOSED_STORE_MR: usize = 8;
+
+/// Floats of [`conv_transposed`]'s product block per GEMM (whole images; at least one).
+const TRANSPOSED_BLOCK: usize = 1 << 17;
 
 /// A zeroed `len`-element f32 buffer for a conv output. (Leaving it uninitialized saved a
 /// memset of ~1% of a CNN, but a `Vec<f32>` over uninitialized memory is undefined behaviour
@@ -982,6 +1048,8 @@ thread_local! {
     /// The im2col buffer of the f32 convolutions, kept between calls: it is as large as the
     /// biggest layer's columns (megabytes), and allocating plus zeroing it per call cost ~5%.
     static COLUMNS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The transposed conv's `[N*P, M/group]` product block, kept between calls.
+    static BLOCK: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` with the thread's column buffer (a fresh one if re-entered).
@@ -998,28 +1066,86 @@ fn with_columns<R>(f: impl FnOnce(&mut Vec<f32>) -> R) -> R {
 
 /// `dst [cols, rows] = src [rows, cols]^T`, in 8x8 tiles so both sides stay in cache lines.
 fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    transpose_tiles::<false>(src, rows, cols, dst)
+}
+
+/// `dst [cols, rows] += src [rows, cols]^T` (the residual add of the transposed product).
+fn transpose_add_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+    transpose_tiles::<true>(src, rows, cols, dst)
+}
+
+/// The 8x8 tiles of [`transpose_into`] (`ADD`: [`transpose_add_into`]): full tiles in AVX
+/// registers when the CPU has it (the scalar loop cost ~3.5% of mobilenet at batch 1,
+/// where every 14x14 and 7x7 pointwise layer goes through it), the edges scalar.
+fn transpose_tiles<const ADD: bool>(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
     const T: usize = 8;
+    assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers too short");
+    #[cfg(target_arch = "x86_64")]
+    let avx = is_x86_feature_detected!("avx");
+    #[cfg(not(target_arch = "x86_64"))]
+    let avx = false;
     for r0 in (0..rows).step_by(T) {
         for c0 in (0..cols).step_by(T) {
+            if avx && r0 + T <= rows && c0 + T <= cols {
+                #[cfg(target_arch = "x86_64")]
+                // SAFETY: the CPU has AVX (checked above); the tile's 8 rows of src
+                // (r0.., c0..c0+8) and 8 rows of dst (c0.., r0..r0+8) are in bounds
+                // (asserted lengths, full tile).
+                unsafe {
+                    transpose8_avx::<ADD>(src.as_ptr().add(r0 * cols + c0), cols, dst.as_mut_ptr().add(c0 * rows + r0), rows);
+                }
+                continue;
+            }
             for r in r0..(r0 + T).min(rows) {
                 for c in c0..(c0 + T).min(cols) {
-                    dst[c * rows + r] = src[r * cols + c];
+                    if ADD {
+                        dst[c * rows + r] += src[r * cols + c];
+                    } else {
+                        dst[c * rows + r] = src[r * cols + c];
+                    }
                 }
             }
         }
     }
 }
 
-/// `dst [cols, rows] += src [rows, cols]^T` (the residual add of the transposed product).
-fn transpose_add_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
-    const T: usize = 8;
-    for r0 in (0..rows).step_by(T) {
-        for c0 in (0..cols).step_by(T) {
-            for r in r0..(r0 + T).min(rows) {
-                for c in c0..(c0 + T).min(cols) {
-                    dst[c * rows + r] += src[r * cols + c];
-                }
-            }
+/// One 8x8 tile: `dst[c * ds + r] (+)= src[r * ss + c]` for r, c < 8.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx")]
+unsafe fn transpose8_avx<const ADD: bool>(src: *const f32, ss: usize, dst: *mut f32, ds: usize) {
+    use std::arch::x86_64::*;
+    unsafe {
+        let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * ss)));
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+        let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+        let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+        let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+        let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+        let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+        let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+        let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+        let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+        let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+        let out = [
+            _mm256_permute2f128_ps::<0x20>(u0, u4),
+            _mm256_permute2f128_ps::<0x20>(u1, u5),
+            _mm256_permute2f128_ps::<0x20>(u2, u6),
+            _mm256_permute2f128_ps::<0x20>(u3, u7),
+            _mm256_permute2f128_ps::<0x31>(u0, u4),
+            _mm256_permute2f128_ps::<0x31>(u1, u5),
+            _mm256_permute2f128_ps::<0x31>(u2, u6),
+            _mm256_permute2f128_ps::<0x31>(u3, u7),
+        ];
+        for (c, v) in out.into_iter().enumerate() {
+            let d = dst.add(c * ds);
+            let v = if ADD { _mm256_add_ps(_mm256_loadu_ps(d), v) } else { v };
+            _mm256_storeu_ps(d, v);
         }
     }
 }

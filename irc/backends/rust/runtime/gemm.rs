@@ -1081,7 +1081,11 @@ unsafe fn gemm_packed_serial(kernel: &Kernel, p: &Problem, panels_a: PanelsA, pa
     let nc_step = (NC / nr).max(1) * nr;
     let kc_max = KC.min(p.k);
     let mc_max = if matches!(panels_a, PanelsA::FromView) { round_up(mc_step.min(p.m), mr) } else { 0 };
-    let direct = matches!(panels, PanelsB::FromView) && kernel.direct_b && p.b.cs == 1 && p.m <= DIRECT_B_ROWS;
+    // A conv's packed weights times its input planes (pointwise layers, many positions):
+    // the AVX-512 kernel reads those rows in place too (measured at mobilenet's shapes,
+    // 64x12544x32 .. 256x784x256: 96-109 -> 99-113 GFLOP/s; the AVX2 tile lost).
+    let conv_rows = kernel.nr == 32 && matches!(panels_a, PanelsA::Prepacked { .. });
+    let direct = matches!(panels, PanelsB::FromView) && kernel.direct_b && p.b.cs == 1 && (p.m <= DIRECT_B_ROWS || conv_rows);
     let panels = if direct { PanelsB::Direct } else { panels };
     let nc_max = match panels {
         PanelsB::FromView => round_up(nc_step.min(p.n), nr),
@@ -1662,6 +1666,11 @@ mod x86 {
     pub unsafe fn kernel_avx512<const MR: usize>(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
         const NR: usize = 32;
         const { assert!(MR >= 1 && MR <= AVX512_MR) };
+        if tile.cols <= NR / 2 {
+            // The last sliver of a panel 16 columns wide or less (784 = 24·32 + 16 at
+            // 28x28, 196 = 6·32 + 4 at 14x14): half the FMAs of a full tile.
+            return unsafe { kernel_avx512_half::<MR>(kc, a, b, tile) };
+        }
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         unsafe {
             for q in 0..kc {
@@ -1676,12 +1685,108 @@ mod x86 {
             }
             if tile.rows == MR && tile.cols == NR && tile.cs == 1 {
                 store_rows_avx512(&acc, tile);
+            } else if MR == AVX512_MR && tile.rows == MR && tile.cols == NR && tile.rs == 1 {
+                // Column-major C (a conv's output written as out^T): transposed in 8x8 blocks.
+                let mut buf = [0.0f32; AVX512_MR * NR];
+                for (r, row) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
+                    _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR + 16), row[1]);
+                }
+                store_cols_8(&buf, NR, tile);
             } else {
                 // Sized for the tallest tile (8 rows); shorter tiles use the first rows.
                 let mut buf = [0.0f32; AVX512_MR * NR];
                 for (r, row) in acc.iter().enumerate() {
                     _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
                     _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR + 16), row[1]);
+                }
+                tile.store_generic(&buf, NR);
+            }
+        }
+    }
+
+    /// Writes an 8-row tile held row-major in `buf` (row stride `nr`, `t.cols` columns that
+    /// are a multiple of 8) into a column-major C (`t.rs == 1`): each column's 8 rows are
+    /// one contiguous vector after an 8x8 transpose, with alpha, beta and the epilogue
+    /// (row bias as a vector, column bias broadcast) applied there.
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn store_cols_8(buf: &[f32], nr: usize, t: &Tile) {
+        let alpha = _mm256_set1_ps(t.alpha);
+        let beta = _mm256_set1_ps(t.beta);
+        let (lo, hi) = (_mm256_set1_ps(t.epi.lo), _mm256_set1_ps(t.epi.hi));
+        let apply = t.epi.apply;
+        unsafe {
+            let row_bias = if apply && !t.epi.row.is_null() { _mm256_loadu_ps(t.epi.row) } else { _mm256_setzero_ps() };
+            for j0 in (0..t.cols).step_by(8) {
+                let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(buf.as_ptr().add(i * nr + j0)));
+                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
+                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
+                let u0 = _mm256_shuffle_ps::<0x44>(t0, t2);
+                let u1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
+                let u2 = _mm256_shuffle_ps::<0x44>(t1, t3);
+                let u3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
+                let u4 = _mm256_shuffle_ps::<0x44>(t4, t6);
+                let u5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
+                let u6 = _mm256_shuffle_ps::<0x44>(t5, t7);
+                let u7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
+                let cols = [
+                    _mm256_permute2f128_ps::<0x20>(u0, u4),
+                    _mm256_permute2f128_ps::<0x20>(u1, u5),
+                    _mm256_permute2f128_ps::<0x20>(u2, u6),
+                    _mm256_permute2f128_ps::<0x20>(u3, u7),
+                    _mm256_permute2f128_ps::<0x31>(u0, u4),
+                    _mm256_permute2f128_ps::<0x31>(u1, u5),
+                    _mm256_permute2f128_ps::<0x31>(u2, u6),
+                    _mm256_permute2f128_ps::<0x31>(u3, u7),
+                ];
+                for (jj, v) in cols.into_iter().enumerate() {
+                    let j = j0 + jj;
+                    let cp = t.c.offset(j as isize * t.cs);
+                    let mut x = _mm256_mul_ps(v, alpha);
+                    if t.beta != 0.0 {
+                        x = _mm256_fmadd_ps(_mm256_loadu_ps(cp), beta, x);
+                    }
+                    if apply {
+                        x = _mm256_add_ps(x, row_bias);
+                        if !t.epi.col.is_null() {
+                            x = _mm256_add_ps(x, _mm256_set1_ps(*t.epi.col.add(j)));
+                        }
+                        if t.epi.clamp {
+                            x = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+                        }
+                    }
+                    _mm256_storeu_ps(cp, x);
+                }
+            }
+        }
+    }
+
+    /// MR×16 tile (one zmm per row) for slivers at most 16 columns wide; B keeps its
+    /// sliver layout (`tile.b_step` floats per k row), only the first 16 are read.
+    #[target_feature(enable = "avx512f")]
+    unsafe fn kernel_avx512_half<const MR: usize>(kc: usize, a: *const f32, b: *const f32, tile: &Tile) {
+        const NR: usize = 16;
+        let mut acc = [[_mm512_setzero_ps(); 1]; MR];
+        unsafe {
+            for q in 0..kc {
+                let b0 = _mm512_loadu_ps(b.offset(q as isize * tile.b_step));
+                let aq = a.add(q * MR);
+                for (r, row) in acc.iter_mut().enumerate() {
+                    row[0] = _mm512_fmadd_ps(_mm512_set1_ps(*aq.add(r)), b0, row[0]);
+                }
+            }
+            if tile.rows == MR && tile.cols == NR && tile.cs == 1 {
+                store_rows_avx512(&acc, tile);
+            } else {
+                let mut buf = [0.0f32; AVX512_MR * NR];
+                for (r, row) in acc.iter().enumerate() {
+                    _mm512_storeu_ps(buf.as_mut_ptr().add(r * NR), row[0]);
                 }
                 tile.store_generic(&buf, NR);
             }
