@@ -2304,8 +2304,7 @@ unsafe fn blocked_tile<const R: usize, const NX: usize>(a: &BlockedArgs, oy: usi
     }
     let rows = R.min(g.oh - oy);
     let cols = NX.min(g.ow - x0);
-    for oc in 0..a.rows {
-        let bv = a.bias[oc];
+    for (oc, &bv) in a.bias.iter().enumerate().take(a.rows) {
         for r in 0..rows {
             let o = a.out.add(oc * a.p_out + (oy + r) * g.ow + x0);
             for j in 0..cols {
