@@ -165,7 +165,7 @@ pub fn recurrent<T: Float>(
     hidden: usize,
     direction: &str,
     batch_first: bool,
-) -> Result<(ArrayD<T>, ArrayD<T>, ArrayD<T>)> {
+) -> Result<Outputs3<T>> {
     if batch_first {
         let x0 = super::shape::transpose(x, &[1, 0, 2])?;
         return in_layout0(h0, c0, |h0, c0| recurrent(cell, &x0, w, r, b, h0, c0, p, seq_lens, hidden, direction, false));
@@ -690,7 +690,7 @@ pub fn recurrent_packed(
     hidden: usize,
     direction: &str,
     batch_first: bool,
-) -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
+) -> Result<Outputs3<f32>> {
     if batch_first {
         let x0 = super::shape::transpose(x, &[1, 0, 2])?;
         return in_layout0(h0, c0, |h0, c0| recurrent_packed(cell, &x0, w, r, b, h0, c0, p, seq_lens, hidden, direction, false));
@@ -722,7 +722,7 @@ pub fn recurrent_lookup(
     hidden: usize,
     direction: &str,
     batch_first: bool,
-) -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
+) -> Result<Outputs3<f32>> {
     if batch_first {
         return in_layout0(h0, c0, |h0, c0| recurrent_lookup(cell, table, ids, r, b, h0, c0, p, seq_lens, hidden, direction, false));
     }
@@ -770,7 +770,7 @@ fn packed_core(
     seq_lens: Option<&ArrayD<i32>>,
     hidden: usize,
     direction: &str,
-) -> Result<(ArrayD<f32>, ArrayD<f32>, ArrayD<f32>)> {
+) -> Result<Outputs3<f32>> {
     let dirs = if direction == "bidirectional" { 2 } else { 1 };
     let gh = cell.gates() * hidden;
     let (seq, batch, width) = (xin.seq, xin.batch, xin.width);
