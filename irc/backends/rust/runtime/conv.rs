@@ -2268,28 +2268,70 @@ unsafe fn blocked_tile<const R: usize, const NX: usize>(a: &BlockedArgs, oy: usi
             }
         }
     }
-    // [position][channel] -> the NCHW planes, bias, residual and clamp on the way.
-    let mut tile = [[0.0f32; BLOCK_OC]; 14];
-    for (r, acc_r) in acc.iter().enumerate() {
-        for (j, acc_j) in acc_r.iter().enumerate() {
-            let t = &mut tile[r * NX + j];
-            _mm512_storeu_ps(t.as_mut_ptr(), acc_j[0]);
-            _mm512_storeu_ps(t.as_mut_ptr().add(16), acc_j[1]);
-        }
-    }
+    // [position][channel] -> [channel][position] in registers (two 16x16 transposes), then
+    // each output row segment in one masked store, bias, residual and clamp on the way.
     let rows = R.min(g.oh - oy);
     let cols = NX.min(g.ow - x0);
-    for (oc, &bv) in a.bias.iter().enumerate().take(a.rows) {
-        for r in 0..rows {
-            let o = a.out.add(oc * a.p_out + (oy + r) * g.ow + x0);
-            for j in 0..cols {
-                let mut v = tile[r * NX + j][oc] + bv;
+    let (lo, hi) = (_mm512_set1_ps(a.lo), _mm512_set1_ps(a.hi));
+    let mut halves = [[_mm512_setzero_ps(); 16]; 2];
+    for (r, acc_r) in acc.iter().enumerate() {
+        for (j, acc_j) in acc_r.iter().enumerate() {
+            halves[0][r * NX + j] = acc_j[0];
+            halves[1][r * NX + j] = acc_j[1];
+        }
+    }
+    for (h, half) in halves.into_iter().enumerate() {
+        let v = transpose16(half);
+        for (k, &vk) in v.iter().enumerate().take(a.rows.saturating_sub(h * 16).min(16)) {
+            let oc = h * 16 + k;
+            let bv = _mm512_add_ps(vk, _mm512_set1_ps(a.bias[oc]));
+            for r in 0..rows {
+                // Lanes r*NX.. of the vector are row r: the store starts r*NX floats before
+                // the row (masked off, never touched), so lane r*NX lands on column x0.
+                let mask = (((1u32 << cols) - 1) << (r * NX)) as u16;
+                let o = a.out.add(oc * a.p_out + (oy + r) * g.ow + x0).wrapping_sub(r * NX);
+                let mut val = bv;
                 if a.add {
-                    v += *o.add(j);
+                    val = _mm512_add_ps(val, _mm512_maskz_loadu_ps(mask, o));
                 }
-                // Clamped by comparisons, so NaN passes through.
-                *o.add(j) = if v < a.lo { a.lo } else if v > a.hi { a.hi } else { v };
+                // max(lo, v) / min(hi, v) return v when v is NaN, so NaN passes through.
+                val = _mm512_min_ps(hi, _mm512_max_ps(lo, val));
+                _mm512_mask_storeu_ps(o, mask, val);
             }
         }
     }
+}
+
+/// 16x16 f32 transpose: `out[k]` lane `p` = `v[p]` lane `k`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn transpose16(v: [std::arch::x86_64::__m512; 16]) -> [std::arch::x86_64::__m512; 16] {
+    use std::arch::x86_64::*;
+    let mut b = [_mm512_setzero_ps(); 16];
+    for i in 0..8 {
+        b[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+        b[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+    }
+    // c[4i+q], 128-bit lane l: rows 4i..4i+4 of column 4l+q.
+    let mut c = [_mm512_setzero_ps(); 16];
+    for i in 0..4 {
+        let (b0, b1) = (_mm512_castps_pd(b[4 * i]), _mm512_castps_pd(b[4 * i + 1]));
+        let (b2, b3) = (_mm512_castps_pd(b[4 * i + 2]), _mm512_castps_pd(b[4 * i + 3]));
+        c[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(b0, b2));
+        c[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(b0, b2));
+        c[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(b1, b3));
+        c[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(b1, b3));
+    }
+    let mut out = [_mm512_setzero_ps(); 16];
+    for q in 0..4 {
+        let d0 = _mm512_shuffle_f32x4::<0x88>(c[q], c[4 + q]);
+        let d1 = _mm512_shuffle_f32x4::<0xdd>(c[q], c[4 + q]);
+        let e0 = _mm512_shuffle_f32x4::<0x88>(c[8 + q], c[12 + q]);
+        let e1 = _mm512_shuffle_f32x4::<0xdd>(c[8 + q], c[12 + q]);
+        out[q] = _mm512_shuffle_f32x4::<0x88>(d0, e0);
+        out[8 + q] = _mm512_shuffle_f32x4::<0xdd>(d0, e0);
+        out[4 + q] = _mm512_shuffle_f32x4::<0x88>(d1, e1);
+        out[12 + q] = _mm512_shuffle_f32x4::<0xdd>(d1, e1);
+    }
+    out
 }
