@@ -2144,7 +2144,16 @@ fn conv_blocked_impl(
     let Some(out) = result.as_slice_mut() else {
         return shape_err("conv: output not contiguous");
     };
-    let d = Direct::new(&g);
+    // Pointwise layers whose tiles cover the plane exactly (see `blocked_avx512`) read the
+    // input planes in place: no padded copy.
+    let nx = if g.ow >= 10 { 14 } else if g.ow >= 5 { 7 } else { 3 };
+    let in_place = g.kh == 1 && g.kw == 1 && (g.sh, g.sw, g.ph, g.pw) == (1, 1, 0, 0)
+        && (g.oh, g.ow) == (g.h, g.w) && g.ow % nx == 0 && g.oh % (14 / nx) == 0;
+    let d = if in_place {
+        Direct { phase: g.w, row_pitch: g.w, chan_pitch: g.h * g.w, taps: vec![0] }
+    } else {
+        Direct::new(&g)
+    };
     let (lo, hi, fused) = match act {
         Act::None => (f32::NEG_INFINITY, f32::INFINITY, true),
         Act::Relu => (0.0, f32::INFINITY, true),
@@ -2184,7 +2193,10 @@ fn conv_blocked_impl(
             act.apply(unsafe { std::slice::from_raw_parts_mut(a.out, a.rows * s.p_out) });
         }
     };
-    if s.n == 1 {
+    if in_place {
+        let image = s.c * g.h * g.w;
+        super::par::for_ranges(s.n * blocks, 1, flops, |r| r.for_each(|item| tile(&src[item / blocks * image..], item)));
+    } else if s.n == 1 {
         DIRECT_PLANE.with(|cell| {
             let mut buf = cell.take();
             d.fill(&mut buf, src, &g, true);
