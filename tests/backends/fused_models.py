@@ -160,10 +160,12 @@ def build() -> dict[str, ModelProto]:
         # odd sizes and a 37 = 32 + 5 channel remainder; 5x5/s1 with asymmetric pads.
         ("blk_stem", {"strides": [2, 2], "pads": [3, 3, 3, 3]}, ["N", 3, 23, 21], (37, 3, 7, 7), "Relu"),
         ("blk_5x5", {"pads": [2, 1, 2, 1]}, ["N", 5, 9, 30], (20, 5, 5, 5), "Clip"),
-        # Pointwise with >= 256 input channels on small planes: 7x14 read in place (tiles
-        # cover the plane), 7x7 through the padded copy (2x7 tiles overhang).
+        # Pointwise with >= 256 input channels on small planes: 7x14 and 7x7 (2x7 tiles, a
+        # 1x7 tile for the last row) read in place, 5x6 through the padded copy (7-wide
+        # tiles overhang the rows).
         ("blk_pw", {}, ["N", 260, 7, 14], (40, 260, 1, 1), "Clip"),
-        ("blk_pw_copy", {}, ["N", 256, 7, 7], (33, 256, 1, 1), "Relu"),
+        ("blk_pw_7x7", {}, ["N", 256, 7, 7], (33, 256, 1, 1), "Relu"),
+        ("blk_pw_copy", {}, ["N", 256, 5, 6], (20, 256, 1, 1), "Relu"),
     ]
     for key, attrs, xs, ws, act in packed:
         out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,

@@ -2144,11 +2144,11 @@ fn conv_blocked_impl(
     let Some(out) = result.as_slice_mut() else {
         return shape_err("conv: output not contiguous");
     };
-    // Pointwise layers whose tiles cover the plane exactly (see `blocked_avx512`) read the
-    // input planes in place: no padded copy.
+    // Pointwise layers whose tiles cover the rows exactly (see `blocked_avx512`; the last
+    // rows get a tile of their own height) read the input planes in place: no padded copy.
     let nx = if g.ow >= 10 { 14 } else if g.ow >= 5 { 7 } else { 3 };
     let in_place = g.kh == 1 && g.kw == 1 && (g.sh, g.sw, g.ph, g.pw) == (1, 1, 0, 0)
-        && (g.oh, g.ow) == (g.h, g.w) && g.ow % nx == 0 && g.oh % (14 / nx) == 0;
+        && (g.oh, g.ow) == (g.h, g.w) && g.ow % nx == 0;
     let d = if in_place {
         Direct { phase: g.w, row_pitch: g.w, chan_pitch: g.h * g.w, taps: vec![0] }
     } else {
@@ -2270,7 +2270,14 @@ unsafe fn blocked_plane<const R: usize, const NX: usize>(a: &BlockedArgs) {
     while oy < g.oh {
         let mut x0 = 0;
         while x0 < g.ow {
-            blocked_tile::<R, NX>(a, oy, x0);
+            // The last rows of a plane not a multiple of R get a tile of their own height
+            // (7x7: 2x7 tiles would compute 8 rows for 7).
+            match g.oh - oy {
+                1 if R > 1 => blocked_tile::<1, NX>(a, oy, x0),
+                2 if R > 2 => blocked_tile::<2, NX>(a, oy, x0),
+                3 if R > 3 => blocked_tile::<3, NX>(a, oy, x0),
+                _ => blocked_tile::<R, NX>(a, oy, x0),
+            }
             x0 += NX;
         }
         oy += R;
