@@ -156,10 +156,11 @@ def build() -> dict[str, ModelProto]:
         ("blk_s1", {"pads": [1, 1, 1, 1]}, ["N", 64, 6, 17], (40, 64, 3, 3), "Relu"),
         ("blk_s2", {"strides": [2, 2], "pads": [1, 0, 1, 1]}, ["N", 72, 13, 12], (33, 72, 3, 3), "Clip"),
         ("blk_small", {"pads": [0, 1, 1, 0]}, ["N", 64, 5, 4], (16, 64, 3, 3), "Tanh"),
-        # Stems (kernels of 5x5 and more, few input channels): 7x7/s2 over 3 channels with
-        # odd sizes and a 37 = 32 + 5 channel remainder; 5x5/s1 with asymmetric pads.
+        # Stems: 7x7/s2 over 3 channels with odd sizes (`conv_direct`, 37 output channels);
+        # 5x5/s1 over 5 channels with asymmetric pads (`conv_blocked`).
         ("blk_stem", {"strides": [2, 2], "pads": [3, 3, 3, 3]}, ["N", 3, 23, 21], (37, 3, 7, 7), "Relu"),
         ("blk_5x5", {"pads": [2, 1, 2, 1]}, ["N", 5, 9, 30], (20, 5, 5, 5), "Clip"),
+        ("stem_3x3s2", {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ["N", 3, 17, 20], (32, 3, 3, 3), "Clip"),
         # Pointwise with >= 256 input channels on small planes: 7x14 and 7x7 (2x7 tiles, a
         # 1x7 tile for the last row) read in place, 5x6 through the padded copy (7-wide
         # tiles overhang the rows).

@@ -58,8 +58,9 @@ def blocked_conv(c: OpCtx, w, group: int) -> bool:
     GEMM path's im2col and column traffic cost more than that. Few channels lose (mnist's
     32 -> 64 layer on 26x26: the network 1.03x at batch 1, 1.55x at batch 8).
 
-    Stems with kernels of 5x5 and more take it too: resnet18's 7x7/s2 3 -> 64 layer at 224x224,
-    alone, 1 thread: 2.36 ms blocked vs 2.61 ms im2col + packed GEMM (100 vs 90 GFLOP/s)."""
+    Kernels of 5x5 and more take it at any channel count too (resnet18's 7x7/s2 3 -> 64 stem
+    at 224x224, alone, 1 thread: 2.36 ms blocked vs 2.61 ms im2col + packed GEMM), except
+    the RGB stems `direct_conv` takes first (2.18 ms)."""
     if w.ndim == 4 and group == 1 and tuple(w.shape[2:]) == (1, 1) and w.shape[1] >= 256:
         return pointwise_blocked(c)
     return (w.ndim == 4 and group == 1 and w.shape[2] * w.shape[3] >= 9
@@ -89,9 +90,17 @@ def direct_conv(c: OpCtx, w, group: int) -> bool:
 
     mnist_cnn, 1 thread, native loop, interleaved: packed rows GEMM 331 / 2508 µs at batch
     1 / 8, direct 266 / 1880 (the packed path's im2col + memmove cost more than the
-    GEMM saves on 288-deep columns). Stems (RGB, strided) were not measured and keep the GEMM."""
+    GEMM saves on 288-deep columns).
+
+    Stems (2-4 input channels, C * K <= 320, any stride) too: alone, 1 thread, CPU time,
+    batch 1 | 8, direct vs packed GEMM vs `conv_blocked`: mobilenet's 3x3/s2 3 -> 32 at 224
+    250 vs 312 vs 299 µs | 2.57 vs 3.45 vs 3.53 ms; resnet18's 7x7/s2 3 -> 64 2.18 vs 2.63
+    vs 2.36 ms | 19.0 vs 23.9 vs 22.1 ms."""
     strides = list(c.a("strides") or [1, 1])
     dilations = list(c.a("dilations") or [1, 1])
+    if (w.ndim == 4 and group == 1 and 1 < w.shape[1] <= 4 and w.shape[1] * w.shape[2] * w.shape[3] <= 320
+            and all(v == 1 for v in dilations)):
+        return True
     return (w.ndim == 4 and group == 1 and tuple(w.shape[2:]) == (3, 3) and 1 < w.shape[1] <= 32
             and all(v == 1 for v in strides) and all(v == 1 for v in dilations))
 
