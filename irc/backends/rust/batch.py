@@ -43,6 +43,7 @@ class BatchSplit:
     symbol: str
     inputs: dict[str, int]  # graph input name -> batch axis (inputs not listed are passed whole)
     outputs: list[int]  # batch axis of each graph output, in order
+    item_flops: int = 0  # rough work of one batch item (multiply-adds count two)
 
 
 class NotSeparable(Exception):
@@ -574,8 +575,50 @@ def batch_split(graph: Graph, ops=None) -> BatchSplit | None:
                 continue
             if any(an.symbol_axis(v) != s for v, s in zip(graph.outputs, outs, strict=True)):
                 continue
-            return BatchSplit(symbol, split_inputs, outs)
+            return BatchSplit(symbol, split_inputs, outs, item_flops(graph, ops, symbol))
         except (NotSeparable, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
             continue  # anything a rule did not foresee: not separable
     return None
 
+
+
+def _item_elements(v: Value | None, symbol: str) -> int:
+    """Elements of one batch item of ``v`` (0 when its other dims are not all static)."""
+    if v is None or v.shape is None or symbol not in v.shape:
+        return 0
+    rest = [d for d in v.shape if d != symbol]
+    return prod(rest) if all(isinstance(d, int) for d in rest) else 0
+
+
+def item_flops(graph: Graph, ops, symbol: str) -> int:
+    """Rough cost of one batch item: 2 x output elements x reduction length for the ops
+    with weights (Conv, Gemm, MatMul, attention, recurrences), output elements elsewhere."""
+    total = 0
+    for op in ops:
+        k = key(op)
+        out = _item_elements(op.outputs[0] if op.outputs else None, symbol)
+
+        def dims(i: int, op=op) -> tuple:
+            v = op.inputs[i] if i < len(op.inputs) else None
+            c = None if v is None else graph.constant_value(v)
+            shape = tuple(np.shape(c)) if c is not None else (None if v is None else v.shape)
+            return tuple(d if isinstance(d, int) else 1 for d in (shape or ()))
+
+        reduce = 1
+        if k in ("Conv", "ConvTranspose") or k.startswith("irc.Conv"):
+            reduce = 2 * prod(dims(1)[1:])
+        elif k == "Gemm" or k.startswith("irc.Gemm"):
+            a = dims(0)
+            reduce = 2 * (a[0] if op.attr("transA", 0) else a[-1]) if a else 1
+        elif k == "MatMul" or k.startswith("irc.MatMul") or k == "irc.AttentionChain":
+            a, b = dims(0), dims(1)
+            reduce = 2 * a[-1] if a else 1
+            if k == "irc.AttentionChain" and len(b) >= 2:
+                reduce = 4 * b[-2]  # q k^T and p v, each over the key positions
+        elif k in ("LSTM", "GRU", "RNN"):
+            w, r = dims(1), dims(2)
+            gates = {"LSTM": 4, "GRU": 3, "RNN": 1}[k]
+            inner = (0 if op.attr("irc_projected", 0) else (w[-1] if w else 0)) + (r[-1] if r else 0)
+            reduce = 2 * gates * inner
+        total += out * reduce
+    return int(total)

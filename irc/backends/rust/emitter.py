@@ -78,10 +78,6 @@ class ModelSource:
     output_files: list[str] = field(default_factory=list)
 
 
-# Smallest batch `forward` splits over threads (when the model is batch-separable).
-MIN_SPLIT_BATCH = 2
-
-
 def elem_type_of(array: np.ndarray) -> int:
     return helper.np_dtype_to_tensor_dtype(array.dtype)
 
@@ -510,13 +506,14 @@ class Emitter:
         ins = self._inputs()
         axes = {b.params[v]: split.inputs[v.name] for v in ins if v.name in split.inputs}
         # Local names that no input's name takes.
-        chunks, parts, items, part = (b.locals.fresh(n, "t") for n in ("chunks", "parts", "items", "part"))
+        chunks, parts, items, part, work = (b.locals.fresh(n, "t")
+                                            for n in ("chunks", "parts", "items", "part", "item_flops"))
         w(f"    pub fn forward(&self{', ' if params else ''}{params}) -> Result<{ret}, Error> {{")
         w("        // Every op treats the batch items independently: with several threads, each")
         w("        // thread runs the whole model on its own contiguous run of items.")
         batch = ", ".join(f"({n}.shape(), {a})" for n, a in axes.items())
-        w(f"        let Some({chunks}) = rt::par::batch_chunks(rt::par::common_batch(&[{batch}]), {MIN_SPLIT_BATCH}) "
-          "else {")
+        w(f"        let {work} = {split.item_flops:_}; // rough cost of one item")
+        w(f"        let Some({chunks}) = rt::par::batch_chunks(rt::par::common_batch(&[{batch}]), {work}) else {{")
         w(f"            return self.forward_serial({', '.join(b.params[v] for v in ins)});")
         w("        };")
         args = ", ".join(f"&rt::par::batch_slice({b.params[v]}, {axes[b.params[v]]}, {items})" if b.params[v] in axes

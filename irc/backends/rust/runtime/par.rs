@@ -182,17 +182,32 @@ pub fn common_batch(inputs: &[(&[usize], usize)]) -> Option<usize> {
     batch
 }
 
-/// How to cut a batch for [`batch_parallel`]: one contiguous run of items per pool thread
-/// (lengths differ by at most one), or `None` (run the model serially) when `batch` is
-/// unknown or below `min_batch`, the pool has one thread, or the caller already runs a piece
-/// of a split.
-pub fn batch_chunks(batch: Option<usize>, min_batch: usize) -> Option<Vec<Range<usize>>> {
+/// Work (flops) a chunk of a batch-parallel `forward` needs to pay for its thread: the split
+/// costs one hand-off and the copies of the chunk's inputs and outputs (5-15 µs on a quiet
+/// machine, 30-50 µs measured while the other core was busy: mlp at batch 8, chunks of
+/// 1.9 MFLOP, ran 36 -> 55 µs split). The environment variable `IRC_MIN_CHUNK_WORK`
+/// overrides it (the tests set 1 to split tiny models).
+pub const MIN_CHUNK_WORK: usize = 4_000_000;
+
+fn min_chunk_work() -> usize {
+    static MIN: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *MIN.get_or_init(|| {
+        std::env::var("IRC_MIN_CHUNK_WORK").ok().and_then(|v| v.parse().ok()).unwrap_or(MIN_CHUNK_WORK).max(1)
+    })
+}
+
+/// How to cut a batch for [`batch_parallel`], `item_work` being the rough cost of one item:
+/// one contiguous run of items per pool thread (lengths differ by at most one), each worth
+/// at least [`MIN_CHUNK_WORK`] (or `IRC_MIN_CHUNK_WORK`); `None` (run the model serially)
+/// when `batch` is unknown, that gives fewer than two chunks, or the caller already runs a
+/// piece of a split.
+pub fn batch_chunks(batch: Option<usize>, item_work: usize) -> Option<Vec<Range<usize>>> {
     let batch = batch?;
-    let threads = threads().min(batch);
-    if batch < min_batch.max(2) || threads < 2 || IN_CALLER_PIECE.with(|c| c.get()) {
+    let pieces = threads().min(batch).min(batch.saturating_mul(item_work) / min_chunk_work());
+    if pieces < 2 || IN_CALLER_PIECE.with(|c| c.get()) {
         return None;
     }
-    Some(split_range(batch, threads, 1))
+    Some(split_range(batch, pieces, 1))
 }
 
 /// Runs a whole model once per chunk of its batch (`f(range)` for each of `chunks`), the
