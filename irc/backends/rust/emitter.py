@@ -14,6 +14,7 @@ from onnx import helper
 
 from ...errors import UnsupportedError
 from ...ir import Graph, Value
+from .batch import BatchSplit, batch_split
 from .emitter_util import indent
 from .ops import HANDLERS, OpCtx, Unsupported
 from .ops.base import RUST_TYPES
@@ -399,6 +400,7 @@ class Emitter:
         files_namer = Namer({"outputs"})
         files = [files_namer.fresh(v.name, "output") for v in outs]
         lines: list[str] = []
+        self._lines = lines
         w = lines.append
         w(f"/// The model `{doc(graph.name)}` with its weights.")
         w(f"pub struct {self.struct} {{")
@@ -464,7 +466,11 @@ class Emitter:
         params = ", ".join(f"{b.params[v]}: &{_array_type(b.rtype(v))}" for v in self._inputs())
         ret = (_array_type(out_types[0]) if len(outs) == 1
                else "(" + ", ".join(_array_type(t) for t in out_types) + ")")
-        w(f"    pub fn forward(&self{', ' if params else ''}{params}) -> Result<{ret}, Error> {{")
+        split = batch_split(graph, live_ops(graph))
+        if split is not None:
+            self._batch_parallel_forward(split, params, ret)
+        w(f"    {'fn forward_serial' if split else 'pub fn forward'}(&self{', ' if params else ''}{params}) "
+          f"-> Result<{ret}, Error> {{")
         for v in self._inputs():
             dims = _check_dims(v)
             if dims is not None:
@@ -493,6 +499,37 @@ class Emitter:
         w("}")
         return ModelSource(self.struct, "\n".join(lines) + "\n", b.weights,
                            [v.name for v in self._inputs()], [v.name for v in outs], files)
+
+    def _batch_parallel_forward(self, split: BatchSplit, params: str, ret: str) -> None:
+        """`forward` running `forward_serial` on one chunk of the batch per thread (see batch.py)."""
+        b, w = self.b, self._lines.append
+        ins = self._inputs()
+        axes = {b.params[v]: split.inputs[v.name] for v in ins if v.name in split.inputs}
+        # Local names that no input's name takes.
+        chunks, parts, items, part, work = (b.locals.fresh(n, "t")
+                                            for n in ("chunks", "parts", "items", "part", "item_flops"))
+        w(f"    pub fn forward(&self{', ' if params else ''}{params}) -> Result<{ret}, Error> {{")
+        w("        // Every op treats the batch items independently: with several threads, each")
+        w("        // thread runs the whole model on its own contiguous run of items.")
+        batch = ", ".join(f"({n}.shape(), {a})" for n, a in axes.items())
+        w(f"        let {work} = {split.item_flops:_}; // rough cost of one item")
+        w(f"        let Some({chunks}) = rt::par::batch_chunks(rt::par::common_batch(&[{batch}]), {work}) else {{")
+        w(f"            return self.forward_serial({', '.join(b.params[v] for v in ins)});")
+        w("        };")
+        args = ", ".join(f"&rt::par::batch_slice({b.params[v]}, {axes[b.params[v]]}, {items})" if b.params[v] in axes
+                         else b.params[v] for v in ins)
+        w(f"        let {parts} = rt::par::batch_parallel({chunks}, |{items}| self.forward_serial({args}))?;")
+        outs = split.outputs
+        if len(outs) == 1:
+            w(f"        rt::par::concat_batch(&{parts}, {outs[0]}, |{part}| {part})")
+        else:
+            w("        Ok((")
+            for i, a in enumerate(outs):
+                w(f"            rt::par::concat_batch(&{parts}, {a}, |{part}| &{part}.{i})?,")
+            w("        ))")
+        w("    }")
+        w("")
+        w("    /// [`Self::forward`] on one thread: the whole batch, or one chunk of it.")
 
 
 MODULE_PRELUDE = """use crate::runtime as rt;
