@@ -33,7 +33,7 @@ def test_split_dense_layers_match_onnxruntime_and_one_thread(tmp_path: Path, mon
     from irc.ir.onnx_io import from_onnx
     from irc.oracle import compare, random_inputs, run
 
-    # (batch, k, n): 17 MB of weights at batch 1 (odd width; GEMVs split from 4 Mi weights),
+    # (batch, k, n): 17 MB of weights at batch 1 (odd width; GEMVs split from 512 Ki weights),
     # and a batch-8 product of 36 MFLOP (split by columns from 8 MFLOP), see runtime/gemm.rs.
     specs = {"case_thr_gemv": (1, 16384, 264), "case_thr_short": (8, 2048, 1100)}
     models = {key: _dense(key, k, n, seed) for seed, (key, (_, k, n)) in enumerate(specs.items())}
@@ -48,6 +48,62 @@ def test_split_dense_layers_match_onnxruntime_and_one_thread(tmp_path: Path, mon
             cases.append(Case(key, graph, list(feeds.values())))
         logs: list[str] = []
         build_and_run(cases, tmp_path / "crate", name="irc_threads", log=logs.append)
+        for case in cases:
+            assert case.error is None, f"{case.key}: {case.stage}: {case.error}\n" + "\n".join(logs)[-2000:]
+            got = dict(zip(case.output_names, case.outputs, strict=True))
+            diffs = compare(expected[case.key], got)
+            assert all(d.ok for d in diffs), f"{case.key} ({threads} threads): {diffs}"
+            outputs[(case.key, threads)] = case.outputs
+    for key in models:
+        for two, one in zip(outputs[(key, 2)], outputs[(key, 1)], strict=True):
+            assert np.array_equal(two.view(np.uint32), one.view(np.uint32)), f"{key}: 2 threads differ from 1"
+
+
+def _conv_pool(name: str, c: int, m: int, h: int, w: int, seed: int, k: int = 3, stride: int = 1) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    wt = (rng.standard_normal((m, c, k, k)) / np.sqrt(k * k * c)).astype(np.float32)
+    b = (rng.standard_normal(m) * 0.1).astype(np.float32)
+    p = k // 2
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["h"], pads=[p, p, p, p], strides=[stride, stride]),
+         helper.make_node("Relu", ["h"], ["r"]),
+         helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+         helper.make_node("Conv", ["p", "w2", "b2"], ["y"], pads=[1, 1, 1, 1], strides=[2, 2])],
+        name, [helper.make_tensor_value_info("x", TP.FLOAT, ["N", c, h, w])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, None)],
+        initializer=[numpy_helper.from_array(wt, "w"), numpy_helper.from_array(b, "b"),
+                     numpy_helper.from_array((rng.standard_normal((m + 3, m, 3, 3)) / np.sqrt(9 * m)).astype(np.float32), "w2"),
+                     numpy_helper.from_array((rng.standard_normal(m + 3) * 0.1).astype(np.float32), "b2")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@needs_cargo
+def test_split_conv_pool_batch1_match_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
+    """Batch-1 convolutions and a 3x3/s2 max-pool split over 2 threads (channel counts that
+    are not multiples of the kernels' blocks, odd planes), several splits in a row (the pool
+    thread lingers between them, runtime/par.rs): equal to onnxruntime and, bit for bit, to
+    one thread."""
+    from irc.backends.rust.multi import Case, build_and_run
+    from irc.ir.onnx_io import from_onnx
+    from irc.oracle import compare, random_inputs, run
+
+    # 5 -> 70 channels at 61x59 (direct conv, 9 blocks of 8: 23 MFLOP, split), pool 70x31x30
+    # (split), then 70 -> 73 channels stride 2; 3 -> 37 at 29x31 (stays on one thread); a
+    # 7x7/s2 stem 3 -> 66 at 117x115 (packed rows, 59x58 out: 88 MFLOP in row bands).
+    specs = {"case_thr_convpool": (5, 70, 61, 59), "case_thr_small": (3, 37, 29, 31),
+             "case_thr_stem": (3, 66, 117, 115, 7, 2)}
+    models = {key: _conv_pool(key, *spec[:4], seed, *spec[4:]) for seed, (key, spec) in enumerate(specs.items())}
+    outputs = {}
+    for threads in (2, 1):
+        monkeypatch.setenv("RAYON_NUM_THREADS", str(threads))
+        cases, expected = [], {}
+        for key, model in models.items():
+            graph = from_onnx(model)
+            feeds = random_inputs(graph, batch=1, seed=7)
+            expected[key] = run(model, feeds)
+            cases.append(Case(key, graph, list(feeds.values())))
+        logs: list[str] = []
+        build_and_run(cases, tmp_path / "crate", name="irc_threads_conv", log=logs.append)
         for case in cases:
             assert case.error is None, f"{case.key}: {case.stage}: {case.error}\n" + "\n".join(logs)[-2000:]
             got = dict(zip(case.output_names, case.outputs, strict=True))

@@ -324,11 +324,13 @@ const PACKED_COLUMNS_MIN_ROWS: usize = 16;
 /// weights by that block into C. With `beta = 0` every block of `out` is write-only (old
 /// contents ignored); with `beta = 1` `out` holds the addend (a residual). Images smaller
 /// than one chunk share a chunk (their output block goes through `tmp`), so the weights are
-/// streamed once per chunk of several images.
+/// streamed once per chunk of several images. Only output rows `rows` are computed (all
+/// of them but for a band of one image, see [`conv_packed_impl`]): `out` then holds that
+/// band, `s.p_out` (its positions per channel) = `rows.len() * g2.ow`.
 #[allow(clippy::too_many_arguments)]
 fn conv_packed_columns(
     src: &[f32], bias: Option<&[f32]>, s: &ConvShape, g2: &Plane2, act: Act,
-    out: &mut [f32], buf: &mut Vec<f32>, beta: f32,
+    out: &mut [f32], buf: &mut Vec<f32>, beta: f32, rows: std::ops::Range<usize>,
     mut gemm: impl FnMut(usize, std::ops::Range<usize>, &PackedB, f32, &mut [f32], isize, &Epilogue),
 ) {
     let (cg, mg, n) = (s.cg, s.mg, s.p_out);
@@ -352,9 +354,9 @@ fn conv_packed_columns(
     for g in 0..s.group {
         for b0 in (0..s.n).step_by(images) {
             let b1 = (b0 + images).min(s.n);
-            for r0 in (0..g2.oh).step_by(rows_per_chunk) {
-                let r1 = (r0 + rows_per_chunk).min(g2.oh);
-                let (j0, per_image) = (r0 * g2.ow, (r1 - r0) * g2.ow);
+            for r0 in rows.clone().step_by(rows_per_chunk) {
+                let r1 = (r0 + rows_per_chunk).min(rows.end);
+                let (j0, per_image) = ((r0 - rows.start) * g2.ow, (r1 - r0) * g2.ow);
                 let width = per_image * (b1 - b0);
                 let width_pad = width.div_ceil(nr) * nr;
                 // Columns width..width_pad are the last sliver's padding: zero.
@@ -674,7 +676,7 @@ pub fn conv_act(x: &ArrayD<f32>, w: &ArrayD<f32>, bias: Option<&ArrayD<f32>>, wi
     if let Some(g2) = p2.filter(|_| s.p_out > 0 && s.mg > PACKED_COLUMNS_MIN_ROWS && !s.pointwise() && src.len() == x.len()) {
         let k = s.cg * s.kk;
         with_columns(|col| {
-            conv_packed_columns(src, bias.as_deref(), &s, &g2, act, &mut out, col, 0.0, |g, ks, packed, beta, oc, rsc, epi| {
+            conv_packed_columns(src, bias.as_deref(), &s, &g2, act, &mut out, col, 0.0, 0..g2.oh, |g, ks, packed, beta, oc, rsc, epi| {
                 let wg = &wdata[g * s.mg * k..][..s.mg * k];
                 sgemm_packed_b(s.mg, 1.0, &wg[ks.start..], k as isize, 1, packed, beta, oc, rsc, 1, epi);
             })
@@ -841,13 +843,70 @@ fn conv_packed_impl(
                 let sub = ConvShape::new(&sub_dims, &w.dims, win, w.groups())?;
                 let sub_src = &src[b0 * s.c * plane..][..nb * s.c * plane];
                 with_columns(|col| {
-                    conv_packed_columns(sub_src, bias, &sub, g2, act, out, col, beta, |g, ks, packed, beta, oc, rsc, epi| {
+                    conv_packed_columns(sub_src, bias, &sub, g2, act, out, col, beta, 0..g2.oh, |g, ks, packed, beta, oc, rsc, epi| {
                         sgemm_packed_a_part(&groups[g], ks, packed.n(), 1.0, OperandB::Packed(packed), beta, oc, rsc, 1, epi);
                     })
                 });
                 Ok(())
             };
-            if threads > 1 && super::par::pieces_for(flops) > 1 {
+            // Bands from 32 MFLOP: below, one hand-off plus the copy cost more than they
+            // saved (resnet18's 1x1/s2 64->128 shortcut at 28x28, 13 MFLOP: 180 µs on one
+            // thread, 244 in two bands, 256 with its chunks' GEMMs split).
+            let bands = super::par::pieces_for_min(flops, 4 * super::par::MIN_PARALLEL_WORK).min(g2.oh);
+            if s.n == 1 && beta == 0.0 && bands > 1 {
+                // One image, several threads: each convolves its own band of output rows
+                // (its own im2col and GEMMs, one hand-off per layer instead of a split of
+                // every chunk's small GEMM with the im2col serial in between: resnet18's
+                // 7x7 stem took 2.9 ms on one thread and 5.0 ms split that way) into its
+                // block of `banded` ([M, band] per band), then the blocks are copied into
+                // the NCHW planes.
+                let ranges = super::par::split_range(g2.oh, bands, 1);
+                // Kept between calls (a fresh 3 MB block page-faulted on every call).
+                let mut banded = BLOCK.with(|c| c.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default());
+                if banded.len() < s.m * p_out {
+                    banded.resize(s.m * p_out, 0.0);
+                }
+                let bptr = OutPtr(banded.as_mut_ptr());
+                let bias = bias.as_deref();
+                super::par::for_ranges(bands, 1, flops, |pieces| {
+                    for band in &ranges[pieces] {
+                        let len = s.m * band.len() * g2.ow;
+                        let sub = ConvShape {
+                            p_out: band.len() * g2.ow,
+                            in_sp: s.in_sp.clone(), kernel: s.kernel.clone(),
+                            out_sp: vec![band.len(), g2.ow],
+                            geo: Geometry {
+                                strides: s.geo.strides.clone(), dilations: s.geo.dilations.clone(),
+                                begin: s.geo.begin.clone(), end: s.geo.end.clone(),
+                            },
+                            ..s
+                        };
+                        // SAFETY: band blocks are disjoint: rows [a, b) of every channel are
+                        // `banded[M*a*ow .. M*b*ow]`, written by this piece only.
+                        let block = unsafe { std::slice::from_raw_parts_mut(bptr.at(s.m * band.start * g2.ow), len) };
+                        with_columns(|col| {
+                            conv_packed_columns(src, bias, &sub, g2, act, block, col, 0.0, band.clone(), |g, ks, packed, beta, oc, rsc, epi| {
+                                sgemm_packed_a_part(&groups[g], ks, packed.n(), 1.0, OperandB::Packed(packed), beta, oc, rsc, 1, epi);
+                            })
+                        });
+                    }
+                });
+                let copy_work = s.m * p_out * 40;
+                super::par::for_each_chunk_mut(out, p_out, copy_work, |c, plane| {
+                    for band in &ranges {
+                        let w = band.len() * g2.ow;
+                        plane[band.start * g2.ow..][..w].copy_from_slice(&banded[s.m * band.start * g2.ow + c * w..][..w]);
+                    }
+                });
+                BLOCK.with(|c| {
+                    if let Ok(mut v) = c.try_borrow_mut() {
+                        *v = banded;
+                    }
+                });
+            } else if s.n == 1 && beta == 0.0 {
+                // Too small for bands: its chunks' GEMMs are too small to split as well.
+                super::par::inline(|| run(0, out))?;
+            } else if threads > 1 && super::par::pieces_for(flops) > 1 {
                 let failed = std::sync::Mutex::new(None);
                 super::par::for_each_chunk_mut(out, per_piece * image_out, flops, |i, chunk| {
                     if let Err(e) = run(i * per_piece, chunk) {

@@ -588,8 +588,12 @@ pub fn sgemm_packed_b(
 /// (each core streams its part). Measured on the 2-core bench machine (shared, load 3-4):
 /// a split costs ~5-10 µs (one hand-off to a pool thread and back), and GEMVs of 0.2-2 M
 /// weights (mlp's 784x256: 9 µs, mnist_cnn's 9216x128: 63 µs) ran 1.1-2x slower split;
-/// 4 M weights (16384x256: 391 -> 326 µs) and 16 M (5.4 -> 4.2 ms) ran faster.
-const GEMV_SPLIT_FLOATS: usize = 4 * 1024 * 1024;
+/// 4 M weights (16384x256: 391 -> 326 µs) and 16 M (5.4 -> 4.2 ms) ran faster. Those
+/// losses were the second core being busy: with the pool thread given a core (`chrt`) and
+/// kept polling between splits (`par::linger`), 1 M weights split well (mnist_cnn's fc1
+/// 63 -> 52 µs, mobilenet's 1024x1000 classifier 215 -> 148 µs; p10 of each op), so the
+/// split starts at 512 Ki (mlp's 0.2 M layers stay on one thread).
+const GEMV_SPLIT_FLOATS: usize = 512 * 1024;
 
 /// The `m` (< one tile) rows of C from a prepacked B, split by NR-aligned column ranges
 /// over the pool when B is large (see [`GEMV_SPLIT_FLOATS`]). Safety: as `gemv_prepacked_cols`.

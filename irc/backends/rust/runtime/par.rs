@@ -21,6 +21,9 @@
 //! ```
 
 use std::ops::Range;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 /// Work below which splitting is not worth waking a thread: about 70 µs of one core.
 /// Measured (GEMM, 2 threads, caller outside the pool): 3 MFLOP ran 20-30% slower split
@@ -56,6 +59,20 @@ thread_local! {
     static IN_CALLER_PIECE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
+/// Runs `f` with every split inside it inline (for work whose splits cost more than they
+/// save: many small GEMMs in a row).
+pub fn inline<R>(f: impl FnOnce() -> R) -> R {
+    let was = IN_CALLER_PIECE.with(|c| c.replace(true));
+    struct Restore(bool);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            IN_CALLER_PIECE.with(|c| c.set(self.0));
+        }
+    }
+    let _restore = Restore(was);
+    f()
+}
+
 /// Runs `pieces[0]` on the calling thread and the others on the pool. Outside the pool the
 /// caller keeps its piece (one hand-off to a pool thread instead of `rayon::scope`'s
 /// three: into the pool, to a second thread, back to the caller), and nested splits
@@ -66,7 +83,18 @@ fn run_pieces<P: Send>(pieces: Vec<P>, f: &(impl Fn(P) + Sync)) {
         let mut pieces = pieces.into_iter();
         let first = pieces.next();
         for piece in pieces {
-            s.spawn(move |_| f(piece));
+            s.spawn(move |_| {
+                if outside {
+                    // Every thread has a piece: nested splits inside it run inline too.
+                    inline(|| f(piece));
+                } else {
+                    f(piece);
+                }
+                if outside && linger_wanted() {
+                    // Runs after this piece (this thread's own queue) unless stolen first.
+                    rayon::spawn(linger);
+                }
+            });
         }
         if let Some(piece) = first {
             if outside {
@@ -85,6 +113,76 @@ fn run_pieces<P: Send>(pieces: Vec<P>, f: &(impl Fn(P) + Sync)) {
             }
         }
     });
+}
+
+/// How long a pool thread that ran a piece for a caller outside the pool keeps polling
+/// the pool for the next piece, instead of going to sleep (rayon's idle threads sleep
+/// after a few µs; waking one for the next split costs tens of µs on the KVM bench
+/// machine, as long as a whole half of mnist_cnn's conv2). onnxruntime's threads spin
+/// the same way between parallel sections.
+const LINGER: Duration = Duration::from_micros(400);
+
+/// A pause this long between two polls means the lingering thread was descheduled: the
+/// machine has no idle core, and spinning would take time from the caller (and others).
+const PREEMPTED: Duration = Duration::from_micros(30);
+
+/// After a preemption, lingering stays off this long (then is tried again).
+const BUSY_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Set while one pool thread lingers (at most one at a time).
+static LINGERING: AtomicBool = AtomicBool::new(false);
+
+/// Nanoseconds since [`epoch`] before which [`linger`] does nothing.
+static LINGER_OFF_UNTIL: AtomicU64 = AtomicU64::new(0);
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+fn since_epoch(t: Instant) -> u64 {
+    t.duration_since(epoch()).as_nanos() as u64
+}
+
+/// No thread lingers yet and the machine did not look busy lately.
+fn linger_wanted() -> bool {
+    !LINGERING.load(Ordering::Relaxed) && since_epoch(Instant::now()) >= LINGER_OFF_UNTIL.load(Ordering::Relaxed)
+}
+
+/// Keeps the current pool thread polling the pool for [`LINGER`] after its last job (a
+/// piece of a split started outside the pool), running what arrives (the next split's
+/// piece) without a wake-up. One thread at a time, and not on a busy machine (see
+/// [`PREEMPTED`]); a job run from here does not linger again.
+fn linger() {
+    let start = Instant::now();
+    if !linger_wanted() || LINGERING.swap(true, Ordering::Acquire) {
+        return;
+    }
+    let (mut last, mut prev) = (start, start);
+    loop {
+        match rayon::yield_now() {
+            Some(rayon::Yield::Executed) => {
+                last = Instant::now();
+                prev = last;
+            }
+            Some(rayon::Yield::Idle) => {
+                for _ in 0..16 {
+                    std::hint::spin_loop();
+                }
+                let now = Instant::now();
+                if now - prev >= PREEMPTED {
+                    LINGER_OFF_UNTIL.store(since_epoch(now + BUSY_BACKOFF), Ordering::Relaxed);
+                    break;
+                }
+                if now - last >= LINGER {
+                    break;
+                }
+                prev = now;
+            }
+            None => break,
+        }
+    }
+    LINGERING.store(false, Ordering::Release);
 }
 
 /// Splits `0..n` into `pieces` contiguous ranges whose lengths differ by at most `align`
