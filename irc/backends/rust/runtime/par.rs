@@ -60,7 +60,7 @@ thread_local! {
 }
 
 /// Runs `f` with every split inside it inline (for work whose splits cost more than they
-/// save: many small GEMMs in a row).
+/// save, or a piece of a split whose threads are all busy); restored even if `f` panics.
 pub fn inline<R>(f: impl FnOnce() -> R) -> R {
     let was = IN_CALLER_PIECE.with(|c| c.replace(true));
     struct Restore(bool);
@@ -98,16 +98,7 @@ fn run_pieces<P: Send>(pieces: Vec<P>, f: &(impl Fn(P) + Sync)) {
         }
         if let Some(piece) = first {
             if outside {
-                IN_CALLER_PIECE.with(|c| c.set(true));
-                // Reset even if `f` panics (the scope then re-raises the panic).
-                struct Reset;
-                impl Drop for Reset {
-                    fn drop(&mut self) {
-                        IN_CALLER_PIECE.with(|c| c.set(false));
-                    }
-                }
-                let _reset = Reset;
-                f(piece);
+                inline(|| f(piece));
             } else {
                 f(piece);
             }
@@ -314,18 +305,7 @@ pub fn batch_chunks(batch: Option<usize>, item_work: usize) -> Option<Vec<Range<
 /// results come back in chunk order, or the first chunk's error.
 pub fn batch_parallel<R: Send>(chunks: Vec<Range<usize>>, f: impl Fn(&Range<usize>) -> Result<R, super::Error> + Sync) -> Result<Vec<R>, super::Error> {
     let mut results: Vec<Option<Result<R, super::Error>>> = chunks.iter().map(|_| None).collect();
-    let run = |r: &Range<usize>, slot: &mut Option<Result<R, super::Error>>| {
-        let was = IN_CALLER_PIECE.with(|c| c.replace(true));
-        // Restored even if `f` panics (the scope then re-raises the panic).
-        struct Restore(bool);
-        impl Drop for Restore {
-            fn drop(&mut self) {
-                IN_CALLER_PIECE.with(|c| c.set(self.0));
-            }
-        }
-        let _restore = Restore(was);
-        *slot = Some(f(r));
-    };
+    let run = |r: &Range<usize>, slot: &mut Option<Result<R, super::Error>>| *slot = Some(inline(|| f(r)));
     rayon::in_place_scope(|s| {
         let mut pieces = chunks.iter().zip(results.iter_mut());
         let first = pieces.next();
