@@ -867,7 +867,6 @@ fn conv_packed_impl(
                     banded.resize(s.m * p_out, 0.0);
                 }
                 let bptr = OutPtr(banded.as_mut_ptr());
-                let bias = bias.as_deref();
                 super::par::for_ranges(bands, 1, flops, |pieces| {
                     for band in &ranges[pieces] {
                         let len = s.m * band.len() * g2.ow;
