@@ -19,6 +19,7 @@ from .test_batch_analysis import (
     transformer_model,
     unsplit_input_model,
 )
+from .thread_runs import assert_same_bits, run_per_thread_count
 
 MODELS = {"bs_cnn": cnn_model, "bs_transformer": transformer_model, "bs_lstm": lstm_model,
           "bs_unsplit_input": unsplit_input_model, "bs_embedding": embedding_model}
@@ -39,34 +40,10 @@ def _feeds(graph, batch: int, key: str) -> dict[str, np.ndarray]:
 
 @needs_cargo
 def test_batch_split_matches_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
-    from irc.backends.rust.multi import Case, build_and_run
-    from irc.ir.onnx_io import from_onnx
-    from irc.oracle import compare, run
-
-    models = {key: build() for key, build in MODELS.items()}
-    outputs = {}
-    for threads in (2, 1):
-        monkeypatch.setenv("RAYON_NUM_THREADS", str(threads))
-        monkeypatch.setenv("IRC_MIN_CHUNK_WORK", "1")  # the models are tiny: split them anyway
-        cases, expected = [], {}
-        for key, model in models.items():
-            for batch in BATCHES:
-                graph = from_onnx(model)
-                feeds = _feeds(graph, batch, key)
-                ck = f"{key}_b{batch}"
-                expected[ck] = run(model, feeds)
-                cases.append(Case(ck, graph, list(feeds.values())))
-        logs: list[str] = []
-        build_and_run(cases, tmp_path / "crate", name="irc_batch_split", log=logs.append)
-        for case in cases:
-            assert case.error is None, f"{case.key}: {case.stage}: {case.error}\n" + "\n".join(logs)[-2000:]
-            got = dict(zip(case.output_names, case.outputs, strict=True))
-            diffs = compare(expected[case.key], got)
-            assert all(d.ok for d in diffs), f"{case.key} ({threads} threads): {diffs}"
-            outputs[(case.key, threads)] = case.outputs
+    cases = {f"{key}_b{batch}": (build(), lambda g, batch=batch, key=key: _feeds(g, batch, key))
+             for key, build in MODELS.items() for batch in BATCHES}
+    # The models are tiny: split them anyway.
+    outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_batch_split", cases, env={"IRC_MIN_CHUNK_WORK": "1"})
     src = "\n".join(p.read_text() for p in (tmp_path / "crate" / "src").glob("bs_*.rs"))
-    assert src.count("rt::par::batch_parallel(") == len(models) * len(BATCHES), "every model should split"
-    for key in models:
-        ck = f"{key}_b8"
-        for two, one in zip(outputs[(ck, 2)], outputs[(ck, 1)], strict=True):
-            assert np.array_equal(two.view(np.uint8), one.view(np.uint8)), f"{ck}: 2 threads differ from 1"
+    assert src.count("rt::par::batch_parallel(") == len(MODELS) * len(BATCHES), "every model should split"
+    assert_same_bits(outputs, [f"{key}_b8" for key in MODELS])

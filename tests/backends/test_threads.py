@@ -13,6 +13,7 @@ from onnx import TensorProto as TP
 from onnx import helper, numpy_helper
 
 from .conftest import needs_cargo
+from .thread_runs import assert_same_bits, run_per_thread_count
 
 
 def _dense(name: str, k: int, n: int, seed: int) -> onnx.ModelProto:
@@ -29,34 +30,15 @@ def _dense(name: str, k: int, n: int, seed: int) -> onnx.ModelProto:
 
 @needs_cargo
 def test_split_dense_layers_match_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
-    from irc.backends.rust.multi import Case, build_and_run
-    from irc.ir.onnx_io import from_onnx
-    from irc.oracle import compare, random_inputs, run
+    from irc.oracle import random_inputs
 
     # (batch, k, n): 17 MB of weights at batch 1 (odd width; GEMVs split from 512 Ki weights),
     # and a batch-8 product of 36 MFLOP (split by columns from 8 MFLOP), see runtime/gemm.rs.
     specs = {"case_thr_gemv": (1, 16384, 264), "case_thr_short": (8, 2048, 1100)}
-    models = {key: _dense(key, k, n, seed) for seed, (key, (_, k, n)) in enumerate(specs.items())}
-    outputs = {}
-    for threads in (2, 1):
-        monkeypatch.setenv("RAYON_NUM_THREADS", str(threads))
-        cases, expected = [], {}
-        for key, model in models.items():
-            graph = from_onnx(model)
-            feeds = random_inputs(graph, batch=specs[key][0], seed=5)
-            expected[key] = run(model, feeds)
-            cases.append(Case(key, graph, list(feeds.values())))
-        logs: list[str] = []
-        build_and_run(cases, tmp_path / "crate", name="irc_threads", log=logs.append)
-        for case in cases:
-            assert case.error is None, f"{case.key}: {case.stage}: {case.error}\n" + "\n".join(logs)[-2000:]
-            got = dict(zip(case.output_names, case.outputs, strict=True))
-            diffs = compare(expected[case.key], got)
-            assert all(d.ok for d in diffs), f"{case.key} ({threads} threads): {diffs}"
-            outputs[(case.key, threads)] = case.outputs
-    for key in models:
-        for two, one in zip(outputs[(key, 2)], outputs[(key, 1)], strict=True):
-            assert np.array_equal(two.view(np.uint32), one.view(np.uint32)), f"{key}: 2 threads differ from 1"
+    cases = {key: (_dense(key, k, n, seed), lambda g, batch=batch: random_inputs(g, batch=batch, seed=5))
+             for seed, (key, (batch, k, n)) in enumerate(specs.items())}
+    outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads", cases)
+    assert_same_bits(outputs, cases)
 
 
 def _conv_pool(name: str, c: int, m: int, h: int, w: int, seed: int, k: int = 3, stride: int = 1) -> onnx.ModelProto:
@@ -83,33 +65,14 @@ def test_split_conv_pool_batch1_match_onnxruntime_and_one_thread(tmp_path: Path,
     are not multiples of the kernels' blocks, odd planes), several splits in a row (the pool
     thread lingers between them, runtime/par.rs): equal to onnxruntime and, bit for bit, to
     one thread."""
-    from irc.backends.rust.multi import Case, build_and_run
-    from irc.ir.onnx_io import from_onnx
-    from irc.oracle import compare, random_inputs, run
+    from irc.oracle import random_inputs
 
     # 5 -> 70 channels at 61x59 (direct conv, 9 blocks of 8: 23 MFLOP, split), pool 70x31x30
     # (split), then 70 -> 73 channels stride 2; 3 -> 37 at 29x31 (stays on one thread); a
     # 7x7/s2 stem 3 -> 66 at 117x115 (packed rows, 59x58 out: 88 MFLOP in row bands).
     specs = {"case_thr_convpool": (5, 70, 61, 59), "case_thr_small": (3, 37, 29, 31),
              "case_thr_stem": (3, 66, 117, 115, 7, 2)}
-    models = {key: _conv_pool(key, *spec[:4], seed, *spec[4:]) for seed, (key, spec) in enumerate(specs.items())}
-    outputs = {}
-    for threads in (2, 1):
-        monkeypatch.setenv("RAYON_NUM_THREADS", str(threads))
-        cases, expected = [], {}
-        for key, model in models.items():
-            graph = from_onnx(model)
-            feeds = random_inputs(graph, batch=1, seed=7)
-            expected[key] = run(model, feeds)
-            cases.append(Case(key, graph, list(feeds.values())))
-        logs: list[str] = []
-        build_and_run(cases, tmp_path / "crate", name="irc_threads_conv", log=logs.append)
-        for case in cases:
-            assert case.error is None, f"{case.key}: {case.stage}: {case.error}\n" + "\n".join(logs)[-2000:]
-            got = dict(zip(case.output_names, case.outputs, strict=True))
-            diffs = compare(expected[case.key], got)
-            assert all(d.ok for d in diffs), f"{case.key} ({threads} threads): {diffs}"
-            outputs[(case.key, threads)] = case.outputs
-    for key in models:
-        for two, one in zip(outputs[(key, 2)], outputs[(key, 1)], strict=True):
-            assert np.array_equal(two.view(np.uint32), one.view(np.uint32)), f"{key}: 2 threads differ from 1"
+    cases = {key: (_conv_pool(key, *spec[:4], seed, *spec[4:]), lambda g: random_inputs(g, batch=1, seed=7))
+             for seed, (key, spec) in enumerate(specs.items())}
+    outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads_conv", cases)
+    assert_same_bits(outputs, cases)
