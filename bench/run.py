@@ -50,7 +50,8 @@ def manifest_feeds(entry: dict):
 def run_suite(args: argparse.Namespace, manifest: dict, models_dir: Path) -> dict:
     settings = Settings(work=args.work, batches=args.batch, threads=args.threads,
                         against=[e for e in args.engines if e != "irc"], irc="irc" in args.engines,
-                        budget=args.budget, rounds=args.rounds, warmup=args.warmup, max_runs=args.max_runs)
+                        budget=args.budget, rounds=args.rounds, warmup=args.warmup, max_runs=args.max_runs,
+                        settle=args.settle)
     bench = Bench(settings, step=lambda message: print(f"== {message}", flush=True))
     rows, builds = [], {}
     for name in args.only:
@@ -114,6 +115,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--engines", default="onnxruntime,tract,irc", help="engines besides onnxruntime")
     p.add_argument("--budget", type=float, default=None, help="seconds of timed runs per engine and config")
     p.add_argument("--rounds", type=int, default=5, help="interleaved rounds per config")
+    p.add_argument("--settle", type=float, default=0.1, help="idle seconds after each engine's round")
     p.add_argument("--warmup", type=int, default=5, help="discarded runs per engine before timing")
     p.add_argument("--max-runs", type=int, default=2000, help="cap on timed runs per engine and config")
     p.add_argument("--no-gemm", action="store_true", help="skip the GEMM micro-benchmark")

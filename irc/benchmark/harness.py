@@ -45,11 +45,14 @@ class Settings:
     rounds: int = 5
     warmup: int = 5
     max_runs: int = 2000
+    settle: float = 0.1
+    """Idle seconds after each engine's round: thread pools that spin after their last call
+    (onnxruntime's does, for tens of ms) would otherwise take a core from the next engine."""
 
     def as_dict(self) -> dict:
         return {"batch": self.batches, "threads": self.threads, "against": self.against,
                 "budget_s": None if self.runs else self.budget, "runs": self.runs, "rounds": self.rounds,
-                "warmup": self.warmup, "tolerance_atol_rtol": TOLERANCE}
+                "warmup": self.warmup, "settle_s": self.settle, "tolerance_atol_rtol": TOLERANCE}
 
 
 @dataclass
@@ -290,8 +293,10 @@ class Bench:
             for engine in order:
                 reply = workers[engine].ask(f"run {counts[engine][r]}")
                 results[engine].times_us += reply.get("times_us", [])
+                time.sleep(self.settings.settle)
             if native is not None and native.verified:
                 self.native_round(build, names, input_dir, config, native, r)
+                time.sleep(self.settings.settle)
         if native is not None and native.verified and native.rss_mb is None and native.round_stats:
             self.native_memory(build, names, input_dir, config, native)
 
