@@ -1,4 +1,4 @@
-"""Batch-parallel `forward` (irc/backends/rust/batch.py, `rt::par::batch_parallel`): separable
+"""Batch-parallel `forward` (irc/backends/rust/batch.py, `rt::batch::batch_parallel`): separable
 models run with RAYON_NUM_THREADS=2 at batch 2, 3 and 8 (even and uneven chunks) match
 onnxruntime, and at batch 8 (chunks of 4 items) the same crate run with one thread bit for
 bit. Chunks of 1-2 items may round differently from the whole batch: a one-item chunk takes
@@ -45,5 +45,5 @@ def test_batch_split_matches_onnxruntime_and_one_thread(tmp_path: Path, monkeypa
     # The models are tiny: split them anyway.
     outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_batch_split", cases, env={"IRC_MIN_CHUNK_WORK": "1"})
     src = "\n".join(p.read_text() for p in (tmp_path / "crate" / "src").glob("bs_*.rs"))
-    assert src.count("rt::par::batch_parallel(") == len(MODELS) * len(BATCHES), "every model should split"
+    assert src.count("rt::batch::batch_parallel(") == len(MODELS) * len(BATCHES), "every model should split"
     assert_same_bits(outputs, [f"{key}_b8" for key in MODELS])

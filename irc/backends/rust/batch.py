@@ -3,7 +3,7 @@
 A graph is batch-separable when every op treats the items of the batch independently:
 running the model on contiguous chunks of the batch and concatenating the outputs gives
 what one run on the whole batch gives. Then, with several threads, `forward` runs the
-serial model on one chunk per thread (`rt::par::batch_parallel`) instead of splitting
+serial model on one chunk per thread (`rt::batch::batch_parallel`) instead of splitting
 every op.
 
 The batch is a symbolic (dynamic) dimension of the graph inputs; shape inference carries

@@ -513,19 +513,19 @@ class Emitter:
         w("        // thread runs the whole model on its own contiguous run of items.")
         batch = ", ".join(f"({n}.shape(), {a})" for n, a in axes.items())
         w(f"        let {work} = {split.item_flops:_}; // rough cost of one item")
-        w(f"        let Some({chunks}) = rt::par::batch_chunks(rt::par::common_batch(&[{batch}]), {work}) else {{")
+        w(f"        let Some({chunks}) = rt::batch::batch_chunks(rt::batch::common_batch(&[{batch}]), {work}) else {{")
         w(f"            return self.forward_serial({', '.join(b.params[v] for v in ins)});")
         w("        };")
-        args = ", ".join(f"&rt::par::batch_slice({b.params[v]}, {axes[b.params[v]]}, {items})" if b.params[v] in axes
+        args = ", ".join(f"&rt::batch::batch_slice({b.params[v]}, {axes[b.params[v]]}, {items})" if b.params[v] in axes
                          else b.params[v] for v in ins)
-        w(f"        let {parts} = rt::par::batch_parallel({chunks}, |{items}| self.forward_serial({args}))?;")
+        w(f"        let {parts} = rt::batch::batch_parallel({chunks}, |{items}| self.forward_serial({args}))?;")
         outs = split.outputs
         if len(outs) == 1:
-            w(f"        rt::par::concat_batch(&{parts}, {outs[0]}, |{part}| {part})")
+            w(f"        rt::batch::concat_batch(&{parts}, {outs[0]}, |{part}| {part})")
         else:
             w("        Ok((")
             for i, a in enumerate(outs):
-                w(f"            rt::par::concat_batch(&{parts}, {a}, |{part}| &{part}.{i})?,")
+                w(f"            rt::batch::concat_batch(&{parts}, {a}, |{part}| &{part}.{i})?,")
             w("        ))")
         w("    }")
         w("")

@@ -1,6 +1,7 @@
 //! The runtime of layers every generated crate carries: plain ndarray code, rayon for threads.
 
 pub mod attention;
+pub mod batch;
 pub mod cli;
 pub mod conv;
 pub mod detect;
