@@ -7,6 +7,7 @@ whole-model diagnostic (every unsupported op at once) for free.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -400,7 +401,6 @@ class Emitter:
         files_namer = Namer({"outputs"})
         files = [files_namer.fresh(v.name, "output") for v in outs]
         lines: list[str] = []
-        self._lines = lines
         w = lines.append
         w(f"/// The model `{doc(graph.name)}` with its weights.")
         w(f"pub struct {self.struct} {{")
@@ -468,7 +468,7 @@ class Emitter:
                else "(" + ", ".join(_array_type(t) for t in out_types) + ")")
         split = batch_split(graph, live_ops(graph))
         if split is not None:
-            self._batch_parallel_forward(split, params, ret)
+            self._batch_parallel_forward(split, params, ret, w)
         w(f"    {'fn forward_serial' if split else 'pub fn forward'}(&self{', ' if params else ''}{params}) "
           f"-> Result<{ret}, Error> {{")
         for v in self._inputs():
@@ -500,9 +500,9 @@ class Emitter:
         return ModelSource(self.struct, "\n".join(lines) + "\n", b.weights,
                            [v.name for v in self._inputs()], [v.name for v in outs], files)
 
-    def _batch_parallel_forward(self, split: BatchSplit, params: str, ret: str) -> None:
+    def _batch_parallel_forward(self, split: BatchSplit, params: str, ret: str, w: Callable[[str], None]) -> None:
         """`forward` running `forward_serial` on one chunk of the batch per thread (see batch.py)."""
-        b, w = self.b, self._lines.append
+        b = self.b
         ins = self._inputs()
         axes = {b.params[v]: split.inputs[v.name] for v in ins if v.name in split.inputs}
         # Local names that no input's name takes.
