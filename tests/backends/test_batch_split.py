@@ -47,3 +47,19 @@ def test_batch_split_matches_onnxruntime_and_one_thread(tmp_path: Path, monkeypa
     src = "\n".join(p.read_text() for p in (tmp_path / "crate" / "src").glob("bs_*.rs"))
     assert src.count("rt::batch::batch_parallel(") == len(MODELS) * len(BATCHES), "every model should split"
     assert_same_bits(outputs, [f"{key}_b8" for key in MODELS])
+
+
+@needs_cargo
+def test_item_runs_match_onnxruntime(tmp_path: Path, monkeypatch):
+    """`forward_items` (models whose one-item intermediates reach `ITEM_RUN_BYTES` run their
+    items one at a time, on each thread's chunk): forced on for the test models (threshold 1
+    byte), at batch 3 and 8, the LSTM's batch on axis 1; 1 and 2 threads match onnxruntime."""
+    from irc.backends.rust import emitter
+
+    monkeypatch.setattr(emitter, "ITEM_RUN_BYTES", 1)
+    keys = ("bs_cnn", "bs_transformer", "bs_lstm")
+    cases = {f"{key}_b{batch}": (MODELS[key](), lambda g, batch=batch, key=key: _feeds(g, batch, key))
+             for key in keys for batch in (3, 8)}
+    run_per_thread_count(tmp_path, monkeypatch, "irc_item_runs", cases, env={"IRC_MIN_CHUNK_WORK": "1"})
+    src = "\n".join(p.read_text() for p in (tmp_path / "crate" / "src").glob("bs_*.rs"))
+    assert src.count("fn forward_items(") == len(cases)

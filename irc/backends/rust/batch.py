@@ -44,6 +44,7 @@ class BatchSplit:
     inputs: dict[str, int]  # graph input name -> batch axis (inputs not listed are passed whole)
     outputs: list[int]  # batch axis of each graph output, in order
     item_flops: int = 0  # rough work of one batch item (multiply-adds count two)
+    item_bytes: int = 0  # the largest intermediate of one batch item, in bytes (4 per element)
 
 
 class NotSeparable(Exception):
@@ -575,7 +576,8 @@ def batch_split(graph: Graph, ops=None) -> BatchSplit | None:
                 continue
             if any(an.symbol_axis(v) != s for v, s in zip(graph.outputs, outs, strict=True)):
                 continue
-            return BatchSplit(symbol, split_inputs, outs, item_flops(graph, ops, symbol))
+            largest = max((_item_elements(v, symbol) for op in ops for v in op.outputs), default=0)
+            return BatchSplit(symbol, split_inputs, outs, item_flops(graph, ops, symbol), 4 * largest)
         except (NotSeparable, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
             continue  # anything a rule did not foresee: not separable
     return None
