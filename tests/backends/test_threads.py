@@ -33,8 +33,11 @@ def test_split_dense_layers_match_onnxruntime_and_one_thread(tmp_path: Path, mon
     from irc.oracle import random_inputs
 
     # (batch, k, n): 17 MB of weights at batch 1 (odd width; GEMVs split from 512 Ki weights),
-    # and a batch-8 product of 36 MFLOP (split by columns from 8 MFLOP), see runtime/gemm.rs.
-    specs = {"case_thr_gemv": (1, 16384, 264), "case_thr_short": (8, 2048, 1100)}
+    # and a batch-8 product of 36 MFLOP (split by columns from 8 MFLOP), see runtime/gemm.rs;
+    # short products (at most 8 rows) of 3.8 and 4.2 MFLOP, split by columns from 2 MFLOP
+    # (SHORT_SPLIT_WORK; below the batch-parallel forward's 4 MFLOP chunks), odd m, n and k.
+    specs = {"case_thr_gemv": (1, 16384, 264), "case_thr_short": (8, 2048, 1100),
+             "case_thr_mlp8": (8, 784, 300), "case_thr_odd5": (5, 999, 421)}
     cases = {key: (_dense(key, k, n, seed), lambda g, batch=batch: random_inputs(g, batch=batch, seed=5))
              for seed, (key, (batch, k, n)) in enumerate(specs.items())}
     outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads", cases)

@@ -595,15 +595,27 @@ pub fn gemm_packed(
     let a2 = if trans_a { a2.reversed_axes() } else { a2 };
     let (m, n, beta) = (a2.nrows(), b.b.n(), beta as f32);
     let per_col = c.is_some_and(|c| c.len() == n && (c.ndim() == 1 || (c.ndim() == 2 && c.shape()[0] == 1)));
-    let (mut out, gemm_beta, bias) = match c {
-        Some(c) if per_col => (vec![0.0f32; m * n], 0.0, c.iter().map(|&v| beta * v).collect()),
+    // A contiguous bias with beta 1 (every Dense layer) is read in place: collecting it
+    // through ndarray's element iterator cost ~1 µs per call on mlp (3% of batch 8).
+    let scaled: Vec<f32>;
+    let (mut out, gemm_beta, bias): (Vec<f32>, f32, &[f32]) = match c {
+        Some(c) if per_col => {
+            let bias = match c.as_slice() {
+                Some(s) if beta == 1.0 => s,
+                _ => {
+                    scaled = c.iter().map(|&v| beta * v).collect();
+                    &scaled
+                }
+            };
+            (vec![0.0f32; m * n], 0.0, bias)
+        }
         Some(c) if beta != 0.0 => {
             let full = broadcast_to(c, &[m, n])?;
-            (full.iter().copied().collect(), beta, Vec::new())
+            (full.iter().copied().collect(), beta, &[])
         }
-        _ => (vec![0.0f32; m * n], 0.0, Vec::new()),
+        _ => (vec![0.0f32; m * n], 0.0, &[]),
     };
-    let epi_bias = if bias.is_empty() { super::gemm::Bias::None } else { super::gemm::Bias::PerCol(&bias) };
+    let epi_bias = if bias.is_empty() { super::gemm::Bias::None } else { super::gemm::Bias::PerCol(bias) };
     b.product(alpha as f32, &a2, gemm_beta, &mut out, epi_bias, act)?;
     ArrayD::from_shape_vec(IxDyn(&[m, n]), out).map_err(|e| super::error::Error::Shape(e.to_string()))
 }
