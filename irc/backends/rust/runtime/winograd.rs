@@ -93,7 +93,9 @@ pub fn conv_winograd_add<'a>(
 const BLOCK_BYTES: usize = 512 * 1024;
 
 thread_local! {
-    /// A thread's `V`, `M` and transform scratch, kept between calls.
+    /// The padded, phase-split input (see `pad_input`), kept between calls.
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A thread's `V` and `M`, kept between calls.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
@@ -125,6 +127,9 @@ struct Geo {
     /// Tiles per row and per column of an image.
     tw: usize,
     th: usize,
+    /// The padded copy: columns per phase (with a chunk of lanes of slack) and floats per plane.
+    u_len: usize,
+    pp: usize,
 }
 
 fn winograd_impl(
@@ -143,8 +148,9 @@ fn winograd_impl(
     let r = wt.r;
     let g = Geo {
         n: xd[0], c: xd[1], k: wt.dims[0], h: xd[2], w: xd[3], oh, ow, ph: geo.begin[0], pw: geo.begin[1],
-        r, a: r + 2, tw: ow.div_ceil(r), th: oh.div_ceil(r),
+        r, a: r + 2, tw: ow.div_ceil(r), th: oh.div_ceil(r), u_len: 0, pp: 0,
     };
+    let g = Geo { u_len: (g.tw + 1).next_multiple_of(L) + L, pp: (g.th * r + 2) * r * ((g.tw + 1).next_multiple_of(L) + L), ..g };
     let out_dims = [g.n, g.k, oh, ow];
     let bias: Vec<f32> = match bias {
         Some(b) if b.len() == g.k => b.iter().copied().collect(),
@@ -178,7 +184,11 @@ fn winograd_impl(
     let blocks = tiles.div_ceil(nb);
     let flops = 2 * tiles * t * g.c * g.k;
     let optr = OutPtr(out.as_mut_ptr());
+    let mut padded = PADDED.with(|cell| cell.take());
+    pad_input(&g, src, &mut padded);
+    let padded_ref = &padded;
     super::par::for_ranges(blocks, 1, flops, |range| {
+        let padded = padded_ref;
         // The GEMMs of a block run on this thread: the blocks are the split.
         super::par::inline(|| {
             SCRATCH.with(|cell| {
@@ -188,9 +198,9 @@ fn winograd_impl(
                     // SAFETY: block b writes the output pixels of its tiles only.
                     unsafe {
                         if g.r == 2 {
-                            block::<4, 2>(&g, wt, src, &bias, act, add, optr.get(), tr, &mut buf)
+                            block::<4, 2>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
                         } else {
-                            block::<6, 4>(&g, wt, src, &bias, act, add, optr.get(), tr, &mut buf)
+                            block::<6, 4>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
                         }
                     };
                 }
@@ -198,7 +208,35 @@ fn winograd_impl(
             })
         })
     });
+    PADDED.with(|cell| cell.replace(padded));
     Ok(result)
+}
+
+/// The input, zero-padded and split by column phase: plane `(img, c)` at `pp · (img · C + c)`,
+/// padded row `y'` (input row `y' - ph`) at `y' · r · u_len`, phase `p` at `p · u_len`,
+/// column `u` = input column `u · r + p - pw`.
+fn pad_input(g: &Geo, src: &[f32], padded: &mut Vec<f32>) {
+    let (r, u_len) = (g.r, g.u_len);
+    let rows = g.pp / (r * u_len);
+    padded.clear();
+    padded.resize(g.n * g.c * g.pp, 0.0);
+    let plane = g.h * g.w;
+    for (pl, dst) in padded.chunks_exact_mut(g.pp).enumerate() {
+        let chan = &src[pl * plane..][..plane];
+        for yp in 0..rows {
+            let Some(y) = yp.checked_sub(g.ph).filter(|&y| y < g.h) else { continue };
+            let row = &chan[y * g.w..][..g.w];
+            for p in 0..r {
+                let d = &mut dst[(yp * r + p) * u_len..][..u_len];
+                // Columns u with 0 <= u·r + p - pw < w.
+                let lo = (g.pw.saturating_sub(p)).div_ceil(r);
+                let hi = (g.w + g.pw).saturating_sub(p).div_ceil(r).min(u_len);
+                for (u, v) in d.iter_mut().enumerate().take(hi).skip(lo) {
+                    *v = row[u * r + p - g.pw];
+                }
+            }
+        }
+    }
 }
 
 /// A run of tiles in one tile row: image, tile row, first tile column, tiles, offset in the block.
@@ -291,17 +329,13 @@ fn at_lanes<const A: usize, const R: usize>(x: &[Lanes; A], y: &mut [Lanes; R]) 
 /// Safety: `out` is the `[n, k, oh, ow]` output; only these tiles' pixels are written.
 #[allow(clippy::too_many_arguments)]
 unsafe fn block<const A: usize, const R: usize>(
-    g: &Geo, wt: &WinogradWeights, src: &[f32], bias: &[f32], act: Act, add: bool, out: *mut f32,
+    g: &Geo, wt: &WinogradWeights, padded: &[f32], bias: &[f32], act: Act, add: bool, out: *mut f32,
     tiles: std::ops::Range<usize>, buf: &mut Vec<f32>,
 ) {
-    let tw = g.tw;
     let t = A * A;
     let nb = tiles.len();
     let segs = segments(g, tiles);
-    // A padded input row, split by phase (x mod R): u_len columns per phase, plus the
-    // lanes a last chunk reads past its tiles (never stored).
-    let u_len = tw + 1 + L;
-    let lin = u_len * R;
+    let (u_len, pp) = (g.u_len, g.pp);
     // Points of V and M start one cache line apart modulo 4 KiB (vs, ms): the transforms
     // touch all A² points of a tile at once, which at a power-of-two stride would all map to
     // one L1 set.
@@ -309,35 +343,16 @@ unsafe fn block<const A: usize, const R: usize>(
     let v_len = t * vs;
     // M plus one chunk of lanes past its end (read, never stored).
     let m_len = t * ms + L;
-    let scratch = (A + 1) * lin;
-    if buf.len() < v_len + m_len + scratch {
-        buf.resize(v_len + m_len + scratch, 0.0);
+    if buf.len() < v_len + m_len {
+        buf.resize(v_len + m_len, 0.0);
     }
-    let (v, rest) = buf.split_at_mut(v_len);
-    let (m, rest) = rest.split_at_mut(m_len);
-    let (rowbuf, rest) = rest.split_at_mut(lin);
-    let phases = &mut rest[..A * lin];
-    let plane = g.h * g.w;
+    let (v, m) = buf.split_at_mut(v_len);
     let vp = v.as_mut_ptr();
-    // Input transform: V[t][c][tile].
+    // Input transform: V[t][c][tile], from the padded, phase-split copy.
     for sg in &segs {
         for c in 0..g.c {
-            let chan = &src[(sg.img * g.c + c) * plane..][..plane];
-            // phases[s][p · u_len + u] = input row ty · r + s - ph, column u · r + p - pw.
-            for s in 0..A {
-                let ph = &mut phases[s * lin..][..lin];
-                let yy = (sg.ty * R + s) as isize - g.ph as isize;
-                if yy < 0 || yy as usize >= g.h {
-                    ph.fill(0.0);
-                    continue;
-                }
-                let row = &chan[yy as usize * g.w..][..g.w];
-                rowbuf[..g.pw].fill(0.0);
-                let end = g.pw + g.w;
-                rowbuf[g.pw..end].copy_from_slice(row);
-                rowbuf[end..].fill(0.0);
-                deinterleave(rowbuf, ph, R, u_len);
-            }
+            let phases = &padded[(sg.img * g.c + c) * pp + sg.ty * R * R * u_len..];
+            let lin = R * u_len;
             for x in (0..sg.len).step_by(L) {
                 let cl = L.min(sg.len - x);
                 // Column x·r + s' of tile x is phase s' mod r at u = x + s' / r.
@@ -414,12 +429,8 @@ unsafe fn block<const A: usize, const R: usize>(
                     if oy >= g.oh {
                         break;
                     }
-                    let mut vals = [0.0f32; 4 * L];
-                    for j in 0..L {
-                        for b in 0..R {
-                            vals[j * R + b] = y[b][aa][j];
-                        }
-                    }
+                    let yr: [Lanes; R] = std::array::from_fn(|b| y[b][aa]);
+                    let vals = interleave::<R>(&yr);
                     // SAFETY: pixels ox0..ox1 of row oy of plane (img, k): this block's tiles only.
                     let orow = unsafe {
                         std::slice::from_raw_parts_mut(out.add((sg.img * g.k + k) * oplane + oy * g.ow + ox0), ox1 - ox0)
@@ -444,26 +455,32 @@ unsafe fn block<const A: usize, const R: usize>(
     }
 }
 
-/// `dst[p · u_len + u] = src[u · r + p]`.
-fn deinterleave(src: &[f32], dst: &mut [f32], r: usize, u_len: usize) {
-    match r {
-        2 => {
-            let (d0, d1) = dst[..2 * u_len].split_at_mut(u_len);
-            for ((x, a), b) in src.chunks_exact(2).zip(d0.iter_mut()).zip(d1.iter_mut()) {
-                *a = x[0];
-                *b = x[1];
-            }
-        }
-        _ => {
-            let (d0, rest) = dst[..4 * u_len].split_at_mut(u_len);
-            let (d1, rest) = rest.split_at_mut(u_len);
-            let (d2, d3) = rest.split_at_mut(u_len);
-            for (u, x) in src.chunks_exact(4).enumerate().take(u_len) {
-                d0[u] = x[0];
-                d1[u] = x[1];
-                d2[u] = x[2];
-                d3[u] = x[3];
-            }
-        }
+/// `(a0 b0 a1 b1 .. a7 b7, a8 b8 .. a15 b15)`.
+#[inline(always)]
+fn zip(a: &Lanes, b: &Lanes) -> (Lanes, Lanes) {
+    (
+        std::array::from_fn(|i| if i % 2 == 0 { a[i / 2] } else { b[i / 2] }),
+        std::array::from_fn(|i| if i % 2 == 0 { a[L / 2 + i / 2] } else { b[L / 2 + i / 2] }),
+    )
+}
+
+/// `out[j · R + b] = y[b][j]` (an output row of L tiles from the R columns of each).
+#[inline(always)]
+fn interleave<const R: usize>(y: &[Lanes; R]) -> [f32; 4 * L] {
+    let mut out = [0.0f32; 4 * L];
+    if R == 2 {
+        let (lo, hi) = zip(&y[0], &y[1]);
+        out[..L].copy_from_slice(&lo);
+        out[L..2 * L].copy_from_slice(&hi);
+    } else {
+        let (p_lo, p_hi) = zip(&y[0], &y[2]);
+        let (q_lo, q_hi) = zip(&y[1], &y[3 % R]);
+        let (a, b) = zip(&p_lo, &q_lo);
+        let (c, d) = zip(&p_hi, &q_hi);
+        out[..L].copy_from_slice(&a);
+        out[L..2 * L].copy_from_slice(&b);
+        out[2 * L..3 * L].copy_from_slice(&c);
+        out[3 * L..].copy_from_slice(&d);
     }
+    out
 }
