@@ -121,14 +121,16 @@ def winograd_conv(c: OpCtx, w, group: int) -> int | None:
     x = c.ins[0]
     if x.shape is None or len(x.shape) != 4 or not all(isinstance(d, int) for d in x.shape[2:]):
         return None
-    h, wd = x.shape[2], x.shape[3]
-    cin, cout = w.shape[1], w.shape[0]
+    h, cin = x.shape[2], w.shape[1]
     spec = os.environ.get("IRC_WINOGRAD")
     if spec is not None:  # experiments: "0" none, "2"/"4" every layer, "56:4,28:2" by plane height
         if spec in ("0", "2", "4"):
             return int(spec) or None
         table = dict(item.split(":") for item in spec.split(","))
         return int(table.get(str(h), 0)) or None
+    positions = out_positions(c)
+    if cin >= 64 and positions is not None and positions >= 196:
+        return 2
     return None
 
 

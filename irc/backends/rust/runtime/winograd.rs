@@ -351,7 +351,8 @@ unsafe fn block<const A: usize, const R: usize>(
     // Input transform: V[t][c][tile], from the padded, phase-split copy.
     for sg in &segs {
         for c in 0..g.c {
-            let phases = &padded[(sg.img * g.c + c) * pp + sg.ty * R * R * u_len..];
+            let phases = &padded[(sg.img * g.c + c) * pp + sg.ty * R * R * u_len..][..A * R * u_len];
+            let pptr = phases.as_ptr();
             let lin = R * u_len;
             for x in (0..sg.len).step_by(L) {
                 let cl = L.min(sg.len - x);
@@ -360,7 +361,9 @@ unsafe fn block<const A: usize, const R: usize>(
                 for (s, ds) in d.iter_mut().enumerate() {
                     for (s2, lane) in ds.iter_mut().enumerate() {
                         let from = s * lin + (s2 % R) * u_len + s2 / R + sg.x0 + x;
-                        *lane = phases[from..from + L].try_into().unwrap();
+                        // SAFETY: from + L <= A · R · u_len: row s < A, phase < R,
+                        // column s' / R + x0 + x + L <= 1 + tw + L <= u_len.
+                        *lane = unsafe { std::ptr::read_unaligned(pptr.add(from) as *const Lanes) };
                     }
                 }
                 // Columns, then rows: V[i · a + j] = Σ BT[i][s] · d[s][s'] · BT[j][s'].
@@ -413,7 +416,9 @@ unsafe fn block<const A: usize, const R: usize>(
                 for (i, ri) in rows.iter_mut().enumerate() {
                     let mv: [Lanes; A] = std::array::from_fn(|j| {
                         let from = (i * A + j) * ms + k * nb + sg.off + x;
-                        m[from..from + L].try_into().unwrap()
+                        // SAFETY: from + L <= a² · ms + L = m.len() (the lanes past the
+                        // block's tiles read the next row or the slack, never stored).
+                        unsafe { std::ptr::read_unaligned(m.as_ptr().add(from) as *const Lanes) }
                     });
                     at_lanes(&mv, ri);
                 }
