@@ -327,7 +327,7 @@ fn at_lanes<const A: usize, const R: usize>(x: &[Lanes; A], y: &mut [Lanes; R]) 
 /// transform, the A² GEMMs and the output transform (`A` = `R` + 2).
 ///
 /// Safety: `out` is the `[n, k, oh, ow]` output; only these tiles' pixels are written.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // indices shared by several arrays
 unsafe fn block<const A: usize, const R: usize>(
     g: &Geo, wt: &WinogradWeights, padded: &[f32], bias: &[f32], act: Act, add: bool, out: *mut f32,
     tiles: std::ops::Range<usize>, buf: &mut Vec<f32>,
