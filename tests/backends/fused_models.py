@@ -66,7 +66,7 @@ def residual_models(rng) -> dict[str, ModelProto]:
              conv("Conv", ["x", "w1", "b1"], ["h0"], pads=[1, 1, 1, 1]), conv("Relu", ["h0"], ["h"]),
              conv("Conv", ["h", "w2", "b2"], ["z"], pads=[1, 1, 1, 1]),
              conv("Add", ["z", "x"], ["s"]), conv("Relu", ["s"], ["y"])]
-    for key, c, hw in (("res_block", 20, 9), ("res_block_small", 40, 3)):
+    for key, c, hw in (("res_block", 20, 9), ("res_block_small", 40, 3), ("res_block_wino", 64, 15)):
         inits = [("w1", w(rng, c, c, 3, 3) * 0.2), ("b1", w(rng, c)), ("w2", w(rng, c, c, 3, 3) * 0.2), ("b2", w(rng, c))]
         out[key] = residual(block, [("x0", F, ["N", c, hw, hw])], inits, key, "ConvAddRelu")
     # Residual as a graph input (borrowed: copied into the output), skip on the left.
@@ -76,6 +76,7 @@ def residual_models(rng) -> dict[str, ModelProto]:
         ("res_blocked", {"strides": [2, 2], "pads": [1, 1, 1, 1]}, ["N", 64, 15, 16], (36, 64, 3, 3), ["N", 36, 8, 8],
          "Sigmoid"),
         ("res_small", {"pads": [1, 1, 1, 1]}, ["N", 4, 3, 3], (36, 4, 3, 3), ["N", 36, 3, 3], "LeakyRelu"),
+        ("res_winograd", {"pads": [0, 1, 1, 0]}, ["N", 66, 16, 15], (35, 66, 3, 3), ["N", 35, 15, 14], "Tanh"),
         ("res_depthwise", {"group": 6, "pads": [1, 1, 1, 1]}, ["N", 6, 7, 7], (6, 1, 3, 3), ["N", 6, 7, 7], "Relu"),
         ("res_1d", {"pads": [1, 1]}, ["N", 5, 11], (20, 5, 3), ["N", 20, 11], "Sigmoid"),
         # Transposed layout, one image per GEMM: out^T stored column-major onto the residual.
@@ -167,6 +168,13 @@ def build() -> dict[str, ModelProto]:
         ("blk_pw", {}, ["N", 260, 7, 14], (40, 260, 1, 1), "Clip"),
         ("blk_pw_7x7", {}, ["N", 256, 7, 7], (33, 256, 1, 1), "Relu"),
         ("blk_pw_copy", {}, ["N", 256, 5, 6], (20, 256, 1, 1), "Relu"),
+        # Winograd F(2x2, 3x3) (`rt::conv_winograd`, 3x3/s1 with >= 64 input channels on
+        # planes of >= 14x14 outputs): odd channel counts, asymmetric pads <= 1, a plane
+        # whose tiles overhang the last row and column, blocks of tiles crossing images
+        # (batch 2), no padding, an activation outside the store (Sigmoid).
+        ("wino_odd", {"pads": [1, 0, 0, 1]}, ["N", 65, 15, 17], (40, 65, 3, 3), "Clip"),
+        ("wino_valid", {}, ["N", 64, 17, 16], (33, 64, 3, 3), "Sigmoid"),
+        ("wino_same", {"pads": [1, 1, 1, 1]}, ["N", 70, 15, 15], (67, 70, 3, 3), "Relu"),
     ]
     for key, attrs, xs, ws, act in packed:
         out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,

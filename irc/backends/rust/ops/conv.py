@@ -105,6 +105,35 @@ def direct_conv(c: OpCtx, w, group: int) -> bool:
             and all(v == 1 for v in strides) and all(v == 1 for v in dilations))
 
 
+def winograd_conv(c: OpCtx, w, group: int) -> int | None:
+    """The output tile (2 or 4) of `rt::conv_winograd` (Winograd F(r x r, 3 x 3)) for this
+    layer, or None: 2-D 3x3, stride 1, no dilation, one group, pads <= 1, f32."""
+    import os
+
+    strides = list(c.a("strides") or [1, 1])
+    dilations = list(c.a("dilations") or [1, 1])
+    pads = list(c.attr_list("pads") or [0, 0, 0, 0])
+    auto_pad = c.s("auto_pad", "NOTSET", AUTO_PAD)
+    if not (w.ndim == 4 and group == 1 and tuple(w.shape[2:]) == (3, 3) and all(v == 1 for v in strides)
+            and all(v == 1 for v in dilations) and all(0 <= v <= 1 for v in pads) and auto_pad != "VALID"
+            and c.t(0) == "f32" and w.dtype == "float32"):
+        return None
+    x = c.ins[0]
+    if x.shape is None or len(x.shape) != 4 or not all(isinstance(d, int) for d in x.shape[2:]):
+        return None
+    h, cin = x.shape[2], w.shape[1]
+    spec = os.environ.get("IRC_WINOGRAD")
+    if spec is not None:  # experiments: "0" none, "2"/"4" every layer, "56:4,28:2" by plane height
+        if spec in ("0", "2", "4"):
+            return int(spec) or None
+        table = dict(item.split(":") for item in spec.split(","))
+        return int(table.get(str(h), 0)) or None
+    positions = out_positions(c)
+    if cin >= 64 and positions is not None and positions >= 196:
+        return 2
+    return None
+
+
 def packed_conv(c: OpCtx, act: str, residual: str | None = None) -> str | None:
     """`rt::conv_packed` with the weights packed at load, for every f32 1-D/2-D convolution
     with constant weights and more than one input channel per group; None when the plain
@@ -119,6 +148,15 @@ def packed_conv(c: OpCtx, act: str, residual: str | None = None) -> str | None:
     if (w is None or w.ndim not in (3, 4) or w.dtype != "float32" or c.t(0) != "f32"
             or (c.has(2) and c.t(2) != "f32") or w.shape[1] == 1 or w.shape[0] % group):
         return None
+    wino = winograd_conv(c, w, group)
+    if wino is not None:
+        packed = c.b.prepared(c.ins[1], f"winograd{wino}", "rt::WinogradWeights",
+                              f"rt::WinogradWeights::new({{}}, {wino})?")
+        if packed is not None:
+            bias = f"Some({c.x(2)})" if c.has(2) else "None"
+            if residual is not None:
+                return f"rt::conv_winograd_add({c.x(0)}, {packed}, {bias}, {window(c)}, {act}, {residual})"
+            return f"rt::conv_winograd({c.x(0)}, {packed}, {bias}, {window(c)}, {act})"
     if residual is None and direct_conv(c, w, group):
         return None
     positions = out_positions(c)

@@ -22,6 +22,7 @@ pub mod rnn;
 pub mod shape;
 pub mod vmath;
 pub mod weights;
+pub mod winograd;
 
 pub use attention::*;
 pub use cli::{next_input, Signature};
@@ -42,3 +43,4 @@ pub use rnn::*;
 pub use shape::*;
 pub use vmath::{erf_f32, exp_f32, gelu_f32, gelu_tanh_f32, max_f32, min_f32, relu_f32, sigmoid_f32, softplus_f32, softsign_f32, tanh_f32};
 pub use weights::*;
+pub use winograd::*;

@@ -1,0 +1,491 @@
+//! Winograd convolution for 2-D 3x3 stride-1 layers (one group, no dilation, pads <= 1).
+//!
+//! `F(R x R, 3 x 3)`: the output is cut into `R x R` tiles (R = 2 or 4), each computed from
+//! an `A x A` input tile (A = R + 2) as `Y = AT · [Σ_c (G g G^T) ⊙ (BT d B)] · A`: the
+//! elementwise products over channels are `A²` GEMMs (one per transform point `t`),
+//! `M[t] (K x tiles) = U[t] (K x C) · V[t] (C x tiles)`, with the weights `U[t]` packed
+//! once at load for the runtime's GEMM kernel ([`PackedA`]) and the transformed input
+//! `V[t]` read in place by it. Per output value that is `A² / R²` multiplies per input
+//! channel instead of 9 (F(2x2): 4, F(4x4): 2.25).
+//!
+//! Tiles are processed in blocks of whole tile rows (across images), sized so that a
+//! block's `V` and `M` stay in L2: input transform -> `A²` GEMMs -> output transform (with
+//! bias, residual and activation in the store) before the next block. Blocks split over
+//! the pool's threads.
+
+use super::conv::Window;
+use super::error::{shape_err, Error, Result};
+use super::gemm::{sgemm_packed_a, Epilogue, OperandB, PackedA};
+use super::linalg::Act;
+use ndarray::{ArrayD, IxDyn};
+
+/// Weights of a 3x3 convolution transformed for [`conv_winograd`]: `U[t] = G g G^T` for
+/// every transform point `t`, each a `K x C` matrix packed as the GEMM's A.
+pub struct WinogradWeights {
+    dims: Vec<usize>,
+    r: usize,
+    u: Vec<PackedA>,
+}
+
+/// `G` of F(2x2, 3x3) (points 0, 1, -1, ∞).
+const G2: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
+
+/// `G` of F(4x4, 3x3) (points 0, 1, -1, 2, -2, ∞).
+const G4: [[f64; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
+impl WinogradWeights {
+    /// Transforms `[K, C, 3, 3]` weights for output tiles of `r x r` (2 or 4).
+    pub fn new(w: ArrayD<f32>, r: usize) -> Result<WinogradWeights> {
+        let dims = w.shape().to_vec();
+        if dims.len() != 4 || dims[2] != 3 || dims[3] != 3 || !(r == 2 || r == 4) {
+            return shape_err(format!("winograd: weights {dims:?} are not 3x3 (tile {r})"));
+        }
+        let (k, c) = (dims[0], dims[1]);
+        let w = w.as_standard_layout();
+        let Some(data) = w.as_slice() else {
+            return shape_err("winograd: weights not contiguous");
+        };
+        let g: &[[f64; 3]] = if r == 2 { &G2 } else { &G4 };
+        let a = r + 2;
+        // U[t][o][i] for t = (row point, column point), computed in f64.
+        let mut u = vec![vec![0.0f32; k * c]; a * a];
+        for (oi, taps) in data.chunks_exact(9).enumerate() {
+            let mut gg = [[0.0f64; 3]; 6]; // G · g (a x 3)
+            for (i, row) in g.iter().enumerate() {
+                for col in 0..3 {
+                    gg[i][col] = (0..3).map(|q| row[q] * f64::from(taps[q * 3 + col])).sum();
+                }
+            }
+            for i in 0..a {
+                for (j, grow) in g.iter().enumerate() {
+                    let v: f64 = (0..3).map(|q| gg[i][q] * grow[q]).sum();
+                    u[i * a + j][oi] = v as f32;
+                }
+            }
+        }
+        let u = u.iter().map(|ut| PackedA::new(k, c, ut, c as isize, 1)).collect();
+        Ok(WinogradWeights { dims, r, u })
+    }
+}
+
+/// f32 3x3 stride-1 `Conv` (+ bias, + activation) through Winograd F(r x r, 3 x 3).
+pub fn conv_winograd(x: &ArrayD<f32>, w: &WinogradWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act) -> Result<ArrayD<f32>> {
+    winograd_impl(x, w, bias, win, act, None)
+}
+
+/// [`conv_winograd`] plus a same-shape addend before the activation (`irc.ConvAdd<Act>`).
+pub fn conv_winograd_add<'a>(
+    x: &ArrayD<f32>, w: &WinogradWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act,
+    residual: impl super::elem::Operand<'a, f32>,
+) -> Result<ArrayD<f32>> {
+    winograd_impl(x, w, bias, win, act, Some(residual.into_cow().into_owned()))
+}
+
+/// Bytes of a block's transformed input and products (`A² · (C + K) · tiles` floats),
+/// kept within L2 (1 MiB per core) with room for the weights streaming through.
+const BLOCK_BYTES: usize = 512 * 1024;
+
+thread_local! {
+    /// The padded, phase-split input (see `pad_input`), kept between calls.
+    static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A thread's `V` and `M`, kept between calls.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+struct OutPtr(*mut f32);
+// SAFETY: blocks write disjoint output rows (see `winograd_impl`).
+unsafe impl Send for OutPtr {}
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    fn get(&self) -> *mut f32 {
+        self.0
+    }
+}
+
+/// The layer's shape as the tiles see it.
+#[derive(Clone, Copy)]
+struct Geo {
+    n: usize,
+    c: usize,
+    k: usize,
+    h: usize,
+    w: usize,
+    oh: usize,
+    ow: usize,
+    ph: usize,
+    pw: usize,
+    r: usize,
+    a: usize,
+    /// Tiles per row and per column of an image.
+    tw: usize,
+    th: usize,
+    /// The padded copy: columns per phase (with a chunk of lanes of slack) and floats per plane.
+    u_len: usize,
+    pp: usize,
+}
+
+fn winograd_impl(
+    x: &ArrayD<f32>, wt: &WinogradWeights, bias: Option<&ArrayD<f32>>, win: &Window, act: Act,
+    residual: Option<ArrayD<f32>>,
+) -> Result<ArrayD<f32>> {
+    let xd = x.shape();
+    if xd.len() != 4 || xd[1] != wt.dims[1] {
+        return shape_err(format!("winograd: input {xd:?} does not match weights {:?}", wt.dims));
+    }
+    let geo = win.resolve(&xd[2..], &[3, 3])?;
+    if geo.strides.iter().chain(&geo.dilations).any(|&v| v != 1) || geo.begin.iter().chain(&geo.end).any(|&v| v > 1) {
+        return shape_err("winograd: only stride 1, dilation 1, pads <= 1");
+    }
+    let (oh, ow) = (geo.out_dim(0, xd[2], 3)?, geo.out_dim(1, xd[3], 3)?);
+    let r = wt.r;
+    let g = Geo {
+        n: xd[0], c: xd[1], k: wt.dims[0], h: xd[2], w: xd[3], oh, ow, ph: geo.begin[0], pw: geo.begin[1],
+        r, a: r + 2, tw: ow.div_ceil(r), th: oh.div_ceil(r), u_len: 0, pp: 0,
+    };
+    let g = Geo { u_len: (g.tw + 1).next_multiple_of(L) + L, pp: (g.th * r + 2) * r * ((g.tw + 1).next_multiple_of(L) + L), ..g };
+    let out_dims = [g.n, g.k, oh, ow];
+    let bias: Vec<f32> = match bias {
+        Some(b) if b.len() == g.k => b.iter().copied().collect(),
+        Some(b) => return shape_err(format!("winograd: bias of {} values for {} channels", b.len(), g.k)),
+        None => vec![0.0; g.k],
+    };
+    let add = residual.is_some();
+    let mut result = match residual {
+        Some(r) if r.shape() != out_dims => {
+            return shape_err(format!("winograd: residual {:?} does not match output {out_dims:?}", r.shape()));
+        }
+        Some(r) if r.is_standard_layout() => r,
+        Some(r) => r.as_standard_layout().into_owned(),
+        None => ArrayD::from_shape_vec(IxDyn(&out_dims), vec![0.0; g.n * g.k * oh * ow]).map_err(|e| Error::Shape(e.to_string()))?,
+    };
+    if result.is_empty() {
+        return Ok(result);
+    }
+    let xs = x.as_standard_layout();
+    let Some(src) = xs.as_slice() else {
+        return shape_err("winograd: input not contiguous");
+    };
+    let Some(out) = result.as_slice_mut() else {
+        return shape_err("winograd: output not contiguous");
+    };
+    let t = g.a * g.a;
+    let per_tile = t * (g.c + g.k) * 4;
+    let tiles = g.n * g.th * g.tw;
+    // Whole GEMM column slivers (32) per block, at least one.
+    let nb = (BLOCK_BYTES / per_tile / 32).max(1) * 32;
+    let blocks = tiles.div_ceil(nb);
+    let flops = 2 * tiles * t * g.c * g.k;
+    let optr = OutPtr(out.as_mut_ptr());
+    let mut padded = PADDED.with(|cell| cell.take());
+    pad_input(&g, src, &mut padded);
+    let padded_ref = &padded;
+    super::par::for_ranges(blocks, 1, flops, |range| {
+        let padded = padded_ref;
+        // The GEMMs of a block run on this thread: the blocks are the split.
+        super::par::inline(|| {
+            SCRATCH.with(|cell| {
+                let mut buf = cell.take();
+                for b in range.clone() {
+                    let tr = b * nb..((b + 1) * nb).min(tiles);
+                    // SAFETY: block b writes the output pixels of its tiles only.
+                    unsafe {
+                        if g.r == 2 {
+                            block::<4, 2>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
+                        } else {
+                            block::<6, 4>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
+                        }
+                    };
+                }
+                cell.replace(buf);
+            })
+        })
+    });
+    PADDED.with(|cell| cell.replace(padded));
+    Ok(result)
+}
+
+/// The input, zero-padded and split by column phase: plane `(img, c)` at `pp · (img · C + c)`,
+/// padded row `y'` (input row `y' - ph`) at `y' · r · u_len`, phase `p` at `p · u_len`,
+/// column `u` = input column `u · r + p - pw`.
+fn pad_input(g: &Geo, src: &[f32], padded: &mut Vec<f32>) {
+    let (r, u_len) = (g.r, g.u_len);
+    let rows = g.pp / (r * u_len);
+    padded.clear();
+    padded.resize(g.n * g.c * g.pp, 0.0);
+    let plane = g.h * g.w;
+    for (pl, dst) in padded.chunks_exact_mut(g.pp).enumerate() {
+        let chan = &src[pl * plane..][..plane];
+        for yp in 0..rows {
+            let Some(y) = yp.checked_sub(g.ph).filter(|&y| y < g.h) else { continue };
+            let row = &chan[y * g.w..][..g.w];
+            for p in 0..r {
+                let d = &mut dst[(yp * r + p) * u_len..][..u_len];
+                // Columns u with 0 <= u·r + p - pw < w.
+                let lo = (g.pw.saturating_sub(p)).div_ceil(r);
+                let hi = (g.w + g.pw).saturating_sub(p).div_ceil(r).min(u_len);
+                for (u, v) in d.iter_mut().enumerate().take(hi).skip(lo) {
+                    *v = row[u * r + p - g.pw];
+                }
+            }
+        }
+    }
+}
+
+/// A run of tiles in one tile row: image, tile row, first tile column, tiles, offset in the block.
+#[derive(Clone, Copy)]
+struct Segment {
+    img: usize,
+    ty: usize,
+    x0: usize,
+    len: usize,
+    off: usize,
+}
+
+fn segments(g: &Geo, tiles: std::ops::Range<usize>) -> Vec<Segment> {
+    let mut out = Vec::new();
+    let mut t = tiles.start;
+    while t < tiles.end {
+        let (row, x0) = (t / g.tw, t % g.tw);
+        let len = (g.tw - x0).min(tiles.end - t);
+        out.push(Segment { img: row / g.th, ty: row % g.th, x0, len, off: t - tiles.start });
+        t += len;
+    }
+    out
+}
+
+/// Lanes of the transforms: tiles side by side.
+const L: usize = 16;
+type Lanes = [f32; L];
+
+#[inline(always)]
+fn lanes(f: impl Fn(usize) -> f32) -> Lanes {
+    std::array::from_fn(f)
+}
+
+/// 1-D input transform `BT · x` of `A` lane vectors.
+#[inline(always)]
+fn bt_lanes<const A: usize>(x: &[Lanes; A], y: &mut [Lanes; A]) {
+    if A == 4 {
+        let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
+        let r = [
+            lanes(|u| x[0][u] - x[2][u]),
+            lanes(|u| x[1][u] + x[2][u]),
+            lanes(|u| x[2][u] - x[1][u]),
+            lanes(|u| x[1][u] - x[3][u]),
+        ];
+        y.copy_from_slice(&r);
+    } else {
+        let x: &[Lanes; 6] = x.as_slice().try_into().unwrap();
+        let p = lanes(|u| x[4][u] - 4.0 * x[2][u]);
+        let q = lanes(|u| x[3][u] - 4.0 * x[1][u]);
+        let p2 = lanes(|u| x[4][u] - x[2][u]);
+        let q2 = lanes(|u| 2.0 * (x[3][u] - x[1][u]));
+        let r = [
+            lanes(|u| 4.0 * x[0][u] - 5.0 * x[2][u] + x[4][u]),
+            lanes(|u| p[u] + q[u]),
+            lanes(|u| p[u] - q[u]),
+            lanes(|u| p2[u] + q2[u]),
+            lanes(|u| p2[u] - q2[u]),
+            lanes(|u| 4.0 * x[1][u] - 5.0 * x[3][u] + x[5][u]),
+        ];
+        y.copy_from_slice(&r);
+    }
+}
+
+/// 1-D output transform `AT · x` of `A` lane vectors into `R`.
+#[inline(always)]
+fn at_lanes<const A: usize, const R: usize>(x: &[Lanes; A], y: &mut [Lanes; R]) {
+    if A == 4 {
+        let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
+        let r = [lanes(|u| x[0][u] + x[1][u] + x[2][u]), lanes(|u| x[1][u] - x[2][u] - x[3][u])];
+        y.copy_from_slice(&r);
+    } else {
+        let x: &[Lanes; 6] = x.as_slice().try_into().unwrap();
+        let p = lanes(|u| x[1][u] + x[2][u]);
+        let q = lanes(|u| x[1][u] - x[2][u]);
+        let p2 = lanes(|u| x[3][u] + x[4][u]);
+        let q2 = lanes(|u| x[3][u] - x[4][u]);
+        let r = [
+            lanes(|u| x[0][u] + p[u] + p2[u]),
+            lanes(|u| q[u] + 2.0 * q2[u]),
+            lanes(|u| p[u] + 4.0 * p2[u]),
+            lanes(|u| q[u] + 8.0 * q2[u] + x[5][u]),
+        ];
+        y.copy_from_slice(&r);
+    }
+}
+
+/// Tiles `tiles` (global: (image · th + tile row) · tw + tile column) through the input
+/// transform, the A² GEMMs and the output transform (`A` = `R` + 2).
+///
+/// Safety: `out` is the `[n, k, oh, ow]` output; only these tiles' pixels are written.
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // indices shared by several arrays
+unsafe fn block<const A: usize, const R: usize>(
+    g: &Geo, wt: &WinogradWeights, padded: &[f32], bias: &[f32], act: Act, add: bool, out: *mut f32,
+    tiles: std::ops::Range<usize>, buf: &mut Vec<f32>,
+) {
+    let t = A * A;
+    let nb = tiles.len();
+    let segs = segments(g, tiles);
+    let (u_len, pp) = (g.u_len, g.pp);
+    // Points of V and M start one cache line apart modulo 4 KiB (vs, ms): the transforms
+    // touch all A² points of a tile at once, which at a power-of-two stride would all map to
+    // one L1 set.
+    let (vs, ms) = (g.c * nb + L, g.k * nb + L);
+    let v_len = t * vs;
+    // M plus one chunk of lanes past its end (read, never stored).
+    let m_len = t * ms + L;
+    if buf.len() < v_len + m_len {
+        buf.resize(v_len + m_len, 0.0);
+    }
+    let (v, m) = buf.split_at_mut(v_len);
+    let vp = v.as_mut_ptr();
+    // Input transform: V[t][c][tile], from the padded, phase-split copy.
+    for sg in &segs {
+        for c in 0..g.c {
+            let phases = &padded[(sg.img * g.c + c) * pp + sg.ty * R * R * u_len..][..A * R * u_len];
+            let pptr = phases.as_ptr();
+            let lin = R * u_len;
+            for x in (0..sg.len).step_by(L) {
+                let cl = L.min(sg.len - x);
+                // Column x·r + s' of tile x is phase s' mod r at u = x + s' / r.
+                let mut d = [[[0.0f32; L]; A]; A];
+                for (s, ds) in d.iter_mut().enumerate() {
+                    for (s2, lane) in ds.iter_mut().enumerate() {
+                        let from = s * lin + (s2 % R) * u_len + s2 / R + sg.x0 + x;
+                        // SAFETY: from + L <= A · R · u_len: row s < A, phase < R,
+                        // column s' / R + x0 + x + L <= 1 + tw + L <= u_len.
+                        *lane = unsafe { std::ptr::read_unaligned(pptr.add(from) as *const Lanes) };
+                    }
+                }
+                // Columns, then rows: V[i · a + j] = Σ BT[i][s] · d[s][s'] · BT[j][s'].
+                let mut cols = [[[0.0f32; L]; A]; A]; // cols[s'][i]
+                for s2 in 0..A {
+                    let col: [Lanes; A] = std::array::from_fn(|s| d[s][s2]);
+                    bt_lanes(&col, &mut cols[s2]);
+                }
+                for i in 0..A {
+                    let row: [Lanes; A] = std::array::from_fn(|s2| cols[s2][i]);
+                    let mut vt = [[0.0f32; L]; A];
+                    bt_lanes(&row, &mut vt);
+                    for (j, lane) in vt.iter().enumerate() {
+                        // SAFETY: point i · a + j, channel c, tiles off + x .. + cl of V.
+                        unsafe {
+                            let dst = vp.add((i * A + j) * vs + c * nb + sg.off + x);
+                            if cl == L {
+                                *(dst as *mut Lanes) = *lane;
+                            } else {
+                                std::ptr::copy_nonoverlapping(lane.as_ptr(), dst, cl);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // The A² products: M[t] (K x nb) = U[t] (K x C) · V[t] (C x nb).
+    for (ti, u) in wt.u.iter().enumerate() {
+        sgemm_packed_a(
+            u, nb, 1.0,
+            OperandB::View { b: &v[ti * vs..][..g.c * nb], rs: nb as isize, cs: 1 },
+            0.0, &mut m[ti * ms..][..g.k * nb], nb as isize, 1, &Epilogue::NONE,
+        );
+    }
+    // Output transform, bias, residual, activation.
+    let (lo, hi, fused) = match act {
+        Act::None => (f32::NEG_INFINITY, f32::INFINITY, true),
+        Act::Relu => (0.0, f32::INFINITY, true),
+        Act::Clip(lo, hi) => (lo, hi, true),
+        _ => (f32::NEG_INFINITY, f32::INFINITY, false),
+    };
+    let oplane = g.oh * g.ow;
+    for sg in &segs {
+        for k in 0..g.k {
+            let bk = bias[k];
+            for x in (0..sg.len).step_by(L) {
+                let cl = L.min(sg.len - x);
+                let mut rows = [[[0.0f32; L]; R]; A]; // rows[i][b] = Σ_j AT[b][j] · M[i · a + j]
+                for (i, ri) in rows.iter_mut().enumerate() {
+                    let mv: [Lanes; A] = std::array::from_fn(|j| {
+                        let from = (i * A + j) * ms + k * nb + sg.off + x;
+                        // SAFETY: from + L <= a² · ms + L = m.len() (the lanes past the
+                        // block's tiles read the next row or the slack, never stored).
+                        unsafe { std::ptr::read_unaligned(m.as_ptr().add(from) as *const Lanes) }
+                    });
+                    at_lanes(&mv, ri);
+                }
+                let mut y = [[[0.0f32; L]; R]; R]; // y[b][a'] = Σ_i AT[a'][i] · rows[i][b]
+                for (b, yb) in y.iter_mut().enumerate() {
+                    let col: [Lanes; A] = std::array::from_fn(|i| rows[i][b]);
+                    at_lanes(&col, yb);
+                }
+                let ox0 = (sg.x0 + x) * R;
+                let ox1 = ((sg.x0 + x + cl) * R).min(g.ow);
+                for aa in 0..R {
+                    let oy = sg.ty * R + aa;
+                    if oy >= g.oh {
+                        break;
+                    }
+                    let yr: [Lanes; R] = std::array::from_fn(|b| y[b][aa]);
+                    let vals = interleave::<R>(&yr);
+                    // SAFETY: pixels ox0..ox1 of row oy of plane (img, k): this block's tiles only.
+                    let orow = unsafe {
+                        std::slice::from_raw_parts_mut(out.add((sg.img * g.k + k) * oplane + oy * g.ow + ox0), ox1 - ox0)
+                    };
+                    if add {
+                        for (o, &v) in orow.iter_mut().zip(&vals) {
+                            let s = v + bk + *o;
+                            *o = if s < lo { lo } else if s > hi { hi } else { s };
+                        }
+                    } else {
+                        for (o, &v) in orow.iter_mut().zip(&vals) {
+                            let s = v + bk;
+                            *o = if s < lo { lo } else if s > hi { hi } else { s };
+                        }
+                    }
+                    if !fused {
+                        act.apply(orow);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `(a0 b0 a1 b1 .. a7 b7, a8 b8 .. a15 b15)`.
+#[inline(always)]
+fn zip(a: &Lanes, b: &Lanes) -> (Lanes, Lanes) {
+    (
+        std::array::from_fn(|i| if i % 2 == 0 { a[i / 2] } else { b[i / 2] }),
+        std::array::from_fn(|i| if i % 2 == 0 { a[L / 2 + i / 2] } else { b[L / 2 + i / 2] }),
+    )
+}
+
+/// `out[j · R + b] = y[b][j]` (an output row of L tiles from the R columns of each).
+#[inline(always)]
+fn interleave<const R: usize>(y: &[Lanes; R]) -> [f32; 4 * L] {
+    let mut out = [0.0f32; 4 * L];
+    if R == 2 {
+        let (lo, hi) = zip(&y[0], &y[1]);
+        out[..L].copy_from_slice(&lo);
+        out[L..2 * L].copy_from_slice(&hi);
+    } else {
+        let (p_lo, p_hi) = zip(&y[0], &y[2]);
+        let (q_lo, q_hi) = zip(&y[1], &y[3 % R]);
+        let (a, b) = zip(&p_lo, &q_lo);
+        let (c, d) = zip(&p_hi, &q_hi);
+        out[..L].copy_from_slice(&a);
+        out[L..2 * L].copy_from_slice(&b);
+        out[2 * L..3 * L].copy_from_slice(&c);
+        out[3 * L..].copy_from_slice(&d);
+    }
+    out
+}
