@@ -106,10 +106,9 @@ def direct_conv(c: OpCtx, w, group: int) -> bool:
 
 
 def winograd_conv(c: OpCtx, w, group: int) -> int | None:
-    """The output tile (2 or 4) of `rt::conv_winograd` (Winograd F(r x r, 3 x 3)) for this
-    layer, or None: 2-D 3x3, stride 1, no dilation, one group, pads <= 1, f32."""
-    import os
-
+    """The output tile (2) of `rt::conv_winograd` (Winograd F(2 x 2, 3 x 3)) for this layer,
+    or None: 2-D 3x3, stride 1, no dilation, one group, pads <= 1, f32, and wide enough to
+    pay (>= 64 input channels on >= 196 output positions, measured in bench/NOTES.md)."""
     strides = list(c.a("strides") or [1, 1])
     dilations = list(c.a("dilations") or [1, 1])
     pads = list(c.attr_list("pads") or [0, 0, 0, 0])
@@ -121,13 +120,7 @@ def winograd_conv(c: OpCtx, w, group: int) -> int | None:
     x = c.ins[0]
     if x.shape is None or len(x.shape) != 4 or not all(isinstance(d, int) for d in x.shape[2:]):
         return None
-    h, cin = x.shape[2], w.shape[1]
-    spec = os.environ.get("IRC_WINOGRAD")
-    if spec is not None:  # experiments: "0" none, "2"/"4" every layer, "56:4,28:2" by plane height
-        if spec in ("0", "2", "4"):
-            return int(spec) or None
-        table = dict(item.split(":") for item in spec.split(","))
-        return int(table.get(str(h), 0)) or None
+    cin = w.shape[1]
     positions = out_positions(c)
     if cin >= 64 and positions is not None and positions >= 196:
         return 2

@@ -1,12 +1,13 @@
 //! Winograd convolution for 2-D 3x3 stride-1 layers (one group, no dilation, pads <= 1).
 //!
-//! `F(R x R, 3 x 3)`: the output is cut into `R x R` tiles (R = 2 or 4), each computed from
+//! `F(R x R, 3 x 3)` with R = 2: the output is cut into `R x R` tiles, each computed from
 //! an `A x A` input tile (A = R + 2) as `Y = AT · [Σ_c (G g G^T) ⊙ (BT d B)] · A`: the
 //! elementwise products over channels are `A²` GEMMs (one per transform point `t`),
 //! `M[t] (K x tiles) = U[t] (K x C) · V[t] (C x tiles)`, with the weights `U[t]` packed
 //! once at load for the runtime's GEMM kernel ([`PackedA`]) and the transformed input
 //! `V[t]` read in place by it. Per output value that is `A² / R²` multiplies per input
-//! channel instead of 9 (F(2x2): 4, F(4x4): 2.25).
+//! channel instead of 9 (F(2x2): 4). F(4x4) (2.25) measured slower with these transforms
+//! (bench/NOTES.md, perf-winograd), so it is not built.
 //!
 //! Tiles are processed in blocks of whole tile rows (across images), sized so that a
 //! block's `V` and `M` stay in L2: input transform -> `A²` GEMMs -> output transform (with
@@ -30,21 +31,11 @@ pub struct WinogradWeights {
 /// `G` of F(2x2, 3x3) (points 0, 1, -1, ∞).
 const G2: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
-/// `G` of F(4x4, 3x3) (points 0, 1, -1, 2, -2, ∞).
-const G4: [[f64; 3]; 6] = [
-    [0.25, 0.0, 0.0],
-    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
-    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
-    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
-    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
-    [0.0, 0.0, 1.0],
-];
-
 impl WinogradWeights {
-    /// Transforms `[K, C, 3, 3]` weights for output tiles of `r x r` (2 or 4).
+    /// Transforms `[K, C, 3, 3]` weights for output tiles of `r x r` (r = 2).
     pub fn new(w: ArrayD<f32>, r: usize) -> Result<WinogradWeights> {
         let dims = w.shape().to_vec();
-        if dims.len() != 4 || dims[2] != 3 || dims[3] != 3 || !(r == 2 || r == 4) {
+        if dims.len() != 4 || dims[2] != 3 || dims[3] != 3 || r != 2 {
             return shape_err(format!("winograd: weights {dims:?} are not 3x3 (tile {r})"));
         }
         let (k, c) = (dims[0], dims[1]);
@@ -52,7 +43,7 @@ impl WinogradWeights {
         let Some(data) = w.as_slice() else {
             return shape_err("winograd: weights not contiguous");
         };
-        let g: &[[f64; 3]] = if r == 2 { &G2 } else { &G4 };
+        let g: &[[f64; 3]] = &G2;
         let a = r + 2;
         // U[t][o][i] for t = (row point, column point), computed in f64.
         let mut u = vec![vec![0.0f32; k * c]; a * a];
@@ -197,11 +188,7 @@ fn winograd_impl(
                     let tr = b * nb..((b + 1) * nb).min(tiles);
                     // SAFETY: block b writes the output pixels of its tiles only.
                     unsafe {
-                        if g.r == 2 {
-                            block::<4, 2>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
-                        } else {
-                            block::<6, 4>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
-                        }
+                        block::<4, 2>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
                     };
                 }
                 cell.replace(buf);
@@ -273,54 +260,22 @@ fn lanes(f: impl Fn(usize) -> f32) -> Lanes {
 /// 1-D input transform `BT · x` of `A` lane vectors.
 #[inline(always)]
 fn bt_lanes<const A: usize>(x: &[Lanes; A], y: &mut [Lanes; A]) {
-    if A == 4 {
-        let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
-        let r = [
-            lanes(|u| x[0][u] - x[2][u]),
-            lanes(|u| x[1][u] + x[2][u]),
-            lanes(|u| x[2][u] - x[1][u]),
-            lanes(|u| x[1][u] - x[3][u]),
-        ];
-        y.copy_from_slice(&r);
-    } else {
-        let x: &[Lanes; 6] = x.as_slice().try_into().unwrap();
-        let p = lanes(|u| x[4][u] - 4.0 * x[2][u]);
-        let q = lanes(|u| x[3][u] - 4.0 * x[1][u]);
-        let p2 = lanes(|u| x[4][u] - x[2][u]);
-        let q2 = lanes(|u| 2.0 * (x[3][u] - x[1][u]));
-        let r = [
-            lanes(|u| 4.0 * x[0][u] - 5.0 * x[2][u] + x[4][u]),
-            lanes(|u| p[u] + q[u]),
-            lanes(|u| p[u] - q[u]),
-            lanes(|u| p2[u] + q2[u]),
-            lanes(|u| p2[u] - q2[u]),
-            lanes(|u| 4.0 * x[1][u] - 5.0 * x[3][u] + x[5][u]),
-        ];
-        y.copy_from_slice(&r);
-    }
+    let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
+    let r = [
+        lanes(|u| x[0][u] - x[2][u]),
+        lanes(|u| x[1][u] + x[2][u]),
+        lanes(|u| x[2][u] - x[1][u]),
+        lanes(|u| x[1][u] - x[3][u]),
+    ];
+    y.copy_from_slice(&r);
 }
 
 /// 1-D output transform `AT · x` of `A` lane vectors into `R`.
 #[inline(always)]
 fn at_lanes<const A: usize, const R: usize>(x: &[Lanes; A], y: &mut [Lanes; R]) {
-    if A == 4 {
-        let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
-        let r = [lanes(|u| x[0][u] + x[1][u] + x[2][u]), lanes(|u| x[1][u] - x[2][u] - x[3][u])];
-        y.copy_from_slice(&r);
-    } else {
-        let x: &[Lanes; 6] = x.as_slice().try_into().unwrap();
-        let p = lanes(|u| x[1][u] + x[2][u]);
-        let q = lanes(|u| x[1][u] - x[2][u]);
-        let p2 = lanes(|u| x[3][u] + x[4][u]);
-        let q2 = lanes(|u| x[3][u] - x[4][u]);
-        let r = [
-            lanes(|u| x[0][u] + p[u] + p2[u]),
-            lanes(|u| q[u] + 2.0 * q2[u]),
-            lanes(|u| p[u] + 4.0 * p2[u]),
-            lanes(|u| q[u] + 8.0 * q2[u] + x[5][u]),
-        ];
-        y.copy_from_slice(&r);
-    }
+    let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
+    let r = [lanes(|u| x[0][u] + x[1][u] + x[2][u]), lanes(|u| x[1][u] - x[2][u] - x[3][u])];
+    y.copy_from_slice(&r);
 }
 
 /// Tiles `tiles` (global: (image · th + tile row) · tw + tile column) through the input
