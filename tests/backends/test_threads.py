@@ -80,3 +80,38 @@ def test_split_conv_pool_batch1_match_onnxruntime_and_one_thread(tmp_path: Path,
              for seed, (key, spec) in enumerate(specs.items())}
     outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads_conv", cases)
     assert_same_bits(outputs, cases)
+
+
+def _blocked_depthwise(name: str, c: int, m: int, h: int, w: int, dw: int, seed: int) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    wt = (rng.standard_normal((m, c, 3, 3)) / np.sqrt(9 * c)).astype(np.float32)
+    wd = (rng.standard_normal((dw, 1, 3, 3)) / 3).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["h"], pads=[1, 1, 1, 1]),
+         helper.make_node("Relu", ["h"], ["y"]),
+         helper.make_node("Conv", ["z", "wd", "bd"], ["d"], pads=[1, 1, 1, 1], group=dw),
+         helper.make_node("Clip", ["d", "lo", "hi"], ["y2"])],
+        name, [helper.make_tensor_value_info("x", TP.FLOAT, ["N", c, h, w]),
+               helper.make_tensor_value_info("z", TP.FLOAT, ["N", dw, 13, 15])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, None), helper.make_tensor_value_info("y2", TP.FLOAT, None)],
+        initializer=[numpy_helper.from_array(wt, "w"),
+                     numpy_helper.from_array((rng.standard_normal(m) * 0.1).astype(np.float32), "b"),
+                     numpy_helper.from_array(wd, "wd"),
+                     numpy_helper.from_array((rng.standard_normal(dw) * 0.1).astype(np.float32), "bd"),
+                     numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+                     numpy_helper.from_array(np.array(6.0, np.float32), "hi")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@needs_cargo
+def test_split_blocked_fill_and_depthwise_batch1_match_one_thread(tmp_path: Path, monkeypatch):
+    """Batch 1 on 2 threads: a 3x3 conv of 64 -> 67 channels at 61x59 (the blocked kernel:
+    its padded copy and its output zeroing split by channel, then its channel blocks), and
+    a 3x3 depthwise conv of 509 channels at 13x15 (split by channel from ~2 MFLOP): equal to
+    onnxruntime and, bit for bit, to one thread."""
+    from irc.oracle import random_inputs
+
+    cases = {"case_thr_blocked_dw": (_blocked_depthwise("case_thr_blocked_dw", 64, 67, 61, 59, 509, 3),
+                                     lambda g: random_inputs(g, batch=1, seed=11))}
+    outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads_blocked", cases)
+    assert_same_bits(outputs, cases)

@@ -804,7 +804,9 @@ fn conv_packed_impl(
             }
             (if r.is_standard_layout() { r } else { r.as_standard_layout().into_owned() }, 1.0)
         }
-        None => (ArrayD::from_shape_vec(IxDyn(&s.out_dims()), output_buffer(s.n * s.m * p_out)).map_err(err2)?, 0.0),
+        // Zeroed by the threads, plane by plane (a serial memset of mobilenet's 112x112 and
+        // 56x56 outputs was ~8% of the caller's time at 2 threads).
+        None => (ArrayD::from_shape_vec(IxDyn(&s.out_dims()), zeroed_split(s.n * s.m * p_out, p_out)).map_err(err2)?, 0.0),
     };
     let Some(out) = result.as_slice_mut() else {
         return shape_err("conv: output not contiguous");
@@ -1102,6 +1104,21 @@ fn output_buffer(len: usize) -> Vec<f32> {
     vec![0.0; len]
 }
 
+/// `par` work units per float of a padded copy or a zeroed buffer (memory-bound: ~1 ns).
+const FILL_WORK: usize = 128;
+
+/// A zeroed `len`-element buffer, zeroed in `chunk`-long pieces split over the threads (a
+/// conv output that the same split of its channel blocks then writes).
+fn zeroed_split(len: usize, chunk: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(len);
+    super::par::for_each_chunk_mut(&mut v.spare_capacity_mut()[..len], chunk, len * FILL_WORK / 2, |_, c| {
+        c.fill(std::mem::MaybeUninit::new(0.0))
+    });
+    // SAFETY: the chunks cover `..len`, every element was written just above.
+    unsafe { v.set_len(len) };
+    v
+}
+
 thread_local! {
     /// The im2col buffer of the f32 convolutions, kept between calls: it is as large as the
     /// biggest layer's columns (megabytes), and allocating plus zeroing it per call cost ~5%.
@@ -1373,15 +1390,25 @@ impl Direct {
     /// it only the input's own positions are written, for a buffer that already holds a
     /// copy of the same geometry (the padding is never written, so it stays zero).
     fn fill(&self, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+        let n = chans.len() / (g.h * g.w).max(1);
+        if buf.len() < n * self.chan_pitch {
+            buf.resize(n * self.chan_pitch, 0.0);
+        }
+        self.fill_into(buf, chans, g, clear)
+    }
+
+    /// [`Direct::fill`] into a slice of at least `channels * chan_pitch` floats (a piece of a
+    /// buffer filled by several threads).
+    fn fill_into(&self, buf: &mut [f32], chans: &[f32], g: &Plane2, clear: bool) {
         #[cfg(target_arch = "x86_64")]
         {
             /// The copy compiled for wider vectors (it was half of a depthwise layer in SSE).
             #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
-            unsafe fn wide(d: &Direct, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+            unsafe fn wide(d: &Direct, buf: &mut [f32], chans: &[f32], g: &Plane2, clear: bool) {
                 d.fill_body(buf, chans, g, clear)
             }
             #[target_feature(enable = "avx2,fma")]
-            unsafe fn avx2(d: &Direct, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
+            unsafe fn avx2(d: &Direct, buf: &mut [f32], chans: &[f32], g: &Plane2, clear: bool) {
                 d.fill_body(buf, chans, g, clear)
             }
             if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
@@ -1397,11 +1424,7 @@ impl Direct {
     }
 
     #[inline(always)]
-    fn fill_body(&self, buf: &mut Vec<f32>, chans: &[f32], g: &Plane2, clear: bool) {
-        let n = chans.len() / (g.h * g.w).max(1);
-        if buf.len() < n * self.chan_pitch {
-            buf.resize(n * self.chan_pitch, 0.0);
-        }
+    fn fill_body(&self, buf: &mut [f32], chans: &[f32], g: &Plane2, clear: bool) {
         let (sw, pw) = (g.sw, g.pw);
         for (chan, dst) in chans.chunks_exact(g.h * g.w).zip(buf.chunks_exact_mut(self.chan_pitch)) {
             if clear {
@@ -1495,7 +1518,9 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
             let plane = s.plane;
             // Items: (image, channel) planes, each padded into the thread's own buffer.
             // A depthwise flop costs ~4 of a GEMM flop (loads, copies): scale to `par`'s unit.
-            super::par::for_ranges(s.n * s.m, 1, flops * 4, |r| {
+            // Split from 1/4 of the usual threshold (pieces of ~9 µs): a spinning pool thread
+            // takes a piece in well under 1 µs (mobilenet's 14x14 and 7x7 layers, 65-90 µs).
+            super::par::for_ranges_min(s.n * s.m, 1, flops * 4, super::par::MIN_PARALLEL_WORK / 4, |r| {
                 DIRECT_PLANE.with(|cell| {
                     let mut buf = cell.take();
                     let first = r.start;
@@ -2197,7 +2222,9 @@ fn conv_blocked_impl(
         }
         Some(r) if r.is_standard_layout() => r,
         Some(r) => r.as_standard_layout().into_owned(),
-        None => ArrayD::from_shape_vec(IxDyn(&s.out_dims()), output_buffer(s.n * s.m * s.p_out)).map_err(err2)?,
+        // Zeroed by the threads that then write it (split like the tiles below: blocks of
+        // output channels), not by one `calloc` memset on the caller.
+        None => ArrayD::from_shape_vec(IxDyn(&s.out_dims()), zeroed_split(s.n * s.m * s.p_out, BLOCK_OC * s.p_out)).map_err(err2)?,
     };
     let Some(out) = result.as_slice_mut() else {
         return shape_err("conv: output not contiguous");
@@ -2257,10 +2284,14 @@ fn conv_blocked_impl(
     } else if s.n == 1 {
         DIRECT_PLANE.with(|cell| {
             let mut buf = cell.take();
-            d.fill(&mut buf, src, &g, true);
             let end = s.c * d.chan_pitch;
             buf.truncate(end);
             buf.resize(end + slack, 0.0);
+            // The padded copy, channels split over the threads (~1 ns per float written).
+            let plane_in = g.h * g.w;
+            super::par::for_each_chunk_mut(&mut buf[..end], d.chan_pitch, end * FILL_WORK, |c, dst| {
+                d.fill_into(dst, &src[c * plane_in..][..plane_in], &g, true)
+            });
             let bufp = &buf;
             super::par::for_ranges(blocks, 1, flops, |r| r.for_each(|item| tile(bufp, item)));
             cell.replace(buf);

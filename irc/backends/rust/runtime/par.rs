@@ -1,11 +1,12 @@
-//! Threads for the runtime: a thin layer over rayon's global pool.
+//! Threads for the runtime: splits of one op run on the runtime's own small pool (`Pool`:
+//! `threads() - 1` std threads that spin for a while between splits, then sleep).
 //!
-//! The pool size comes from the `RAYON_NUM_THREADS` environment variable (rayon's default,
-//! one thread per core, when unset); a caller's own pool applies inside `pool.install(..)`.
-//! Every helper here runs its work inline, on the calling thread, when the pool has one
-//! thread or when the work is too small to pay for waking another thread. Nesting is fine
-//! (an op split over the batch may call a GEMM that splits again): rayon runs the inner
-//! pieces on whichever thread is free, and never starts more threads than the pool has.
+//! The thread count comes from the `RAYON_NUM_THREADS` environment variable (rayon's
+//! default, one thread per core, when unset; `threads()` is rayon's, so a caller's own rayon
+//! pool applies inside `pool.install(..)`; rayon itself only runs `batch::batch_parallel`).
+//! Every helper here runs its work inline, on the calling thread, when there is one thread
+//! (the pool is then never started) or when the work is too small to pay for another
+//! thread. Nesting is fine: splits inside a piece of a split run inline.
 //!
 //! `work` arguments are rough costs in "flops" (multiply-adds count two); below
 //! [`MIN_PARALLEL_WORK`] the helpers never touch the pool.
@@ -21,8 +22,8 @@
 //! ```
 
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 /// Work below which splitting is not worth waking a thread: about 70 µs of one core.
@@ -47,11 +48,17 @@ pub fn pieces_for(work: usize) -> usize {
 /// Always 1 inside a piece the calling thread runs for a split started outside the pool
 /// (that thread cannot help the pool with nested pieces; see [`for_ranges_min`]).
 pub fn pieces_for_min(work: usize, min_work: usize) -> usize {
-    let min_work = min_work.max(2);
+    let min_work = (min_work / split_div()).max(2);
     if work < min_work || IN_CALLER_PIECE.with(|c| c.get()) {
         return 1;
     }
     threads().min(work / (min_work / 2)).max(1)
+}
+
+/// Divisor of every split threshold (`IRC_SPLIT_DIV`, default 1: for measurements).
+fn split_div() -> usize {
+    static DIV: OnceLock<usize> = OnceLock::new();
+    *DIV.get_or_init(|| std::env::var("IRC_SPLIT_DIV").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1))
 }
 
 thread_local! {
@@ -78,107 +85,210 @@ pub fn inline<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
-/// Runs `pieces[0]` on the calling thread and the others on the pool. Outside the pool the
-/// caller keeps its piece (one hand-off to a pool thread instead of `rayon::scope`'s
-/// three: into the pool, to a second thread, back to the caller), and nested splits
-/// inside the caller's piece run inline.
+/// Runs the pieces, `pieces[0]` first on the calling thread, the others on the runtime's own
+/// pool ([`Pool`]); every piece runs its nested splits inline. Pieces nobody has started
+/// when the caller finishes its own are run by the caller, so a pool thread that is asleep
+/// or descheduled never makes the caller wait for it (only a piece already started does).
+/// When another caller holds the pool, everything runs inline.
 fn run_pieces<P: Send>(pieces: Vec<P>, f: &(impl Fn(P) + Sync)) {
-    let outside = rayon::current_thread_index().is_none();
-    rayon::in_place_scope(|s| {
-        let mut pieces = pieces.into_iter();
-        let first = pieces.next();
-        for piece in pieces {
-            s.spawn(move |_| {
-                if outside {
-                    // Every thread has a piece: nested splits inside it run inline too.
-                    inline(|| f(piece));
-                } else {
-                    f(piece);
-                }
-                if outside && linger_wanted() {
-                    // Runs after this piece (this thread's own queue) unless stolen first.
-                    rayon::spawn(linger);
-                }
-            });
-        }
-        if let Some(piece) = first {
-            if outside {
-                inline(|| f(piece));
-            } else {
-                f(piece);
-            }
-        }
-    });
-}
-
-/// How long a pool thread that ran a piece for a caller outside the pool keeps polling
-/// the pool for the next piece, instead of going to sleep (rayon's idle threads sleep
-/// after a few µs; waking one for the next split costs tens of µs on the KVM bench
-/// machine, as long as a whole half of mnist_cnn's conv2). onnxruntime's threads spin
-/// the same way between parallel sections.
-const LINGER: Duration = Duration::from_micros(400);
-
-/// A pause this long between two polls means the lingering thread was descheduled: the
-/// machine has no idle core, and spinning would take time from the caller (and others).
-const PREEMPTED: Duration = Duration::from_micros(30);
-
-/// After a preemption, lingering stays off this long (then is tried again).
-const BUSY_BACKOFF: Duration = Duration::from_millis(50);
-
-/// Set while one pool thread lingers (at most one at a time).
-static LINGERING: AtomicBool = AtomicBool::new(false);
-
-/// Nanoseconds since [`epoch`] before which [`linger`] does nothing.
-static LINGER_OFF_UNTIL: AtomicU64 = AtomicU64::new(0);
-
-fn epoch() -> Instant {
-    static EPOCH: OnceLock<Instant> = OnceLock::new();
-    *EPOCH.get_or_init(Instant::now)
-}
-
-fn since_epoch(t: Instant) -> u64 {
-    t.duration_since(epoch()).as_nanos() as u64
-}
-
-/// No thread lingers yet and the machine did not look busy lately.
-fn linger_wanted() -> bool {
-    !LINGERING.load(Ordering::Relaxed) && since_epoch(Instant::now()) >= LINGER_OFF_UNTIL.load(Ordering::Relaxed)
-}
-
-/// Keeps the current pool thread polling the pool for [`LINGER`] after its last job (a
-/// piece of a split started outside the pool), running what arrives (the next split's
-/// piece) without a wake-up. One thread at a time, and not on a busy machine (see
-/// [`PREEMPTED`]); a job run from here does not linger again.
-fn linger() {
-    let start = Instant::now();
-    if !linger_wanted() || LINGERING.swap(true, Ordering::Acquire) {
+    let n = pieces.len();
+    if n <= 1 || n > MAX_PIECES {
+        pieces.into_iter().for_each(|p| inline(|| f(p)));
         return;
     }
-    let (mut last, mut prev) = (start, start);
-    loop {
-        match rayon::yield_now() {
-            Some(rayon::Yield::Executed) => {
-                last = Instant::now();
-                prev = last;
+    let slots = Slots(pieces.into_iter().map(|p| std::cell::UnsafeCell::new(Some(p))).collect());
+    // Each index is claimed by exactly one thread (Pool::claim), which takes its piece.
+    let task = |i: usize| {
+        if let Some(p) = unsafe { slots.take(i) } {
+            inline(|| f(p));
+        }
+    };
+    let task: &Task = &task;
+    pool().run(n, task);
+}
+
+/// The pieces of one split, each taken once by the thread that claimed its index.
+struct Slots<P>(Vec<std::cell::UnsafeCell<Option<P>>>);
+unsafe impl<P: Send> Sync for Slots<P> {}
+
+impl<P> Slots<P> {
+    /// Piece `i`; safe only for the one thread that claimed index `i`.
+    unsafe fn take(&self, i: usize) -> Option<P> {
+        unsafe { (*self.0[i].get()).take() }
+    }
+}
+
+type Task<'a> = dyn Fn(usize) + Sync + 'a;
+
+/// Most pieces of one split (16 bits of [`Pool::state`]).
+const MAX_PIECES: usize = 0xffff;
+
+/// How long a pool thread keeps polling for the next split after its last piece before it
+/// sleeps on a condvar (microseconds; `IRC_SPIN_US` overrides it). Waking a sleeping thread
+/// costs tens of µs on the KVM bench machine; a spinning one picks a split up in well under
+/// 1 µs. onnxruntime's threads spin the same way between parallel sections. The budget is
+/// wall time, so a poll descheduled by the OS only shortens the spin (no backoff state).
+const SPIN_US: u64 = 1000;
+
+fn spin_budget() -> Duration {
+    static SPIN: OnceLock<Duration> = OnceLock::new();
+    *SPIN.get_or_init(|| {
+        Duration::from_micros(std::env::var("IRC_SPIN_US").ok().and_then(|v| v.parse().ok()).unwrap_or(SPIN_US))
+    })
+}
+
+/// The runtime's pool: `threads() - 1` threads (started on the first split, never with one
+/// thread) that run the pieces of one split at a time, published with one atomic store.
+struct Pool {
+    /// epoch << 32 | pieces << 16 | next piece to claim; a new epoch is a new split.
+    state: AtomicU64,
+    /// The current split's task (valid while its pieces run: the caller waits for them).
+    task: std::cell::UnsafeCell<*const Task<'static>>,
+    /// Pieces of the current split finished.
+    done: AtomicUsize,
+    /// Set while a caller owns the pool (one split at a time; others run inline).
+    busy: AtomicBool,
+    /// A piece run by a pool thread panicked.
+    panicked: AtomicBool,
+    /// Pool threads asleep (or about to sleep) on `wake`.
+    sleepers: AtomicUsize,
+    lock: Mutex<()>,
+    wake: Condvar,
+}
+
+unsafe impl Sync for Pool {}
+unsafe impl Send for Pool {}
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<&'static Pool> = OnceLock::new();
+    POOL.get_or_init(|| {
+        let pool: &'static Pool = Box::leak(Box::new(Pool {
+            state: AtomicU64::new(0),
+            task: std::cell::UnsafeCell::new(std::ptr::null::<fn(usize)>() as *const Task<'static>),
+            done: AtomicUsize::new(0),
+            busy: AtomicBool::new(false),
+            panicked: AtomicBool::new(false),
+            sleepers: AtomicUsize::new(0),
+            lock: Mutex::new(()),
+            wake: Condvar::new(),
+        }));
+        for i in 1..threads().max(2) {
+            let spawned = std::thread::Builder::new().name(format!("irc-pool-{i}")).spawn(move || pool.work());
+            if spawned.is_err() {
+                break; // the callers run every piece themselves
             }
-            Some(rayon::Yield::Idle) => {
-                for _ in 0..16 {
-                    std::hint::spin_loop();
-                }
-                let now = Instant::now();
-                if now - prev >= PREEMPTED {
-                    LINGER_OFF_UNTIL.store(since_epoch(now + BUSY_BACKOFF), Ordering::Relaxed);
-                    break;
-                }
-                if now - last >= LINGER {
-                    break;
-                }
-                prev = now;
+        }
+        pool
+    })
+}
+
+fn epoch_of(state: u64) -> u32 {
+    (state >> 32) as u32
+}
+
+impl Pool {
+    /// Claims the next piece of split `epoch`, if it has one left.
+    fn claim(&self, epoch: u32) -> Option<usize> {
+        let mut s = self.state.load(Ordering::Acquire);
+        loop {
+            let (total, next) = ((s >> 16) & 0xffff, s & 0xffff);
+            if epoch_of(s) != epoch || next >= total {
+                return None;
             }
-            None => break,
+            match self.state.compare_exchange_weak(s, s + 1, Ordering::Acquire, Ordering::Acquire) {
+                Ok(_) => return Some(next as usize),
+                Err(now) => s = now,
+            }
         }
     }
-    LINGERING.store(false, Ordering::Release);
+
+    /// Runs piece `i` of the current split (claimed by this thread) and counts it done.
+    fn run_claimed(&self, i: usize) {
+        let task = unsafe { *self.task.get() };
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| unsafe { (*task)(i) }));
+        if ran.is_err() {
+            self.panicked.store(true, Ordering::Relaxed);
+        }
+        self.done.fetch_add(1, Ordering::Release);
+    }
+
+    /// Runs `task(0..n)`, piece 0 on the caller, the rest on whoever claims them first.
+    fn run(&self, n: usize, task: &Task) {
+        if self.busy.compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed).is_err() {
+            (0..n).for_each(task);
+            return;
+        }
+        // Erase the lifetime: the pieces only run until `Finish` below has seen them done.
+        unsafe { *self.task.get() = std::mem::transmute::<*const Task<'_>, *const Task<'static>>(task as *const Task<'_>) };
+        self.done.store(0, Ordering::Relaxed);
+        let epoch = epoch_of(self.state.load(Ordering::Relaxed)).wrapping_add(1);
+        self.state.store((epoch as u64) << 32 | (n as u64) << 16 | 1, Ordering::SeqCst);
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.wake.notify_all();
+        }
+        /// Waits for every piece (also when the caller's own piece panics), frees the pool.
+        struct Finish<'p>(&'p Pool, u32, usize);
+        impl Drop for Finish<'_> {
+            fn drop(&mut self) {
+                let Finish(pool, epoch, n) = *self;
+                while let Some(i) = pool.claim(epoch) {
+                    pool.run_claimed(i);
+                }
+                let mut polls = 0u32;
+                while pool.done.load(Ordering::Acquire) < n - 1 {
+                    polls += 1;
+                    if polls < 4096 {
+                        std::hint::spin_loop();
+                    } else {
+                        std::thread::yield_now();
+                    }
+                }
+                pool.busy.store(false, Ordering::Release);
+            }
+        }
+        {
+            let _finish = Finish(self, epoch, n);
+            task(0);
+        }
+        if self.panicked.swap(false, Ordering::Relaxed) {
+            panic!("a piece of a parallel split panicked");
+        }
+    }
+
+    /// A pool thread: runs the pieces it claims, polls for the next split for
+    /// [`spin_budget`] after its last piece, then sleeps until a split wakes it.
+    fn work(&self) {
+        let mut seen = epoch_of(self.state.load(Ordering::Acquire));
+        loop {
+            let start = Instant::now();
+            let mut polls = 0u32;
+            let epoch = loop {
+                let e = epoch_of(self.state.load(Ordering::Acquire));
+                if e != seen {
+                    break e;
+                }
+                polls = polls.wrapping_add(1);
+                if polls % 64 == 0 && start.elapsed() >= spin_budget() {
+                    self.sleepers.fetch_add(1, Ordering::SeqCst);
+                    let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+                    while epoch_of(self.state.load(Ordering::SeqCst)) == seen {
+                        guard = self.wake.wait(guard).unwrap_or_else(|e| e.into_inner());
+                    }
+                    drop(guard);
+                    self.sleepers.fetch_sub(1, Ordering::SeqCst);
+                } else {
+                    std::hint::spin_loop();
+                }
+            };
+            seen = epoch;
+            // A piece only runs nested splits inline: mark this thread as running pieces.
+            IN_CALLER_PIECE.with(|c| c.set(true));
+            while let Some(i) = self.claim(epoch) {
+                self.run_claimed(i);
+            }
+        }
+    }
 }
 
 /// Splits `0..n` into `pieces` contiguous ranges whose lengths differ by at most `align`
@@ -247,16 +357,20 @@ pub fn join<A: FnOnce() -> RA + Send, B: FnOnce() -> RB + Send, RA: Send, RB: Se
     if pieces_for(work) < 2 {
         return (a(), b());
     }
-    rayon::join(a, b)
+    let (mut ra, mut rb) = (None, None);
+    enum Side<'a, A, B, RA, RB> {
+        A(A, &'a mut Option<RA>),
+        B(B, &'a mut Option<RB>),
+    }
+    run_pieces(vec![Side::A(a, &mut ra), Side::B(b, &mut rb)], &|side: Side<'_, A, B, RA, RB>| match side {
+        Side::A(a, r) => *r = Some(a()),
+        Side::B(b, r) => *r = Some(b()),
+    });
+    (ra.expect("join: a ran"), rb.expect("join: b ran"))
 }
 
-/// Runs `f` on a thread of the pool (when it has several threads and the caller is not one
-/// already), so that the splits inside `f` start from a pool thread: each then costs a
-/// push on that thread's own queue instead of a hand-off from outside the pool. Meant
-/// to wrap a whole `forward`; with one thread `f` just runs inline.
+/// Runs `f` (kept for callers that wrap a whole `forward`): splits started from any thread
+/// hand their pieces to the runtime's pool directly, so there is nothing to move first.
 pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if threads() <= 1 || rayon::current_thread_index().is_some() {
-        return f();
-    }
-    rayon::scope(|_| f())
+    f()
 }
