@@ -66,7 +66,7 @@ def _conv_pool(name: str, c: int, m: int, h: int, w: int, seed: int, k: int = 3,
 def test_split_conv_pool_batch1_match_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
     """Batch-1 convolutions and a 3x3/s2 max-pool split over 2 threads (channel counts that
     are not multiples of the kernels' blocks, odd planes), several splits in a row (the pool
-    thread lingers between them, runtime/par.rs): equal to onnxruntime and, bit for bit, to
+    thread spins between them, runtime/par.rs): equal to onnxruntime and, bit for bit, to
     one thread."""
     from irc.oracle import random_inputs
 

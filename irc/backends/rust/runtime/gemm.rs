@@ -590,7 +590,7 @@ pub fn sgemm_packed_b(
 /// weights (mlp's 784x256: 9 µs, mnist_cnn's 9216x128: 63 µs) ran 1.1-2x slower split;
 /// 4 M weights (16384x256: 391 -> 326 µs) and 16 M (5.4 -> 4.2 ms) ran faster. Those
 /// losses were the second core being busy: with the pool thread given a core (`chrt`) and
-/// kept polling between splits (`par::linger`), 1 M weights split well (mnist_cnn's fc1
+/// kept polling between splits (now the pool's spin, runtime/par.rs), 1 M weights split well (mnist_cnn's fc1
 /// 63 -> 52 µs, mobilenet's 1024x1000 classifier 215 -> 148 µs; p10 of each op), so the
 /// split starts at 512 Ki (mlp's 0.2 M layers stay on one thread).
 const GEMV_SPLIT_FLOATS: usize = 512 * 1024;
