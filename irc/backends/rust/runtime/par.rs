@@ -269,7 +269,7 @@ impl Pool {
                     break e;
                 }
                 polls = polls.wrapping_add(1);
-                if polls % 64 == 0 && start.elapsed() >= spin_budget() {
+                if polls.is_multiple_of(64) && start.elapsed() >= spin_budget() {
                     self.sleepers.fetch_add(1, Ordering::SeqCst);
                     let mut guard = self.lock.lock().unwrap_or_else(|e| e.into_inner());
                     while epoch_of(self.state.load(Ordering::SeqCst)) == seen {
