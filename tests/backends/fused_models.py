@@ -168,13 +168,14 @@ def build() -> dict[str, ModelProto]:
         ("blk_pw", {}, ["N", 260, 7, 14], (40, 260, 1, 1), "Clip"),
         ("blk_pw_7x7", {}, ["N", 256, 7, 7], (33, 256, 1, 1), "Relu"),
         ("blk_pw_copy", {}, ["N", 256, 5, 6], (20, 256, 1, 1), "Relu"),
-        # Winograd F(2x2, 3x3) (`rt::conv_winograd`, 3x3/s1 with >= 64 input channels on
+        # Winograd F(2x2, 3x3) (`rt::conv_winograd`, 3x3/s1 with >= 32 input channels on
         # planes of >= 14x14 outputs): odd channel counts, asymmetric pads <= 1, a plane
         # whose tiles overhang the last row and column, blocks of tiles crossing images
         # (batch 2), no padding, an activation outside the store (Sigmoid).
         ("wino_odd", {"pads": [1, 0, 0, 1]}, ["N", 65, 15, 17], (40, 65, 3, 3), "Clip"),
         ("wino_valid", {}, ["N", 64, 17, 16], (33, 64, 3, 3), "Sigmoid"),
         ("wino_same", {"pads": [1, 1, 1, 1]}, ["N", 70, 15, 15], (67, 70, 3, 3), "Relu"),
+        ("wino_c32", {"pads": [1, 1, 1, 1]}, ["N", 32, 15, 14], (24, 32, 3, 3), "Relu"),
     ]
     for key, attrs, xs, ws, act in packed:
         out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,

@@ -108,7 +108,10 @@ def direct_conv(c: OpCtx, w, group: int) -> bool:
 def winograd_conv(c: OpCtx, w, group: int) -> int | None:
     """The output tile (2) of `rt::conv_winograd` (Winograd F(2 x 2, 3 x 3)) for this layer,
     or None: 2-D 3x3, stride 1, no dilation, one group, pads <= 1, f32, and wide enough to
-    pay (>= 64 input channels on >= 196 output positions, measured in bench/NOTES.md)."""
+    pay (>= 32 input channels on >= 196 output positions, measured per layer in bench/NOTES.md:
+    with the AVX-512 transforms F(2x2) also beats the direct kernel on 32 -> 64 at 26x26; 7x7
+    planes gain 7-9% at 1 thread but lose at 2 (16 tiles are one block) and cost 7 MB of
+    weights per 512-channel layer, so they stay direct)."""
     strides = list(c.a("strides") or [1, 1])
     dilations = list(c.a("dilations") or [1, 1])
     pads = list(c.attr_list("pads") or [0, 0, 0, 0])
@@ -122,7 +125,7 @@ def winograd_conv(c: OpCtx, w, group: int) -> int | None:
         return None
     cin = w.shape[1]
     positions = out_positions(c)
-    if cin >= 64 and positions is not None and positions >= 196:
+    if cin >= 32 and positions is not None and positions >= 196:
         return 2
     return None
 

@@ -205,6 +205,15 @@ fn winograd_impl(
 fn pad_input(g: &Geo, src: &[f32], padded: &mut Vec<f32>) {
     let (r, u_len) = (g.r, g.u_len);
     let rows = g.pp / (r * u_len);
+    #[cfg(target_arch = "x86_64")]
+    if r == 2 && avx512_cpu() {
+        if padded.len() < g.n * g.c * g.pp {
+            padded.resize(g.n * g.c * g.pp, 0.0);
+        }
+        // SAFETY: the CPU has AVX-512F; `padded` holds n · c · pp floats.
+        unsafe { pad_avx512(g, src, padded) };
+        return;
+    }
     padded.clear();
     padded.resize(g.n * g.c * g.pp, 0.0);
     let plane = g.h * g.w;
@@ -304,7 +313,16 @@ unsafe fn block<const A: usize, const R: usize>(
     let (v, m) = buf.split_at_mut(v_len);
     let vp = v.as_mut_ptr();
     // Input transform: V[t][c][tile], from the padded, phase-split copy.
-    for sg in &segs {
+    #[cfg(target_arch = "x86_64")]
+    let wide = A == 4 && R == 2 && avx512_cpu();
+    #[cfg(not(target_arch = "x86_64"))]
+    let wide = false;
+    #[cfg(target_arch = "x86_64")]
+    if wide {
+        // SAFETY: the CPU has AVX-512F; V holds t · vs floats (see `input_avx512`).
+        unsafe { input_avx512(g, &segs, padded, vp, vs, nb) };
+    }
+    for sg in segs.iter().filter(|_| !wide) {
         for c in 0..g.c {
             let phases = &padded[(sg.img * g.c + c) * pp + sg.ty * R * R * u_len..][..A * R * u_len];
             let pptr = phases.as_ptr();
@@ -361,6 +379,12 @@ unsafe fn block<const A: usize, const R: usize>(
         Act::Clip(lo, hi) => (lo, hi, true),
         _ => (f32::NEG_INFINITY, f32::INFINITY, false),
     };
+    #[cfg(target_arch = "x86_64")]
+    if wide && fused {
+        // SAFETY: the CPU has AVX-512F; M holds t · ms + L floats; `out` as this function's.
+        unsafe { output_avx512(g, &segs, m.as_ptr(), ms, nb, bias, lo, hi, add, out) };
+        return;
+    }
     let oplane = g.oh * g.ow;
     for sg in &segs {
         for k in 0..g.k {
@@ -443,4 +467,190 @@ fn interleave<const R: usize>(y: &[Lanes; R]) -> [f32; 4 * L] {
         out[3 * L..].copy_from_slice(&d);
     }
     out
+}
+
+#[cfg(target_arch = "x86_64")]
+fn avx512_cpu() -> bool {
+    is_x86_feature_detected!("avx512f")
+}
+
+/// `BT · (a, b, c, d)` of F(2x2, 3x3) on 16 tiles.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bt4(
+    a: std::arch::x86_64::__m512, b: std::arch::x86_64::__m512, c: std::arch::x86_64::__m512,
+    d: std::arch::x86_64::__m512,
+) -> [std::arch::x86_64::__m512; 4] {
+    use std::arch::x86_64::*;
+    [_mm512_sub_ps(a, c), _mm512_add_ps(b, c), _mm512_sub_ps(c, b), _mm512_sub_ps(b, d)]
+}
+
+/// `AT · (a, b, c, d)` of F(2x2, 3x3) on 16 tiles.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn at4(
+    a: std::arch::x86_64::__m512, b: std::arch::x86_64::__m512, c: std::arch::x86_64::__m512,
+    d: std::arch::x86_64::__m512,
+) -> [std::arch::x86_64::__m512; 2] {
+    use std::arch::x86_64::*;
+    [_mm512_add_ps(_mm512_add_ps(a, b), c), _mm512_sub_ps(_mm512_sub_ps(b, c), d)]
+}
+
+/// Mask of the first `n` (<= 16) lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn first(n: usize) -> u16 {
+    if n >= 16 { u16::MAX } else { (1u16 << n) - 1 }
+}
+
+/// The input transform of `block::<4, 2>` in zmm registers: 16 tiles of one channel at a
+/// time, the 4x4 input values loaded from the phase-split copy, `BT · d · B` and the 16
+/// points stored to V (masked on a segment's last, partial chunk).
+///
+/// Safety: AVX-512F; `vp` points to V (`16 · vs` floats), `padded` as for `block`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn input_avx512(g: &Geo, segs: &[Segment], padded: &[f32], vp: *mut f32, vs: usize, nb: usize) {
+    use std::arch::x86_64::*;
+    let u_len = g.u_len;
+    let lin = 2 * u_len;
+    for sg in segs {
+        for c in 0..g.c {
+            let phases = &padded[(sg.img * g.c + c) * g.pp + sg.ty * 4 * u_len..][..8 * u_len];
+            let dst = vp.add(c * nb + sg.off);
+            let mut x = 0;
+            while x < sg.len {
+                let mask = first(sg.len - x);
+                // SAFETY: as the portable loop: column s' / 2 + x0 + x + 16 <= u_len.
+                let q = phases.as_ptr().add(sg.x0 + x);
+                // Column s' of tile x is phase s' mod 2 at u = x + s' / 2.
+                let ld = |s: usize, s2: usize| _mm512_loadu_ps(q.add(s * lin + (s2 % 2) * u_len + s2 / 2));
+                let c0 = bt4(ld(0, 0), ld(1, 0), ld(2, 0), ld(3, 0));
+                let c1 = bt4(ld(0, 1), ld(1, 1), ld(2, 1), ld(3, 1));
+                let c2 = bt4(ld(0, 2), ld(1, 2), ld(2, 2), ld(3, 2));
+                let c3 = bt4(ld(0, 3), ld(1, 3), ld(2, 3), ld(3, 3));
+                for i in 0..4 {
+                    let v = bt4(c0[i], c1[i], c2[i], c3[i]);
+                    for (j, &vj) in v.iter().enumerate() {
+                        _mm512_mask_storeu_ps(dst.add((i * 4 + j) * vs + x), mask, vj);
+                    }
+                }
+                x += 16;
+            }
+        }
+    }
+}
+
+/// The output transform of `block::<4, 2>` in zmm registers: 16 tiles of one output channel
+/// at a time, `AT · M · A`, the two columns of each tile interleaved into output rows, bias,
+/// residual and the clamp applied, masked stores.
+///
+/// Safety: AVX-512F; `m` points to M (`16 · ms + 16` floats); `out` as for `block`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output_avx512(
+    g: &Geo, segs: &[Segment], m: *const f32, ms: usize, nb: usize, bias: &[f32], lo: f32, hi: f32, add: bool,
+    out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    let oplane = g.oh * g.ow;
+    let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for sg in segs {
+        for (k, &bk) in bias.iter().enumerate() {
+            let bk = _mm512_set1_ps(bk);
+            let src = m.add(k * nb + sg.off);
+            let plane = out.add((sg.img * g.k + k) * oplane);
+            let mut x = 0;
+            while x < sg.len {
+                let cl = 16.min(sg.len - x);
+                // SAFETY: reads end at most 16 floats past the block's tiles (M's slack).
+                let ld = |t: usize| _mm512_loadu_ps(src.add(t * ms + x));
+                // rows[i][b] = Σ_j AT[b][j] · M[i · 4 + j]
+                let r0 = at4(ld(0), ld(1), ld(2), ld(3));
+                let r1 = at4(ld(4), ld(5), ld(6), ld(7));
+                let r2 = at4(ld(8), ld(9), ld(10), ld(11));
+                let r3 = at4(ld(12), ld(13), ld(14), ld(15));
+                // y[b][a'] = Σ_i AT[a'][i] · rows[i][b]
+                let y0 = at4(r0[0], r1[0], r2[0], r3[0]);
+                let y1 = at4(r0[1], r1[1], r2[1], r3[1]);
+                let ox0 = (sg.x0 + x) * 2;
+                let ox1 = ((sg.x0 + x + cl) * 2).min(g.ow);
+                let n = ox1 - ox0;
+                let (m0, m1) = (first(n), first(n.saturating_sub(16)));
+                for aa in 0..2 {
+                    let oy = sg.ty * 2 + aa;
+                    if oy >= g.oh {
+                        break;
+                    }
+                    let o = plane.add(oy * g.ow + ox0);
+                    let mut s0 = _mm512_add_ps(_mm512_permutex2var_ps(y0[aa], ilo, y1[aa]), bk);
+                    let mut s1 = _mm512_add_ps(_mm512_permutex2var_ps(y0[aa], ihi, y1[aa]), bk);
+                    if add {
+                        s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, o));
+                        s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m1, o.add(16)));
+                    }
+                    // max(lo, s) and min(hi, s) keep a NaN s, as the portable clamp.
+                    s0 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, s0));
+                    s1 = _mm512_min_ps(vhi, _mm512_max_ps(vlo, s1));
+                    _mm512_mask_storeu_ps(o, m0, s0);
+                    _mm512_mask_storeu_ps(o.add(16), m1, s1);
+                }
+                x += 16;
+            }
+        }
+    }
+}
+
+/// Lanes `lo..hi` (clipped to 0..16) of a mask.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn lanes_mask(lo: isize, hi: isize) -> u16 {
+    let (lo, hi) = (lo.clamp(0, 16) as usize, hi.clamp(0, 16) as usize);
+    if hi <= lo { 0 } else { first(hi) & !first(lo) }
+}
+
+/// `pad_input` for r = 2 in zmm registers: every float of the planes written once (zeros
+/// outside the input), each phase row from two masked loads of 32 input columns split into
+/// even and odd ones.
+///
+/// Safety: AVX-512F; `padded` holds at least n · c · pp floats, `src` n · c · h · w.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pad_avx512(g: &Geo, src: &[f32], padded: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let u_len = g.u_len;
+    let rows = g.pp / (2 * u_len);
+    let plane = g.h * g.w;
+    let zero = _mm512_setzero_ps();
+    let even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let (w, pw) = (g.w as isize, g.pw as isize);
+    for (pl, dst) in padded[..g.n * g.c * g.pp].chunks_exact_mut(g.pp).enumerate() {
+        let chan = src[pl * plane..][..plane].as_ptr();
+        let d = dst.as_mut_ptr();
+        for yp in 0..rows {
+            let row_in = yp.checked_sub(g.ph).filter(|&y| y < g.h);
+            for p in 0..2 {
+                let drow = d.add((yp * 2 + p) * u_len);
+                let Some(y) = row_in else {
+                    for u in (0..u_len).step_by(16) {
+                        _mm512_storeu_ps(drow.add(u), zero);
+                    }
+                    continue;
+                };
+                let row = chan.add(y * g.w);
+                for u in (0..u_len).step_by(16) {
+                    // Input column of lane e of the 32 loaded: col0 + e, in the row if 0 <= . < w.
+                    let col0 = 2 * u as isize + p as isize - pw;
+                    let (m0, m1) = (lanes_mask(-col0, w - col0), lanes_mask(-col0 - 16, w - col0 - 16));
+                    // SAFETY: only lanes inside the row are read (wrapping: the address may lie before it).
+                    let a = _mm512_maskz_loadu_ps(m0, row.wrapping_offset(col0));
+                    let b = _mm512_maskz_loadu_ps(m1, row.wrapping_offset(col0 + 16));
+                    _mm512_storeu_ps(drow.add(u), _mm512_permutex2var_ps(a, even, b));
+                }
+            }
+        }
+    }
 }
