@@ -170,10 +170,13 @@ fn winograd_impl(
     let t = g.a * g.a;
     let per_tile = t * (g.c + g.k) * 4;
     let tiles = g.n * g.th * g.tw;
-    // Whole GEMM column slivers (32) per block, at least one.
-    let nb = (BLOCK_BYTES / per_tile / 32).max(1) * 32;
-    let blocks = tiles.div_ceil(nb);
     let flops = 2 * tiles * t * g.c * g.k;
+    // Whole GEMM column slivers (32) per block, at least one; when the layer splits, no
+    // more slivers per block than each thread's share (mnist_cnn's 144 tiles at 2 threads:
+    // blocks of 96 + 48 tiles instead of 64 + 64 on one thread and 16 on the other).
+    let share = tiles.div_ceil(32).div_ceil(super::par::pieces_for(flops)) * 32;
+    let nb = ((BLOCK_BYTES / per_tile / 32).max(1) * 32).min(share);
+    let blocks = tiles.div_ceil(nb);
     let optr = OutPtr(out.as_mut_ptr());
     let mut padded = PADDED.with(|cell| cell.take());
     pad_input(&g, src, &mut padded);
