@@ -521,14 +521,7 @@ class Emitter:
         args = ", ".join(f"&rt::batch::batch_slice({b.params[v]}, {axes[b.params[v]]}, {items})" if b.params[v] in axes
                          else b.params[v] for v in ins)
         w(f"        let {parts} = rt::batch::batch_parallel({chunks}, |{items}| self.{serial}({args}))?;")
-        outs = split.outputs
-        if len(outs) == 1:
-            w(f"        rt::batch::concat_batch(&{parts}, {outs[0]}, |{part}| {part})")
-        else:
-            w("        Ok((")
-            for i, a in enumerate(outs):
-                w(f"            rt::batch::concat_batch(&{parts}, {a}, |{part}| &{part}.{i})?,")
-            w("        ))")
+        _concat_parts(split, parts, part, w)
         w("    }")
         w("")
         if serial == "forward_items":
@@ -550,16 +543,21 @@ class Emitter:
         args = ", ".join(f"&rt::batch::batch_slice({b.params[v]}, {axes[b.params[v]]}, &({item}..{item} + 1))"
                          if b.params[v] in axes else b.params[v] for v in ins)
         w(f"        let {parts} = (0..{n}).map(|{item}| self.forward_serial({args})).collect::<Result<Vec<_>, Error>>()?;")
-        outs = split.outputs
-        if len(outs) == 1:
-            w(f"        rt::batch::concat_batch(&{parts}, {outs[0]}, |{part}| {part})")
-        else:
-            w("        Ok((")
-            for i, a in enumerate(outs):
-                w(f"            rt::batch::concat_batch(&{parts}, {a}, |{part}| &{part}.{i})?,")
-            w("        ))")
+        _concat_parts(split, parts, part, w)
         w("    }")
         w("")
+
+
+def _concat_parts(split: BatchSplit, parts: str, part: str, w: Callable[[str], None]) -> None:
+    """The tail of a batch-split forward: every output joined from the parts' along its batch axis."""
+    outs = split.outputs
+    if len(outs) == 1:
+        w(f"        rt::batch::concat_batch(&{parts}, {outs[0]}, |{part}| {part})")
+        return
+    w("        Ok((")
+    for i, a in enumerate(outs):
+        w(f"            rt::batch::concat_batch(&{parts}, {a}, |{part}| &{part}.{i})?,")
+    w("        ))")
 
 
 # A batch-split model whose largest intermediate of one item is at least this many bytes

@@ -1627,32 +1627,10 @@ mod x86 {
         while p + 8 <= kc {
             unsafe {
                 let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(rows[i].add(p)));
-                let t0 = _mm256_unpacklo_ps(r[0], r[1]);
-                let t1 = _mm256_unpackhi_ps(r[0], r[1]);
-                let t2 = _mm256_unpacklo_ps(r[2], r[3]);
-                let t3 = _mm256_unpackhi_ps(r[2], r[3]);
-                let t4 = _mm256_unpacklo_ps(r[4], r[5]);
-                let t5 = _mm256_unpackhi_ps(r[4], r[5]);
-                let t6 = _mm256_unpacklo_ps(r[6], r[7]);
-                let t7 = _mm256_unpackhi_ps(r[6], r[7]);
-                // Columns j (rows 0-3 | rows 4-7 in s[j % 4], s[j % 4 + 4]: low half j < 4).
-                let s0 = _mm256_shuffle_ps::<0x44>(t0, t2);
-                let s1 = _mm256_shuffle_ps::<0xEE>(t0, t2);
-                let s2 = _mm256_shuffle_ps::<0x44>(t1, t3);
-                let s3 = _mm256_shuffle_ps::<0xEE>(t1, t3);
-                let s4 = _mm256_shuffle_ps::<0x44>(t4, t6);
-                let s5 = _mm256_shuffle_ps::<0xEE>(t4, t6);
-                let s6 = _mm256_shuffle_ps::<0x44>(t5, t7);
-                let s7 = _mm256_shuffle_ps::<0xEE>(t5, t7);
-                let out = sliver.add(p * 8);
-                _mm256_storeu_ps(out, _mm256_permute2f128_ps::<0x20>(s0, s4));
-                _mm256_storeu_ps(out.add(8), _mm256_permute2f128_ps::<0x20>(s1, s5));
-                _mm256_storeu_ps(out.add(16), _mm256_permute2f128_ps::<0x20>(s2, s6));
-                _mm256_storeu_ps(out.add(24), _mm256_permute2f128_ps::<0x20>(s3, s7));
-                _mm256_storeu_ps(out.add(32), _mm256_permute2f128_ps::<0x31>(s0, s4));
-                _mm256_storeu_ps(out.add(40), _mm256_permute2f128_ps::<0x31>(s1, s5));
-                _mm256_storeu_ps(out.add(48), _mm256_permute2f128_ps::<0x31>(s2, s6));
-                _mm256_storeu_ps(out.add(56), _mm256_permute2f128_ps::<0x31>(s3, s7));
+                // Column j of the 8 rows is the sliver's 8 floats at p + j.
+                for (j, col) in super::transpose8x8(r).into_iter().enumerate() {
+                    _mm256_storeu_ps(sliver.add((p + j) * 8), col);
+                }
             }
             p += 8;
         }
