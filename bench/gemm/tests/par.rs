@@ -48,7 +48,6 @@ fn for_each_index_and_chunks_visit_everything_once() {
                 assert_eq!(seen.load(Ordering::Relaxed), 1000);
 
                 assert_eq!(par::join(work, || 1, || "b"), (1, "b"));
-                assert_eq!(par::install(|| 42), 42);
             });
         }
     }

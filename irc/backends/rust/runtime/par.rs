@@ -48,17 +48,11 @@ pub fn pieces_for(work: usize) -> usize {
 /// Always 1 inside a piece the calling thread runs for a split started outside the pool
 /// (that thread cannot help the pool with nested pieces; see [`for_ranges_min`]).
 pub fn pieces_for_min(work: usize, min_work: usize) -> usize {
-    let min_work = (min_work / split_div()).max(2);
+    let min_work = min_work.max(2);
     if work < min_work || IN_CALLER_PIECE.with(|c| c.get()) {
         return 1;
     }
     threads().min(work / (min_work / 2)).max(1)
-}
-
-/// Divisor of every split threshold (`IRC_SPLIT_DIV`, default 1: for measurements).
-fn split_div() -> usize {
-    static DIV: OnceLock<usize> = OnceLock::new();
-    *DIV.get_or_init(|| std::env::var("IRC_SPLIT_DIV").ok().and_then(|v| v.parse().ok()).unwrap_or(1).max(1))
 }
 
 thread_local! {
@@ -367,10 +361,4 @@ pub fn join<A: FnOnce() -> RA + Send, B: FnOnce() -> RB + Send, RA: Send, RB: Se
         Side::B(b, r) => *r = Some(b()),
     });
     (ra.expect("join: a ran"), rb.expect("join: b ran"))
-}
-
-/// Runs `f` (kept for callers that wrap a whole `forward`): splits started from any thread
-/// hand their pieces to the runtime's pool directly, so there is nothing to move first.
-pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    f()
 }
