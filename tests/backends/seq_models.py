@@ -211,6 +211,12 @@ def _rnn_family(rng) -> dict[str, ModelProto]:
         direction="bidirectional", use=("b", "lens", "h0", "c0", "p"))
     out["lstm_reverse_nobias"] = _rnn("l3", "LSTM", [x], weights(4, 1)[:2], hid, direction="reverse")
     out["lstm_wide_b1"] = _rnn("l5", "LSTM", [("x", F, [9, 1, 24])], weights(4, 1, 40, 24), 40, use=("b",))
+    # Batch 1 takes the fused step (units in groups of 16, runtime/rnn.rs `lstm_fused`): 19
+    # units (one full group and a masked one), both directions, peepholes, states, a length.
+    out["lstm_bidir_b1_odd"] = _rnn(
+        "l6", "LSTM", [("x", F, [7, 1, 5]), ("h0", F, [2, 1, 19]), ("c0", F, [2, 1, 19])],
+        weights(4, 2, 19, 5) + [("p", w(rng, 2, 3 * 19) * 0.5), ("lens", np.array([6], np.int32))], 19,
+        direction="bidirectional", use=("b", "lens", "h0", "c0", "p"))
     for lbr in (0, 1):
         out[f"gru_lbr{lbr}"] = _rnn(f"g{lbr}", "GRU", [x, ("h0", F, [1, batch, hid])], weights(3, 1), hid,
                                     linear_before_reset=lbr, use=("b", "h0"))

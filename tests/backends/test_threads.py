@@ -115,3 +115,53 @@ def test_split_blocked_fill_and_depthwise_batch1_match_one_thread(tmp_path: Path
                                      lambda g: random_inputs(g, batch=1, seed=11))}
     outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads_blocked", cases)
     assert_same_bits(outputs, cases)
+
+
+def _lstm(name: str, seq: int, batch: int, inp: int, hid: int, seed: int, direction: str = "forward",
+          peep: bool = False, lens: int | None = None, embed: bool = False) -> onnx.ModelProto:
+    """One LSTM layer (`embed`: fed by Gather from an embedding, as lstm_text), with biases,
+    initial states and optionally peepholes and a sequence length."""
+    rng = np.random.default_rng(seed)
+    dirs = 2 if direction == "bidirectional" else 1
+    scale = 1.0 / np.sqrt(hid)
+    inits = {"w": rng.standard_normal((dirs, 4 * hid, inp)) * scale, "r": rng.standard_normal((dirs, 4 * hid, hid)) * scale,
+             "b": rng.standard_normal((dirs, 8 * hid)) * 0.1}
+    inits["h0"] = rng.standard_normal((dirs, batch, hid)) * 0.5
+    inits["c0"] = rng.standard_normal((dirs, batch, hid)) * 0.5
+    if peep:
+        inits["p"] = rng.standard_normal((dirs, 3 * hid)) * 0.3
+    tensors = [numpy_helper.from_array(v.astype(np.float32), k) for k, v in inits.items()]
+    if lens is not None:
+        tensors.append(numpy_helper.from_array(np.full(batch, lens, np.int32), "lens"))
+    ins = ["x", "w", "r", "b", "lens" if lens is not None else "", "h0", "c0"] + (["p"] if peep else [])
+    nodes = [helper.make_node("LSTM", ins, ["y", "yh", "yc"], hidden_size=hid, direction=direction)]
+    if embed:
+        tensors.append(numpy_helper.from_array(rng.standard_normal((50, inp)).astype(np.float32), "table"))
+        nodes = [helper.make_node("Gather", ["table", "ids"], ["e"]),
+                 helper.make_node("Transpose", ["e"], ["x"], perm=[1, 0, 2])] + nodes
+        inputs = [helper.make_tensor_value_info("ids", TP.INT64, [batch, seq])]
+    else:
+        inputs = [helper.make_tensor_value_info("x", TP.FLOAT, [seq, batch, inp])]
+    graph = helper.make_graph(nodes, name, inputs, [helper.make_tensor_value_info(o, TP.FLOAT, None) for o in ("y", "yh", "yc")],
+                              initializer=tensors)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@needs_cargo
+def test_split_lstm_steps_match_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
+    """Batch-1 LSTMs whose steps split their hidden units over 2 threads (runtime/rnn.rs
+    `lstm_fused` on `par::lockstep`, from 64 units): 100 units (7 groups of 16, the last one
+    masked) with peepholes, 72 units in both directions with a sequence length, 128 units fed
+    by an embedding (lstm_text's shape, reverse); below the split (24 units) and batch 3 (the
+    GEMM step) beside them: equal to onnxruntime and, bit for bit, to one thread."""
+    from irc.oracle import random_inputs
+
+    specs = {"case_lstm_h100": dict(seq=23, batch=1, inp=9, hid=100, peep=True),
+             "case_lstm_bidir72": dict(seq=17, batch=1, inp=6, hid=72, direction="bidirectional", lens=12),
+             "case_lstm_embed128": dict(seq=31, batch=1, inp=16, hid=128, direction="reverse", embed=True),
+             "case_lstm_h24": dict(seq=9, batch=1, inp=5, hid=24),
+             "case_lstm_b3": dict(seq=11, batch=3, inp=7, hid=70, direction="bidirectional", peep=True)}
+    cases = {key: (_lstm(key, seed=seed, **spec), lambda g: random_inputs(g, batch=1, seed=13))
+             for seed, (key, spec) in enumerate(specs.items())}
+    outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads_lstm", cases)
+    assert_same_bits(outputs, cases)

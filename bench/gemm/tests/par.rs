@@ -79,3 +79,50 @@ fn pieces_for_min_uses_its_own_threshold() {
         assert!(seen.iter().all(|c| c.load(std::sync::atomic::Ordering::Relaxed) == 1));
     }
 }
+
+#[test]
+fn lockstep_runs_every_round_once_in_order() {
+    use std::sync::atomic::AtomicU64;
+    // Two halves of a recurrence: round s of each reads both halves of round s - 1.
+    let expect = |steps: usize| {
+        let (mut a, mut b) = (1u64, 2u64);
+        for s in 0..steps as u64 {
+            (a, b) = (a.wrapping_mul(31).wrapping_add(b ^ s), b.wrapping_mul(17).wrapping_add(a) ^ 5);
+        }
+        (a, b)
+    };
+    for threads in [1, 2, 3] {
+        for (steps, slow_b) in [(0, false), (1, false), (200, false), (50, true)] {
+            let xa: Vec<AtomicU64> = (0..=steps).map(|_| AtomicU64::new(0)).collect();
+            let xb: Vec<AtomicU64> = (0..=steps).map(|_| AtomicU64::new(0)).collect();
+            xa[0].store(1, Ordering::Relaxed);
+            xb[0].store(2, Ordering::Relaxed);
+            let runs: Vec<AtomicUsize> = (0..2 * steps).map(|_| AtomicUsize::new(0)).collect();
+            pool(threads).install(|| {
+                let caller = std::thread::current().id();
+                par::lockstep(
+                    steps,
+                    1000,
+                    10,
+                    |s| {
+                        assert_eq!(std::thread::current().id(), caller, "a runs on the caller");
+                        runs[2 * s].fetch_add(1, Ordering::Relaxed);
+                        let (a, b) = (xa[s].load(Ordering::Relaxed), xb[s].load(Ordering::Relaxed));
+                        xa[s + 1].store(a.wrapping_mul(31).wrapping_add(b ^ s as u64), Ordering::Relaxed);
+                    },
+                    |s| {
+                        runs[2 * s + 1].fetch_add(1, Ordering::Relaxed);
+                        if slow_b && s % 7 == 3 && std::thread::current().id() != caller {
+                            std::thread::sleep(std::time::Duration::from_micros(200));
+                        }
+                        let (a, b) = (xa[s].load(Ordering::Relaxed), xb[s].load(Ordering::Relaxed));
+                        xb[s + 1].store(b.wrapping_mul(17).wrapping_add(a) ^ 5, Ordering::Relaxed);
+                    },
+                )
+            });
+            assert!(runs.iter().all(|r| r.load(Ordering::Relaxed) == 1), "{threads} threads, {steps} steps");
+            let got = (xa[steps].load(Ordering::Relaxed), xb[steps].load(Ordering::Relaxed));
+            assert_eq!(got, expect(steps), "{threads} threads, {steps} steps");
+        }
+    }
+}

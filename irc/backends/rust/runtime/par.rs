@@ -362,3 +362,105 @@ pub fn join<A: FnOnce() -> RA + Send, B: FnOnce() -> RB + Send, RA: Send, RB: Se
     });
     (ra.expect("join: a ran"), rb.expect("join: b ran"))
 }
+
+/// A counter on its own cache lines (the two sides of [`lockstep`] poll each other's).
+#[repr(align(128))]
+struct Padded<T>(T);
+
+/// Runs `a(s)` and `b(s)` for every round `s` in `0..steps`, where round `s` needs both
+/// pieces of round `s - 1` done (a recurrence split in two halves that exchange their part
+/// of the state every round, e.g. the hidden units of a batch-1 LSTM step). `a` always runs
+/// on the caller, `b` on a pool thread while one keeps up: the pool thread claims `b(s)` as
+/// soon as round `s - 1` is done, the caller runs `a(s)`, then waits (spinning) for `b(s)`,
+/// or runs `b(s)` itself if nobody has claimed it yet. So a pool thread that is asleep,
+/// busy or descheduled between rounds costs the caller nothing beyond the 1-thread time
+/// (only a `b(s)` already started is waited for). Inline (`a(s)`, `b(s)` per round) with
+/// one thread, inside a split's piece, when another caller holds the pool, or when `work`
+/// (the cost of one round) is below `min_work` (see [`pieces_for_min`]).
+pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + Sync, b: impl Fn(usize) + Sync) {
+    if steps == 0 {
+        return;
+    }
+    if pieces_for_min(work, min_work) < 2 {
+        for s in 0..steps {
+            a(s);
+            b(s);
+        }
+        return;
+    }
+    // Rounds of `a` done; `b`: claimed << 32 | done (only the claimant moves `done`).
+    let a_done = Padded(AtomicUsize::new(0));
+    let b_state = Padded(AtomicU64::new(0));
+    let steps32 = steps.min(u32::MAX as usize) as u64;
+    /// Set by a caller unwinding out of `a`: the pool thread stops.
+    struct Abort<'a>(&'a AtomicUsize);
+    impl Drop for Abort<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(usize::MAX, Ordering::Release);
+            }
+        }
+    }
+    let caller = || {
+        let _abort = Abort(&a_done.0);
+        for s in 0..steps {
+            a(s);
+            a_done.0.store(s + 1, Ordering::Release);
+            let s64 = s as u64;
+            let mine = b_state.0.compare_exchange(s64 << 32 | s64, (s64 + 1) << 32 | s64, Ordering::Acquire, Ordering::Acquire);
+            if mine.is_ok() {
+                b(s);
+                b_state.0.store((s64 + 1) << 32 | (s64 + 1), Ordering::Release);
+                continue;
+            }
+            // Claimed by the pool thread: wait for it to finish.
+            let mut polls = 0u32;
+            while b_state.0.load(Ordering::Acquire) & 0xffff_ffff <= s64 {
+                polls += 1;
+                if polls < 1 << 16 {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    };
+    let helper = || loop {
+        let st = b_state.0.load(Ordering::Acquire);
+        let (claimed, done) = (st >> 32, st & 0xffff_ffff);
+        if claimed >= steps32 {
+            return;
+        }
+        // Round `claimed` needs round `claimed - 1` done on both sides.
+        let a = a_done.0.load(Ordering::Acquire);
+        if a == usize::MAX {
+            return;
+        }
+        if done < claimed || (a as u64) < claimed {
+            std::hint::spin_loop();
+            continue;
+        }
+        if b_state.0.compare_exchange(st, (claimed + 1) << 32 | done, Ordering::Acquire, Ordering::Relaxed).is_ok() {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| b(claimed as usize)));
+            // Marked done even if `b` panicked (the caller then runs the rest itself).
+            b_state.0.store((claimed + 1) << 32 | (claimed + 1), Ordering::Release);
+            if let Err(e) = ran {
+                std::panic::resume_unwind(e);
+            }
+        }
+    };
+    join_pieces(caller, helper);
+}
+
+/// Runs `a` on the caller and `b` on the pool (or on the caller after `a`, if nobody took
+/// it), whatever the work.
+fn join_pieces(a: impl FnOnce() + Send, b: impl FnOnce() + Send) {
+    enum Side<A, B> {
+        A(A),
+        B(B),
+    }
+    run_pieces(vec![Side::A(a), Side::B(b)], &|side: Side<_, _>| match side {
+        Side::A(a) => a(),
+        Side::B(b) => b(),
+    });
+}

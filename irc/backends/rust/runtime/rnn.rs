@@ -8,6 +8,7 @@
 use super::elem::{as_f32, as_f32_mut, is_f32, Elem, Float, Num};
 use super::error::{shape_err, Result};
 use super::gemm::{sgemm_packed_b, sgemm_raw, Activation, Bias, Epilogue, PackedB};
+use super::par;
 use super::vmath::{self, simd};
 use ndarray::{s, Array2, Array3, ArrayD, ArrayView2, Axis, Ix2, Ix3};
 
@@ -383,6 +384,21 @@ fn run_f32(
     let mut hr = vec![0.0f32; batch * rec_cols];
     // GRU per-row scratch: z, r, r * h, and the new gate's recurrent term.
     let mut gru_rows: [Vec<f32>; 4] = std::array::from_fn(|_| vec![0.0f32; if gru { h } else { 0 }]);
+    if let (Some(ub), Cell::Lstm, 1) = (&recurrent.units, l.cell, batch) {
+        // Batch 1: the steps this row runs, in order (past its length: outputs zero).
+        let ts: Vec<usize> = if reverse { (0..lens[0]).rev().collect() } else { (0..lens[0]).collect() };
+        for t in lens[0]..seq {
+            out.y[(t * d.dirs + dir) * h..][..h].fill(0.0);
+        }
+        let row = |t: usize| l.rows.map_or(t, |rows| rows[t]);
+        let gx = |t: usize| &xw[row(t) * x_stride + x_off..][..gh];
+        let y_at = |t: usize| (t * d.dirs + dir) * h;
+        let peep = l.p.map_or(&[][..], |p| &p[dir * 3 * h..][..3 * h]);
+        lstm_fused(ub, h, &ts, &gx, peep, &mut hs, &mut cs, out.y, &y_at);
+        out.yh[state..][..h].copy_from_slice(&hs);
+        out.yc[state..][..h].copy_from_slice(&cs);
+        return;
+    }
     for step in 0..seq {
         let t = if reverse { seq - 1 - step } else { step };
         if l.rows.is_some() {
@@ -550,6 +566,8 @@ struct Recurrent {
     /// `Rᵀ` in blocks of [`GEMV_NB`] columns, each `[k, GEMV_NB]` row-major (zero-padded):
     /// the batch-1 step's GEMV (empty when not built).
     blocks: Vec<f32>,
+    /// An LSTM's `R` for the fused batch-1 step (built instead of `blocks` with AVX-512).
+    units: Option<UnitBlocks>,
 }
 
 /// Columns per block of [`Recurrent::blocks`]: 128 accumulators, eight AVX-512 registers,
@@ -559,12 +577,16 @@ const GEMV_NB: usize = 128;
 impl Recurrent {
     fn new(r: &[f32], k: usize) -> Self {
         let n = r.len().checked_div(k).unwrap_or(0);
-        Recurrent { k, n, packed: PackedB::new(k, n, r, 1, k as isize), blocks: Vec::new() }
+        Recurrent { k, n, packed: PackedB::new(k, n, r, 1, k as isize), blocks: Vec::new(), units: None }
     }
 
     /// [`Self::new`] plus the blocked copy for batch-1 steps (recurrent weights).
     fn with_gemv(r: &[f32], k: usize) -> Self {
         let mut me = Recurrent::new(r, k);
+        me.units = UnitBlocks::new(r, k);
+        if me.units.is_some() {
+            return me;
+        }
         let nblk = me.n.div_ceil(GEMV_NB);
         me.blocks = vec![0.0; nblk * k * GEMV_NB];
         for (j, row) in r.chunks_exact(k.max(1)).enumerate().take(me.n) {
@@ -826,4 +848,299 @@ fn packed_core(
         ArrayD::from_shape_vec(vec![dirs, batch, hidden], yh).map_err(err)?,
         ArrayD::from_shape_vec(vec![dirs, batch, hidden], yc).map_err(err)?,
     ))
+}
+
+/// Hidden units per group of the batch-1 LSTM layout ([`UnitBlocks`]): one AVX-512
+/// register per gate.
+const UNIT_GROUP: usize = 16;
+/// Most groups per block of [`UnitBlocks`]: 4 gates x 4 groups = 16 accumulators.
+const MAX_BLOCK_GROUPS: usize = 4;
+
+/// The recurrent weights of an LSTM (`R [4h, h]`, gates i, o, f, c) laid out for the fused
+/// batch-1 step ([`lstm_fused`]): the hidden units in groups of [`UNIT_GROUP`], groups in
+/// blocks of up to [`MAX_BLOCK_GROUPS`], each block `[h (q), groups, 4 gates, 16 units]`
+/// (zero-padded past `h`), so one pass over a block leaves every gate sum of its units in
+/// registers and the cell update follows right away. The blocks of the first `half` and
+/// of the rest cover the two halves of the units (the 2-thread split, [`par::lockstep`]).
+struct UnitBlocks {
+    data: Vec<f32>,
+    blocks: Vec<UnitBlock>,
+    half: usize,
+}
+
+#[derive(Clone, Copy)]
+struct UnitBlock {
+    /// First group, groups, offset of the block in `data`.
+    g0: usize,
+    ng: usize,
+    at: usize,
+}
+
+impl UnitBlocks {
+    /// `None` without AVX-512 or unless `r` is an LSTM's `[4k, k]`.
+    fn new(r: &[f32], k: usize) -> Option<UnitBlocks> {
+        #[cfg(target_arch = "x86_64")]
+        let avx512 = is_x86_feature_detected!("avx512f");
+        #[cfg(not(target_arch = "x86_64"))]
+        let avx512 = false;
+        if !avx512 || k == 0 || r.len() != 4 * k * k {
+            return None;
+        }
+        let groups = k.div_ceil(UNIT_GROUP);
+        let first = groups.div_ceil(2);
+        let mut blocks = Vec::new();
+        let mut at = 0;
+        for (start, len) in [(0, first), (first, groups - first)] {
+            let nb = len.div_ceil(MAX_BLOCK_GROUPS);
+            for b in 0..nb {
+                let (g0, g1) = (start + len * b / nb, start + len * (b + 1) / nb);
+                blocks.push(UnitBlock { g0, ng: g1 - g0, at });
+                at += k * (g1 - g0) * 4 * UNIT_GROUP;
+            }
+        }
+        let half = first.div_ceil(MAX_BLOCK_GROUPS);
+        let mut data = vec![0.0f32; at];
+        for blk in &blocks {
+            for q in 0..k {
+                for g in 0..blk.ng {
+                    for gate in 0..4 {
+                        let dst = &mut data[blk.at + ((q * blk.ng + g) * 4 + gate) * UNIT_GROUP..][..UNIT_GROUP];
+                        for (l, v) in dst.iter_mut().enumerate() {
+                            let unit = (blk.g0 + g) * UNIT_GROUP + l;
+                            if unit < k {
+                                *v = r[(gate * k + unit) * k + q];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        Some(UnitBlocks { data, blocks, half })
+    }
+}
+
+/// The state and outputs of [`lstm_fused`], shared by the two halves of a split step
+/// (each writes only its own units).
+struct FusedState {
+    /// `h` before and after each step: step `s` reads `hbuf[s % 2]`, writes the other.
+    hbuf: *mut f32,
+    c: *mut f32,
+    y: *mut f32,
+    /// `[3h]` or null.
+    peep: *const f32,
+}
+unsafe impl Sync for FusedState {}
+unsafe impl Send for FusedState {}
+
+/// Batch-1 LSTM steps with [`UnitBlocks`] (AVX-512): per block of units, the gate sums
+/// `h · Rᵀ` of its units in registers, then the cell update on them. `ts` are the time
+/// indices to run, in order; `gx(t)` is step `t`'s input projection `[4h]` (biases folded
+/// in), `peep` the peepholes `[3h]` or empty; `h`, `c` the state (updated), `y_at(t)` the
+/// offset of step `t`'s output row in `y`. With 2 threads the units split in two halves
+/// ([`par::lockstep`]), exchanging only `h` each step.
+#[allow(clippy::too_many_arguments)]
+fn lstm_fused<'x>(
+    ub: &UnitBlocks,
+    hidden: usize,
+    ts: &[usize],
+    gx: &(impl Fn(usize) -> &'x [f32] + Sync),
+    peep: &[f32],
+    h: &mut [f32],
+    c: &mut [f32],
+    y: &mut [f32],
+    y_at: &(impl Fn(usize) -> usize + Sync),
+) {
+    let mut hbuf = vec![0.0f32; 2 * hidden];
+    hbuf[..hidden].copy_from_slice(h);
+    let peep = if peep.len() == 3 * hidden { peep.as_ptr() } else { std::ptr::null() };
+    let st = FusedState { hbuf: hbuf.as_mut_ptr(), c: c.as_mut_ptr(), y: y.as_mut_ptr(), peep };
+    let ylen = y.len();
+    let step = |s: usize, blocks: &[UnitBlock]| {
+        let st = &st;
+        let t = ts[s];
+        let row = gx(t);
+        assert!(row.len() >= 4 * hidden && y_at(t) + hidden <= ylen);
+        if let Some(&next) = ts.get(s + 1) {
+            // The next step's row (a table lookup, anywhere in memory): this half's units.
+            let (u0, u1) = match (blocks.first(), blocks.last()) {
+                (Some(a), Some(b)) => (a.g0 * UNIT_GROUP, ((b.g0 + b.ng) * UNIT_GROUP).min(hidden)),
+                _ => (0, 0),
+            };
+            let nrow = gx(next);
+            for gate in 0..4 {
+                prefetch(&nrow[gate * hidden + u0..gate * hidden + u1]);
+            }
+        }
+        let backward = s % 2 == 1;
+        // SAFETY: `hbuf` holds 2 * hidden floats, `c` hidden, `y` reaches y_at(t) + hidden
+        // (checked above); the blocks of one step write disjoint units, and the rounds of
+        // `par::lockstep` order the steps (step s reads what step s - 1 wrote).
+        let (hp, hn) = unsafe {
+            let a = st.hbuf.add((s % 2) * hidden);
+            let b = st.hbuf.add(((s + 1) % 2) * hidden);
+            (a as *const f32, b)
+        };
+        let mut run = |blk: &UnitBlock| unsafe {
+            let args = BlockArgs {
+                w: ub.data.as_ptr().add(blk.at),
+                k: hidden,
+                hp,
+                gx: row.as_ptr(),
+                peep: st.peep,
+                c: st.c,
+                hn,
+                y: st.y.add(y_at(t)),
+                u0: blk.g0 * UNIT_GROUP,
+                backward,
+            };
+            match blk.ng {
+                1 => lstm_block::<1>(&args),
+                2 => lstm_block::<2>(&args),
+                3 => lstm_block::<3>(&args),
+                _ => lstm_block::<4>(&args),
+            }
+        };
+        if backward {
+            blocks.iter().rev().for_each(&mut run);
+        } else {
+            blocks.iter().for_each(&mut run);
+        }
+    };
+    let (first, rest) = ub.blocks.split_at(ub.half);
+    let per_step = 2 * 4 * hidden * hidden;
+    if rest.is_empty() {
+        (0..ts.len()).for_each(|s| step(s, first));
+    } else {
+        par::lockstep(ts.len(), per_step, LOCKSTEP_MIN_WORK, |s| step(s, first), |s| step(s, rest));
+    }
+    let last = (ts.len() % 2) * hidden;
+    h.copy_from_slice(&hbuf[last..last + hidden]);
+}
+
+/// Flops of one batch-1 LSTM step from which its units split over 2 threads: 2 * 4h * h
+/// (h = 64, R 64 KiB, and up; below, the per-step exchange costs more than half a step).
+const LOCKSTEP_MIN_WORK: usize = 2 * 4 * 64 * 64;
+
+/// One block of [`lstm_block`]: pointers into the weights, state and outputs.
+struct BlockArgs {
+    w: *const f32,
+    k: usize,
+    hp: *const f32,
+    gx: *const f32,
+    peep: *const f32,
+    c: *mut f32,
+    hn: *mut f32,
+    y: *mut f32,
+    u0: usize,
+    backward: bool,
+}
+
+/// The gate sums of `NG` groups of units (`h · Rᵀ`, 4 * NG registers over `k`), then
+/// their cell update: `c`, the new `h` (into `hn` and `y`), units `u0..` (masked past `k`).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f")]
+unsafe fn lstm_block<const NG: usize>(a: &BlockArgs) {
+    use std::arch::x86_64::*;
+    let k = a.k;
+    let stride = NG * 4 * UNIT_GROUP;
+    let mut acc = [[_mm512_setzero_ps(); 4]; NG];
+    unsafe {
+        let mut term = |q: usize| {
+            let hq = _mm512_set1_ps(*a.hp.add(q));
+            let row = a.w.add(q * stride);
+            for (g, accg) in acc.iter_mut().enumerate() {
+                for (gate, v) in accg.iter_mut().enumerate() {
+                    *v = _mm512_fmadd_ps(_mm512_loadu_ps(row.add((g * 4 + gate) * UNIT_GROUP)), hq, *v);
+                }
+            }
+        };
+        if a.backward {
+            (0..k).rev().for_each(&mut term);
+        } else {
+            (0..k).for_each(&mut term);
+        }
+        let one = _mm512_set1_ps(1.0);
+        for (g, accg) in acc.iter().enumerate() {
+            let u = a.u0 + g * UNIT_GROUP;
+            if u >= k {
+                break;
+            }
+            let m: __mmask16 = if k - u >= UNIT_GROUP { 0xffff } else { (1u16 << (k - u)) - 1 };
+            let ld = |p: *const f32| _mm512_maskz_loadu_ps(m, p);
+            let x = |gate: usize| _mm512_add_ps(ld(a.gx.add(gate * k + u)), accg[gate]);
+            let cp = ld(a.c.add(u));
+            let (mut xi, mut xf) = (x(0), x(2));
+            if !a.peep.is_null() {
+                xi = _mm512_fmadd_ps(ld(a.peep.add(u)), cp, xi);
+                xf = _mm512_fmadd_ps(ld(a.peep.add(2 * k + u)), cp, xf);
+            }
+            let i = sigmoid16(xi, one);
+            let f = sigmoid16(xf, one);
+            let cc = tanh16(x(3), one);
+            let cn = _mm512_fmadd_ps(f, cp, _mm512_mul_ps(i, cc));
+            let mut xo = x(1);
+            if !a.peep.is_null() {
+                xo = _mm512_fmadd_ps(ld(a.peep.add(k + u)), cn, xo);
+            }
+            let o = sigmoid16(xo, one);
+            let hv = _mm512_mul_ps(o, tanh16(cn, one));
+            _mm512_mask_storeu_ps(a.c.add(u), m, cn);
+            _mm512_mask_storeu_ps(a.hn.add(u), m, hv);
+            _mm512_mask_storeu_ps(a.y.add(u), m, hv);
+        }
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+unsafe fn lstm_block<const NG: usize>(_: &BlockArgs) {
+    unreachable!("UnitBlocks are only built with AVX-512")
+}
+
+/// `e^x` on 16 lanes for the gates, `x` clamped to ±87 (as [`gate_exp`]: degree-6 Taylor
+/// on `x - n ln 2`, here with FMAs, scaled by `2^n` with `vscalefps`).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn exp16(x: std::arch::x86_64::__m512, one: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let c = |v: f32| _mm512_set1_ps(v);
+    let x = _mm512_min_ps(_mm512_max_ps(x, c(-87.0)), c(87.0));
+    let n = _mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(_mm512_mul_ps(x, c(std::f32::consts::LOG2_E)));
+    let r = _mm512_fnmadd_ps(n, c(0.693_359_375), x);
+    let r = _mm512_fnmadd_ps(n, c(-2.121_944_4e-4), r);
+    let mut p = _mm512_fmadd_ps(r, c(1.0 / 720.0), c(1.0 / 120.0));
+    p = _mm512_fmadd_ps(r, p, c(1.0 / 24.0));
+    p = _mm512_fmadd_ps(r, p, c(1.0 / 6.0));
+    p = _mm512_fmadd_ps(r, p, c(0.5));
+    p = _mm512_fmadd_ps(r, p, one);
+    p = _mm512_fmadd_ps(r, p, one);
+    _mm512_scalef_ps(p, n)
+}
+
+/// `1 / d` on 16 lanes: `vrcp14ps` and one Newton step (relative error ~1e-8 before rounding;
+/// the divider's throughput is the gate math's bottleneck otherwise).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn recip16(d: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    let y = _mm512_rcp14_ps(d);
+    _mm512_mul_ps(y, _mm512_fnmadd_ps(d, y, _mm512_set1_ps(2.0)))
+}
+
+/// [`gate_sigmoid`] on 16 lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn sigmoid16(x: std::arch::x86_64::__m512, one: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    unsafe { recip16(_mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x), one))) }
+}
+
+/// [`gate_tanh`] on 16 lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn tanh16(x: std::arch::x86_64::__m512, one: std::arch::x86_64::__m512) -> std::arch::x86_64::__m512 {
+    use std::arch::x86_64::*;
+    unsafe {
+        let e = exp16(_mm512_mul_ps(_mm512_set1_ps(-2.0), x), one);
+        _mm512_mul_ps(_mm512_sub_ps(one, e), recip16(_mm512_add_ps(one, e)))
+    }
 }
