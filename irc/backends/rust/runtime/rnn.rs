@@ -961,6 +961,8 @@ fn lstm_fused<'x>(
     let ylen = y.len();
     let step = |s: usize, blocks: &[UnitBlock]| {
         let st = &st;
+        // SAFETY: step s reads `hbuf[s % 2]`, complete when step s starts (see below).
+        let hbuf_of = |s: usize| unsafe { std::slice::from_raw_parts(st.hbuf.add((s % 2) * hidden) as *const f32, hidden) };
         let t = ts[s];
         let row = gx(t);
         assert!(row.len() >= 4 * hidden && y_at(t) + hidden <= ylen);
@@ -976,6 +978,9 @@ fn lstm_fused<'x>(
             }
         }
         let backward = s % 2 == 1;
+        // The state of the previous step, half of it written by the other thread (when split):
+        // ask for all its lines at once rather than one miss at a time inside the blocks.
+        prefetch(&hbuf_of(s));
         // SAFETY: `hbuf` holds 2 * hidden floats, `c` hidden, `y` reaches y_at(t) + hidden
         // (checked above); the blocks of one step write disjoint units, and the rounds of
         // `par::lockstep` order the steps (step s reads what step s - 1 wrote).
