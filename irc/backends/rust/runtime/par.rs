@@ -381,7 +381,11 @@ pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + 
     if steps == 0 {
         return;
     }
-    if pieces_for_min(work, min_work) < 2 {
+    let backoff = LOCKSTEP_BACKOFF.load(Ordering::Relaxed);
+    if backoff > 0 {
+        LOCKSTEP_BACKOFF.store(backoff - 1, Ordering::Relaxed);
+    }
+    if backoff > 0 || pieces_for_min(work, min_work) < 2 {
         for s in 0..steps {
             a(s);
             b(s);
@@ -401,6 +405,11 @@ pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + 
             }
         }
     }
+    // Set when the caller waited long for the pool thread (see LOCKSTEP_BACKOFF).
+    let stalled = AtomicBool::new(false);
+    let start = Instant::now();
+    // When the caller finished its rounds (ns after `start`).
+    let caller_end = AtomicU64::new(u64::MAX);
     let caller = || {
         let _abort = Abort(&a_done.0);
         for s in 0..steps {
@@ -415,15 +424,22 @@ pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + 
             }
             // Claimed by the pool thread: wait for it to finish.
             let mut polls = 0u32;
+            let mut since = None;
             while b_state.0.load(Ordering::Acquire) & 0xffff_ffff <= s64 {
-                polls += 1;
-                if polls < 1 << 16 {
+                polls = polls.wrapping_add(1);
+                if !polls.is_multiple_of(1024) {
                     std::hint::spin_loop();
-                } else {
+                    continue;
+                }
+                // A round takes a few µs: a pool thread this late was descheduled.
+                let t = *since.get_or_insert_with(Instant::now);
+                if t.elapsed() >= LOCKSTEP_LATE {
+                    stalled.store(true, Ordering::Relaxed);
                     std::thread::yield_now();
                 }
             }
         }
+        caller_end.store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
     };
     let helper = || loop {
         let st = b_state.0.load(Ordering::Acquire);
@@ -450,7 +466,22 @@ pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + 
         }
     };
     join_pieces(caller, helper);
+    // The pool thread still inside its piece when the caller was done: descheduled too.
+    let end = caller_end.load(Ordering::Relaxed);
+    let late_end = end != u64::MAX && start.elapsed().as_nanos() as u64 >= end + LOCKSTEP_LATE.as_nanos() as u64;
+    if late_end || stalled.load(Ordering::Relaxed) {
+        LOCKSTEP_BACKOFF.store(LOCKSTEP_BACKOFF_CALLS, Ordering::Relaxed);
+    }
 }
+
+/// A wait for the pool thread in [`lockstep`] this long means it was descheduled (a busy
+/// second core): the next [`LOCKSTEP_BACKOFF_CALLS`] calls then run inline. Unlike the
+/// other splits, whose pieces are short, the pool thread's piece of a lockstep spans the
+/// whole call, so a preemption anywhere in it would hold the caller until the OS runs that
+/// thread again (milliseconds), every few calls.
+const LOCKSTEP_LATE: Duration = Duration::from_micros(30);
+const LOCKSTEP_BACKOFF_CALLS: usize = 64;
+static LOCKSTEP_BACKOFF: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `a` on the caller and `b` on the pool (or on the caller after `a`, if nobody took
 /// it), whatever the work.
