@@ -980,7 +980,7 @@ fn lstm_fused<'x>(
         let backward = s % 2 == 1;
         // The state of the previous step, half of it written by the other thread (when split):
         // ask for all its lines at once rather than one miss at a time inside the blocks.
-        prefetch(&hbuf_of(s));
+        prefetch(hbuf_of(s));
         // SAFETY: `hbuf` holds 2 * hidden floats, `c` hidden, `y` reaches y_at(t) + hidden
         // (checked above); the blocks of one step write disjoint units, and the rounds of
         // `par::lockstep` order the steps (step s reads what step s - 1 wrote).
