@@ -374,9 +374,11 @@ struct Padded<T>(T);
 /// soon as round `s - 1` is done, the caller runs `a(s)`, then waits (spinning) for `b(s)`,
 /// or runs `b(s)` itself if nobody has claimed it yet. So a pool thread that is asleep,
 /// busy or descheduled between rounds costs the caller nothing beyond the 1-thread time
-/// (only a `b(s)` already started is waited for). Inline (`a(s)`, `b(s)` per round) with
-/// one thread, inside a split's piece, when another caller holds the pool, or when `work`
-/// (the cost of one round) is below `min_work` (see [`pieces_for_min`]).
+/// (only a `b(s)` already started is waited for). Inline (`a(s)`, `b(s)` per round, `b`
+/// first on odd rounds: a caller walking its data back and forth every other round finds
+/// the lines it read last still in cache) with one thread, inside a split's piece, when
+/// another caller holds the pool, or when `work` (the cost of one round) is below
+/// `min_work` (see [`pieces_for_min`]).
 pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + Sync, b: impl Fn(usize) + Sync) {
     if steps == 0 {
         return;
@@ -387,8 +389,13 @@ pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + 
     }
     if backoff > 0 || pieces_for_min(work, min_work) < 2 {
         for s in 0..steps {
-            a(s);
-            b(s);
+            if s % 2 == 0 {
+                a(s);
+                b(s);
+            } else {
+                b(s);
+                a(s);
+            }
         }
         return;
     }
