@@ -1,7 +1,8 @@
 """Depthwise 3x3 convolutions read straight from the unpadded input (`conv_direct`'s
 `dw_plane_avx512`: edge columns through masked loads, rows outside the plane read as zeros,
-stride 2 split into even and odd columns in registers): against onnxruntime with 1 and 2
-threads, and 2 threads bit for bit equal to 1."""
+stride 2 split into even and odd columns in registers), alone and fused into the pointwise
+layer after them (`rt::depthwise_pointwise`, in bands of rows): against onnxruntime with 1
+and 2 threads, and 2 threads bit for bit equal to 1."""
 
 from __future__ import annotations
 
@@ -63,4 +64,51 @@ def test_depthwise_unpadded_match_onnxruntime_and_one_thread(tmp_path: Path, mon
                    lambda g, batch=batch: random_inputs(g, batch=batch, seed=3))
              for seed, (key, (c, h, w, act, attrs, batch)) in enumerate(specs.items())}
     outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_depthwise", cases)
+    assert_same_bits(outputs, cases)
+
+
+def _dw_pw(name: str, c: int, m: int, h: int, w: int, stride: int, seed: int, extra_reader: bool = False) -> onnx.ModelProto:
+    """Relu -> depthwise 3x3 + Clip -> pointwise 1x1 + Relu (the pair `rt::depthwise_pointwise`
+    takes, its input an intermediate it drops); with ``extra_reader`` the depthwise input is
+    also read by another op (kept alive)."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array((rng.standard_normal((c, 1, 3, 3)) / 3).astype(np.float32), "wd"),
+             numpy_helper.from_array((rng.standard_normal(c) * 0.1).astype(np.float32), "bd"),
+             numpy_helper.from_array((rng.standard_normal((m, c, 1, 1)) / np.sqrt(c)).astype(np.float32), "wp"),
+             numpy_helper.from_array((rng.standard_normal(m) * 0.1).astype(np.float32), "bp"),
+             numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
+             numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    nodes = [helper.make_node("Relu", ["x"], ["xr"]),
+             helper.make_node("Conv", ["xr", "wd", "bd"], ["d"], group=c, pads=[1, 1, 1, 1], strides=[stride, stride]),
+             helper.make_node("Clip", ["d", "lo", "hi"], ["dc"]),
+             helper.make_node("Conv", ["dc", "wp", "bp"], ["p"]),
+             helper.make_node("Relu", ["p"], ["y"])]
+    outputs = [helper.make_tensor_value_info("y", TP.FLOAT, None)]
+    if extra_reader:
+        nodes.append(helper.make_node("ReduceMean", ["xr"], ["xm"], axes=[2, 3], keepdims=0))
+        outputs.append(helper.make_tensor_value_info("xm", TP.FLOAT, None))
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TP.FLOAT, ["N", c, h, w])], outputs,
+                              initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@needs_cargo
+def test_depthwise_pointwise_bands_match_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
+    from irc.backends.rust.emitter import emit_model
+    from irc.backends.rust.prepare import prepare
+    from irc.ir.onnx_io import from_onnx
+    from irc.oracle import random_inputs
+
+    # (channels, out channels, height, width, stride, batch, extra reader): several bands
+    # (the last one short), stride 2, odd sizes, channels not a multiple of 16, a batch of 2,
+    # a 2-thread split of the pair (falls back to the two layers) and a depthwise input read
+    # again after the pair.
+    specs = {"dwpw_s1": (20, 24, 61, 59, 1, 1, False), "dwpw_s2": (37, 19, 57, 63, 2, 1, True),
+             "dwpw_b2": (16, 40, 30, 33, 1, 2, False), "dwpw_big": (64, 96, 56, 56, 1, 1, False)}
+    cases = {key: (_dw_pw(key, c, m, h, w, st, seed, extra), lambda g, batch=batch: random_inputs(g, batch=batch, seed=5))
+             for seed, (key, (c, m, h, w, st, batch, extra)) in enumerate(specs.items())}
+    for key, (model, _) in cases.items():
+        source = emit_model(prepare(from_onnx(model)), "Fused")
+        assert "rt::depthwise_pointwise(" in source.body, key
+    outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_dw_pw", cases)
     assert_same_bits(outputs, cases)

@@ -1528,7 +1528,7 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
                     // above) and nothing outside it (masked loads at its edges).
                     unsafe {
                         let o = optr.at(item * p_out);
-                        let a = DwPlane { inp: src.as_ptr().add(item * plane), zero: zero.as_ptr(), masks: &masks, g, w: &wdata[ch * 9..][..9], bias: bv, lo, hi, out: o };
+                        let a = DwPlane { inp: src.as_ptr().add(item * plane), zero: zero.as_ptr(), masks: &masks, g, y_begin: 0, y_end: g.oh, w: &wdata[ch * 9..][..9], bias: bv, lo, hi, out: o };
                         dw_plane_avx512(&a);
                         if !fused {
                             act.apply(std::slice::from_raw_parts_mut(o, p_out));
@@ -1825,6 +1825,9 @@ struct DwPlane<'a> {
     /// ([`dw_masks`]).
     masks: &'a [[u32; 3]],
     g: &'a Plane2,
+    /// The output rows computed, `out` pointing at the first.
+    y_begin: usize,
+    y_end: usize,
     /// The channel's nine taps, row-major.
     w: &'a [f32],
     bias: f32,
@@ -1841,7 +1844,7 @@ fn dw_unpadded(g: &Plane2) -> bool {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
 unsafe fn dw_plane_avx512(a: &DwPlane) {
-    if a.g.sh == 1 && a.g.oh % 7 == 0 && a.g.ow <= 16 {
+    if a.g.sh == 1 && (a.y_end - a.y_begin).is_multiple_of(7) && a.g.ow <= 16 {
         // 7x7 and 14x14 planes: whole 7-row tiles.
         dwu_body::<1, 7, 2>(a)
     } else if a.g.sh == 1 && a.g.ow < 48 {
@@ -1859,8 +1862,8 @@ unsafe fn dw_plane_avx512(a: &DwPlane) {
 #[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn dwu_body<const S: usize, const R: usize, const NV: usize>(a: &DwPlane) {
-    let oh = a.g.oh;
-    let mut oy = 0;
+    let oh = a.y_end;
+    let mut oy = a.y_begin;
     while oy + R <= oh {
         dwu_rows::<S, R, NV>(a, oy);
         oy += R;
@@ -1885,7 +1888,7 @@ unsafe fn dwu_body<const S: usize, const R: usize, const NV: usize>(a: &DwPlane)
 unsafe fn dwu_rows<const S: usize, const R: usize, const NV: usize>(a: &DwPlane, oy: usize) {
     let g = a.g;
     let y0 = (oy * S) as isize - g.ph as isize;
-    let out = a.out.add(oy * g.ow);
+    let out = a.out.add((oy - a.y_begin) * g.ow);
     let (w, pw) = (g.w as isize, g.pw as isize);
     let mut x0 = 0;
     while x0 < g.ow {
@@ -2081,6 +2084,118 @@ unsafe fn direct_tile<const MR: usize, const NV: usize>(a: &DirectArgs, inp: *co
                 _mm256_maskstore_ps(o.add(8 * v), mask, y);
             }
         }
+    }
+}
+
+thread_local! {
+    /// Per-thread band of depthwise output rows of [`depthwise_pointwise`] (reused).
+    static DW_BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Floats of one band of depthwise output rows (every channel) in [`depthwise_pointwise`]:
+/// 256 KB, well inside L2 while the pointwise GEMM reads it.
+const DW_BAND_FLOATS: usize = 65536;
+
+/// A depthwise 3x3 convolution (`dw_w` `[C, 1, 3, 3]`, bias and activation fused) whose only
+/// reader is a pointwise layer (`pw`, packed rows `[M, C, 1, 1]`), computed in bands of
+/// output rows: each band's depthwise rows (every channel, read from the unpadded input)
+/// go into an L2-sized scratch and the pointwise GEMM consumes them while they are hot,
+/// its output rows written in place. The two layers' outputs are those of `conv_act` then
+/// `conv_packed` (same sums in the same order); that pair runs instead where the band
+/// kernel does not apply (no AVX-512, other geometries) and where the pointwise layer would
+/// split over threads (the bands run on the calling thread).
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_pointwise(
+    x: &ArrayD<f32>, dw_w: &ArrayD<f32>, dw_b: Option<&ArrayD<f32>>, win: &Window, dw_act: Act,
+    pw: &ConvWeights, pw_b: Option<&ArrayD<f32>>, pw_act: Act,
+) -> Result<ArrayD<f32>> {
+    if let Some(out) = dw_pw_bands(x, dw_w, dw_b, win, dw_act, pw, pw_b, pw_act)? {
+        return Ok(out);
+    }
+    let mid = conv_act(x, dw_w, dw_b, win, dw_w.shape()[0], dw_act)?;
+    let one = Window { kernel: &[], strides: &[1, 1], dilations: &[1, 1], pads: &[0, 0, 0, 0], auto_pad: "NOTSET" };
+    conv_packed(&mid, pw, pw_b, &one, pw_act)
+}
+
+/// The band loop of [`depthwise_pointwise`]; `None` where it does not apply.
+#[allow(clippy::too_many_arguments)]
+fn dw_pw_bands(
+    x: &ArrayD<f32>, dw_w: &ArrayD<f32>, dw_b: Option<&ArrayD<f32>>, win: &Window, dw_act: Act,
+    pw: &ConvWeights, pw_b: Option<&ArrayD<f32>>, pw_act: Act,
+) -> Result<Option<ArrayD<f32>>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (xd, wd) = (x.shape(), dw_w.shape());
+        if xd.len() != 4 || wd.len() != 4 || wd[1] != 1 || wd[0] != xd[1] || pw.dims.len() != 4 || pw.dims[1] != wd[0]
+            || pw.dims[2..] != [1, 1]
+        {
+            return Ok(None);
+        }
+        let ConvPacking::Rows(groups) = &pw.packed else { return Ok(None) };
+        let (lo, hi) = match dw_act {
+            Act::None => (f32::NEG_INFINITY, f32::INFINITY),
+            Act::Relu => (0.0, f32::INFINITY),
+            Act::Clip(lo, hi) => (lo, hi),
+            _ => return Ok(None),
+        };
+        let Some(activation) = pw_act.in_epilogue() else { return Ok(None) };
+        if groups.len() != 1 || !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")) {
+            return Ok(None);
+        }
+        let c = wd[0];
+        let s = ConvShape::new(xd, wd, win, c)?;
+        let Some(g) = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo) else { return Ok(None) };
+        let m = pw.dims[0];
+        let p_out = s.p_out;
+        if !dw_unpadded(&g) || p_out == 0 || super::par::pieces_for(2 * s.n * m * p_out * c) > 1 {
+            return Ok(None);
+        }
+        let bias = bias_values(dw_b, c)?;
+        let pbias = bias_values(pw_b, m)?;
+        let xs = x.as_standard_layout();
+        let wc = dw_w.as_standard_layout();
+        let (Some(src), Some(wdata)) = (xs.as_slice(), wc.as_slice()) else { return Ok(None) };
+        let mut out = output_buffer(s.n * m * p_out);
+        let zero = vec![0.0f32; g.w];
+        let masks = dw_masks(&g);
+        // Rows per band: a multiple of the kernel's 4-row tiles when there are that many.
+        let rb = (DW_BAND_FLOATS / (c * g.ow)).max(1);
+        let rb = if rb >= 4 { rb / 4 * 4 } else { rb };
+        let epi = Epilogue { bias: pbias.as_ref().map_or(Bias::None, |v| Bias::PerRow(v)), activation };
+        DW_BAND.with(|cell| {
+            let mut band = cell.take();
+            if band.len() < c * rb * g.ow {
+                band.resize(c * rb * g.ow, 0.0);
+            }
+            for b in 0..s.n {
+                let mut y0 = 0;
+                while y0 < g.oh {
+                    let y1 = (y0 + rb).min(g.oh);
+                    let n = (y1 - y0) * g.ow;
+                    for ch in 0..c {
+                        let a = DwPlane {
+                            inp: src[(b * c + ch) * s.plane..].as_ptr(), zero: zero.as_ptr(), masks: &masks, g: &g,
+                            y_begin: y0, y_end: y1, w: &wdata[ch * 9..][..9], bias: bias.as_ref().map_or(0.0, |v| v[ch]),
+                            lo, hi, out: band[ch * n..].as_mut_ptr(),
+                        };
+                        // SAFETY: the CPU has AVX-512F/VL (checked above); the kernel reads
+                        // plane `ch` of image `b` (in bounds: `src` holds n*c planes) and writes
+                        // rows y0..y1 of channel `ch` of the band (n floats at ch * n < c * rb * ow).
+                        unsafe { dw_plane_avx512(&a) };
+                    }
+                    let bv = OperandB::View { b: &band[..c * n], rs: n as isize, cs: 1 };
+                    sgemm_packed_a(&groups[0], n, 1.0, bv, 0.0, &mut out[b * m * p_out + y0 * g.ow..], p_out as isize, 1, &epi);
+                    y0 = y1;
+                }
+            }
+            cell.replace(band);
+        });
+        Ok(Some(ArrayD::from_shape_vec(IxDyn(&[s.n, m, g.oh, g.ow]), out).map_err(err2)?))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, dw_w, dw_b, win, dw_act, pw, pw_b, pw_act);
+        Ok(None)
     }
 }
 
