@@ -106,6 +106,9 @@ class FunctionBuilder:
         # The memory plan: the op after which each local is dead, so `forward` frees (or
         # reuses, see `OpCtx.take`) every intermediate as soon as nothing reads it anymore.
         self.last_use: dict[Value, object] = {}
+        # Values whose op emitted no statement: its only reader computes it (ops/conv.py,
+        # a depthwise layer fused into the pointwise layer after it): value -> call parts.
+        self.deferred: dict[Value, dict] = {}
 
     def child(self, graph: Graph) -> FunctionBuilder:
         return FunctionBuilder(graph, self)
@@ -342,7 +345,8 @@ class Emitter:
         except Unsupported as exc:
             self._problem(node, builder, str(exc))
             return
-        self._bind_outputs(node, ctx, expr, builder, stmts)
+        if expr is not None:  # None: deferred into its reader (`builder.deferred`)
+            self._bind_outputs(node, ctx, expr, builder, stmts)
         self._free_dead_inputs(node, ctx, builder, stmts)
 
     @staticmethod

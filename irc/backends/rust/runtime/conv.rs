@@ -1514,6 +1514,31 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
         let p_out = s.p_out;
         let optr = OutPtr(out.as_mut_ptr().cast::<f32>());
         let flops = 2 * s.n * s.m * p_out * ck;
+        if depthwise && wide && s.kk == 9 && dw_unpadded(g) {
+            let plane = s.plane;
+            let zero = vec![0.0f32; g.w];
+            let masks = dw_masks(g);
+            // Items: (image, channel) planes read in place (no padded copy).
+            super::par::for_ranges_min(s.n * s.m, 1, flops * 4, super::par::MIN_PARALLEL_WORK / 4, |r| {
+                for item in r {
+                    let ch = item % s.m;
+                    let bv = bias.map_or(0.0, |b| b[ch]);
+                    // SAFETY: plane `item` of the output (in bounds: item < n*m) is written by
+                    // this item only; the kernel reads plane `item` of `src` (length checked
+                    // above) and nothing outside it (masked loads at its edges).
+                    unsafe {
+                        let o = optr.at(item * p_out);
+                        let a = DwPlane { inp: src.as_ptr().add(item * plane), zero: zero.as_ptr(), masks: &masks, g, y_begin: 0, y_end: g.oh, w: &wdata[ch * 9..][..9], bias: bv, lo, hi, out: o };
+                        dw_plane_avx512(&a);
+                        if !fused {
+                            act.apply(std::slice::from_raw_parts_mut(o, p_out));
+                        }
+                    }
+                }
+            });
+            // SAFETY: every element was written (see above).
+            return Some(unsafe { out.assume_init() }.into_vec());
+        }
         if depthwise {
             let plane = s.plane;
             // Items: (image, channel) planes, each padded into the thread's own buffer.
@@ -1785,6 +1810,231 @@ unsafe fn dw3_tile<const SH: usize, const R: usize, const NV: usize>(a: &DirectA
     }
 }
 
+/// One channel of a depthwise 3x3 convolution (dilation 1, stride `S` both ways, `S` in
+/// 1..=2, any begin pads) read straight from its unpadded input plane: no padded copy.
+/// Taps that fall outside the plane read zero: rows outside it from a row of zeros, columns
+/// at the plane's edges through masked loads (tiles wholly inside use plain loads). Stride 2
+/// splits each 16-float load into even and odd columns with one permute. Replaces the
+/// padded, phase-split copy ([`Direct::fill`]) on AVX-512 CPUs; the others keep it.
+#[derive(Clone, Copy)]
+struct DwPlane<'a> {
+    inp: *const f32,
+    /// A row of `g.w` zeros, read in place of rows outside the plane.
+    zero: *const f32,
+    /// Per output vector (8 columns) of a row, plus three: the load masks of its taps
+    /// ([`dw_masks`]).
+    masks: &'a [[u32; 3]],
+    g: &'a Plane2,
+    /// The output rows computed, `out` pointing at the first.
+    y_begin: usize,
+    y_end: usize,
+    /// The channel's nine taps, row-major.
+    w: &'a [f32],
+    bias: f32,
+    lo: f32,
+    hi: f32,
+    out: *mut f32,
+}
+
+/// Whether [`dw_plane_avx512`] computes this depthwise geometry.
+fn dw_unpadded(g: &Plane2) -> bool {
+    (g.kh, g.kw, g.dh, g.dw) == (3, 3, 1, 1) && g.sh == g.sw && (1..=2).contains(&g.sh) && g.ph <= 2 && g.pw <= 2
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,avx512f,avx512vl")]
+unsafe fn dw_plane_avx512(a: &DwPlane) {
+    if a.g.sh == 1 && (a.y_end - a.y_begin).is_multiple_of(7) && a.g.ow <= 16 {
+        // 7x7 and 14x14 planes: whole 7-row tiles.
+        dwu_body::<1, 7, 2>(a)
+    } else if a.g.sh == 1 && a.g.ow < 48 {
+        // 28 columns: 16 + 12 (3-vector tiles: 24 + a 4-column tail).
+        dwu_body::<1, 4, 2>(a)
+    } else if a.g.sh == 1 {
+        // Tiles of 3 vectors: 12 independent accumulator chains (112x112: 117 -> 114 us,
+        // 56x56 x 128: 128 -> 121).
+        dwu_body::<1, 4, 3>(a)
+    } else {
+        dwu_body::<2, 4, 3>(a)
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dwu_body<const S: usize, const R: usize, const NV: usize>(a: &DwPlane) {
+    let oh = a.y_end;
+    let mut oy = a.y_begin;
+    while oy + R <= oh {
+        dwu_rows::<S, R, NV>(a, oy);
+        oy += R;
+    }
+    while oy + 4 <= oh {
+        dwu_rows::<S, 4, NV>(a, oy);
+        oy += 4;
+    }
+    match oh - oy {
+        0 => {}
+        1 => dwu_rows::<S, 1, NV>(a, oy),
+        2 => dwu_rows::<S, 2, NV>(a, oy),
+        3 => dwu_rows::<S, 3, NV>(a, oy),
+        _ => unreachable!("tiles are at most 4 rows"),
+    }
+}
+
+/// Output rows `oy..oy + R` of a [`dwu_body`], in tiles of `NV` 8-float vectors across;
+/// tiles whose input columns all lie inside the plane load without masks.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dwu_rows<const S: usize, const R: usize, const NV: usize>(a: &DwPlane, oy: usize) {
+    let g = a.g;
+    let y0 = (oy * S) as isize - g.ph as isize;
+    let out = a.out.add((oy - a.y_begin) * g.ow);
+    let (w, pw) = (g.w as isize, g.pw as isize);
+    let mut x0 = 0;
+    while x0 < g.ow {
+        let rest = g.ow - x0;
+        // First input column of the tile and the columns its loads span.
+        let c0 = (S * x0) as isize - pw;
+        let o = out.add(x0);
+        if rest >= 8 * NV {
+            if c0 >= 0 && c0 + (S * 8 * NV + 2) as isize <= w {
+                dwu_tile::<S, R, NV, false>(a, y0, c0, o, 8);
+            } else {
+                dwu_tile::<S, R, NV, true>(a, y0, c0, o, 8);
+            }
+            x0 += 8 * NV;
+        } else {
+            let last = rest - (rest - 1) / 8 * 8;
+            match rest.div_ceil(8) {
+                1 => dwu_tile::<S, R, 1, true>(a, y0, c0, o, last),
+                2 => dwu_tile::<S, R, 2, true>(a, y0, c0, o, last),
+                3 => dwu_tile::<S, R, 3, true>(a, y0, c0, o, last),
+                _ => dwu_tile::<S, R, 4, true>(a, y0, c0, o, last),
+            }
+            x0 = g.ow;
+        }
+    }
+}
+
+/// The load masks of [`dwu_taps`] for each 8-column output vector of a row (three more than
+/// the row has, for a tail tile of up to 4 vectors): stride 1, 8 lanes at column `c + kx`; stride
+/// 2, 16 lanes at `c` and `c + 2` (`c` the vector's first input column).
+fn dw_masks(g: &Plane2) -> Vec<[u32; 3]> {
+    let (s, w) = (g.sw as isize, g.w as isize);
+    (0..g.ow.div_ceil(8) + 3)
+        .map(|k| {
+            let c = 8 * s * k as isize - g.pw as isize;
+            [0, 1, 2].map(|kx| col_mask(c + kx, 8 * s, w))
+        })
+        .collect()
+}
+
+/// Lanes `j < n` of a load at column `c` whose column `c + j` lies in `0..w`, as a mask.
+#[inline(always)]
+fn col_mask(c: isize, n: isize, w: isize) -> u32 {
+    let lo = (-c).clamp(0, n);
+    let hi = (w - c).clamp(0, n);
+    if hi <= lo {
+        0
+    } else {
+        (((1u64 << hi) - 1) & !((1u64 << lo) - 1)) as u32
+    }
+}
+
+/// The three column taps (kx = 0, 1, 2) of one output vector of a tile from input row `p`,
+/// its loads at column `c` (and `c + 1`, `c + 2`), masked by `m` when `MASKED`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dwu_taps<const S: usize, const MASKED: bool>(p: *const f32, c: isize, m: &[u32; 3]) -> [std::arch::x86_64::__m256; 3] {
+    use std::arch::x86_64::*;
+    if S == 1 {
+        let mut t = [_mm256_setzero_ps(); 3];
+        for (kx, tv) in t.iter_mut().enumerate() {
+            let ck = c + kx as isize;
+            *tv = if MASKED { _mm256_maskz_loadu_ps(m[kx] as u8, p.wrapping_offset(ck)) } else { _mm256_loadu_ps(p.offset(ck)) };
+        }
+        t
+    } else {
+        // Columns c + 2l (kx 0) and c + 2l + 1 (kx 1) from one load at c, c + 2 + 2l (kx 2)
+        // from one at c + 2: even lanes to the low half, odd to the high half.
+        let idx = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 1, 3, 5, 7, 9, 11, 13, 15);
+        let (x, y) = if MASKED {
+            (
+                _mm512_maskz_loadu_ps(m[0] as u16, p.wrapping_offset(c)),
+                _mm512_maskz_loadu_ps(m[2] as u16, p.wrapping_offset(c + 2)),
+            )
+        } else {
+            (_mm512_loadu_ps(p.offset(c)), _mm512_loadu_ps(p.offset(c + 2)))
+        };
+        let x = _mm512_permutexvar_ps(idx, x);
+        let y = _mm512_permutexvar_ps(idx, y);
+        [
+            _mm512_castps512_ps256(x),
+            _mm256_castpd_ps(_mm512_extractf64x4_pd::<1>(_mm512_castps_pd(x))),
+            _mm512_castps512_ps256(y),
+        ]
+    }
+}
+
+/// One tile: output rows `R` x `NV` vectors (the last one `last` <= 8 wide) from input rows
+/// `y0..y0 + (R - 1) * S + 3` (those outside the plane skipped) and columns from `c0` on.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn dwu_tile<const S: usize, const R: usize, const NV: usize, const MASKED: bool>(
+    a: &DwPlane, y0: isize, c0: isize, out: *mut f32, last: usize,
+) {
+    use std::arch::x86_64::*;
+    let g = a.g;
+    let mut wv = [_mm256_setzero_ps(); 9];
+    for (v, &x) in wv.iter_mut().zip(&a.w[..9]) {
+        *v = _mm256_set1_ps(x);
+    }
+    let bv = _mm256_set1_ps(a.bias);
+    let mut acc = [[bv; NV]; R];
+    let (h, w) = (g.h as isize, g.w as isize);
+    // Load masks of each vector's taps, the same for every row of the tile.
+    let mut masks = [[0u32; 3]; NV];
+    if MASKED {
+        let k0 = ((c0 + g.pw as isize) / (8 * S) as isize) as usize;
+        masks.copy_from_slice(&a.masks[k0..k0 + NV]);
+    }
+    macro_rules! rows {
+        ($($ir:literal)*) => { $(
+            if $ir < (R - 1) * S + 3 {
+                // Rows outside the plane read the zero row (no branch around the taps).
+                let y = y0 + $ir;
+                let p = if y >= 0 && y < h { a.inp.wrapping_offset(y * w) } else { a.zero };
+                for v in 0..NV {
+                    let t = dwu_taps::<S, MASKED>(p, c0 + (S * 8 * v) as isize, &masks[v]);
+                    for ky in 0..3 {
+                        if $ir >= ky && ($ir - ky) % S == 0 && ($ir - ky) / S < R {
+                            let j = ($ir - ky) / S;
+                            for kx in 0..3 {
+                                acc[j][v] = _mm256_fmadd_ps(wv[ky * 3 + kx], t[kx], acc[j][v]);
+                            }
+                        }
+                    }
+                }
+            }
+        )* };
+    }
+    rows!(0 1 2 3 4 5 6 7 8 9 10);
+    // max(lo, x) then min(hi, x), in this operand order so NaN passes through.
+    let (lo, hi) = (_mm256_set1_ps(a.lo), _mm256_set1_ps(a.hi));
+    let mask = ((1u32 << last) - 1) as u8;
+    for (j, acc_j) in acc.iter().enumerate() {
+        let o = out.add(j * g.ow);
+        for (v, &x) in acc_j.iter().enumerate() {
+            let y = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+            if v + 1 < NV || last == 8 {
+                _mm256_storeu_ps(o.add(8 * v), y);
+            } else {
+                _mm256_mask_storeu_ps(o.add(8 * v), mask, y);
+            }
+        }
+    }
+}
+
 /// One tile: `NV` vectors of output columns (the last one `last` <= 8 wide) for `a.rows`
 /// channels, from `inp` (the padded input at the tile's first column) into `out`.
 #[cfg(target_arch = "x86_64")]
@@ -1834,6 +2084,118 @@ unsafe fn direct_tile<const MR: usize, const NV: usize>(a: &DirectArgs, inp: *co
                 _mm256_maskstore_ps(o.add(8 * v), mask, y);
             }
         }
+    }
+}
+
+thread_local! {
+    /// Per-thread band of depthwise output rows of [`depthwise_pointwise`] (reused).
+    static DW_BAND: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Floats of one band of depthwise output rows (every channel) in [`depthwise_pointwise`]:
+/// 256 KB, well inside L2 while the pointwise GEMM reads it.
+const DW_BAND_FLOATS: usize = 65536;
+
+/// A depthwise 3x3 convolution (`dw_w` `[C, 1, 3, 3]`, bias and activation fused) whose only
+/// reader is a pointwise layer (`pw`, packed rows `[M, C, 1, 1]`), computed in bands of
+/// output rows: each band's depthwise rows (every channel, read from the unpadded input)
+/// go into an L2-sized scratch and the pointwise GEMM consumes them while they are hot,
+/// its output rows written in place. The two layers' outputs are those of `conv_act` then
+/// `conv_packed` (same sums in the same order); that pair runs instead where the band
+/// kernel does not apply (no AVX-512, other geometries) and where the pointwise layer would
+/// split over threads (the bands run on the calling thread).
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_pointwise(
+    x: &ArrayD<f32>, dw_w: &ArrayD<f32>, dw_b: Option<&ArrayD<f32>>, win: &Window, dw_act: Act,
+    pw: &ConvWeights, pw_b: Option<&ArrayD<f32>>, pw_act: Act,
+) -> Result<ArrayD<f32>> {
+    if let Some(out) = dw_pw_bands(x, dw_w, dw_b, win, dw_act, pw, pw_b, pw_act)? {
+        return Ok(out);
+    }
+    let mid = conv_act(x, dw_w, dw_b, win, dw_w.shape()[0], dw_act)?;
+    let one = Window { kernel: &[], strides: &[1, 1], dilations: &[1, 1], pads: &[0, 0, 0, 0], auto_pad: "NOTSET" };
+    conv_packed(&mid, pw, pw_b, &one, pw_act)
+}
+
+/// The band loop of [`depthwise_pointwise`]; `None` where it does not apply.
+#[allow(clippy::too_many_arguments)]
+fn dw_pw_bands(
+    x: &ArrayD<f32>, dw_w: &ArrayD<f32>, dw_b: Option<&ArrayD<f32>>, win: &Window, dw_act: Act,
+    pw: &ConvWeights, pw_b: Option<&ArrayD<f32>>, pw_act: Act,
+) -> Result<Option<ArrayD<f32>>> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let (xd, wd) = (x.shape(), dw_w.shape());
+        if xd.len() != 4 || wd.len() != 4 || wd[1] != 1 || wd[0] != xd[1] || pw.dims.len() != 4 || pw.dims[1] != wd[0]
+            || pw.dims[2..] != [1, 1]
+        {
+            return Ok(None);
+        }
+        let ConvPacking::Rows(groups) = &pw.packed else { return Ok(None) };
+        let (lo, hi) = match dw_act {
+            Act::None => (f32::NEG_INFINITY, f32::INFINITY),
+            Act::Relu => (0.0, f32::INFINITY),
+            Act::Clip(lo, hi) => (lo, hi),
+            _ => return Ok(None),
+        };
+        let Some(activation) = pw_act.in_epilogue() else { return Ok(None) };
+        if groups.len() != 1 || !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")) {
+            return Ok(None);
+        }
+        let c = wd[0];
+        let s = ConvShape::new(xd, wd, win, c)?;
+        let Some(g) = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo) else { return Ok(None) };
+        let m = pw.dims[0];
+        let p_out = s.p_out;
+        if !dw_unpadded(&g) || p_out == 0 || super::par::pieces_for(2 * s.n * m * p_out * c) > 1 {
+            return Ok(None);
+        }
+        let bias = bias_values(dw_b, c)?;
+        let pbias = bias_values(pw_b, m)?;
+        let xs = x.as_standard_layout();
+        let wc = dw_w.as_standard_layout();
+        let (Some(src), Some(wdata)) = (xs.as_slice(), wc.as_slice()) else { return Ok(None) };
+        let mut out = output_buffer(s.n * m * p_out);
+        let zero = vec![0.0f32; g.w];
+        let masks = dw_masks(&g);
+        // Rows per band: a multiple of the kernel's 4-row tiles when there are that many.
+        let rb = (DW_BAND_FLOATS / (c * g.ow)).max(1);
+        let rb = if rb >= 4 { rb / 4 * 4 } else { rb };
+        let epi = Epilogue { bias: pbias.as_ref().map_or(Bias::None, |v| Bias::PerRow(v)), activation };
+        DW_BAND.with(|cell| {
+            let mut band = cell.take();
+            if band.len() < c * rb * g.ow {
+                band.resize(c * rb * g.ow, 0.0);
+            }
+            for b in 0..s.n {
+                let mut y0 = 0;
+                while y0 < g.oh {
+                    let y1 = (y0 + rb).min(g.oh);
+                    let n = (y1 - y0) * g.ow;
+                    for ch in 0..c {
+                        let a = DwPlane {
+                            inp: src[(b * c + ch) * s.plane..].as_ptr(), zero: zero.as_ptr(), masks: &masks, g: &g,
+                            y_begin: y0, y_end: y1, w: &wdata[ch * 9..][..9], bias: bias.as_ref().map_or(0.0, |v| v[ch]),
+                            lo, hi, out: band[ch * n..].as_mut_ptr(),
+                        };
+                        // SAFETY: the CPU has AVX-512F/VL (checked above); the kernel reads
+                        // plane `ch` of image `b` (in bounds: `src` holds n*c planes) and writes
+                        // rows y0..y1 of channel `ch` of the band (n floats at ch * n < c * rb * ow).
+                        unsafe { dw_plane_avx512(&a) };
+                    }
+                    let bv = OperandB::View { b: &band[..c * n], rs: n as isize, cs: 1 };
+                    sgemm_packed_a(&groups[0], n, 1.0, bv, 0.0, &mut out[b * m * p_out + y0 * g.ow..], p_out as isize, 1, &epi);
+                    y0 = y1;
+                }
+            }
+            cell.replace(band);
+        });
+        Ok(Some(ArrayD::from_shape_vec(IxDyn(&[s.n, m, g.oh, g.ow]), out).map_err(err2)?))
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = (x, dw_w, dw_b, win, dw_act, pw, pw_b, pw_act);
+        Ok(None)
     }
 }
 
