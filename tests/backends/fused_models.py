@@ -168,6 +168,9 @@ def build() -> dict[str, ModelProto]:
         ("blk_pw", {}, ["N", 260, 7, 14], (40, 260, 1, 1), "Clip"),
         ("blk_pw_7x7", {}, ["N", 256, 7, 7], (33, 256, 1, 1), "Relu"),
         ("blk_pw_copy", {}, ["N", 256, 5, 6], (20, 256, 1, 1), "Relu"),
+        # 7x7 with 4 blocks (the last one of a single channel): each block's tiles prefetch
+        # the next block's weights, the last block none.
+        ("blk_pw_7x7_blocks", {}, ["N", 300, 7, 7], (97, 300, 1, 1), "Clip"),
         # Winograd F(2x2, 3x3) (`rt::conv_winograd`, 3x3/s1 with >= 32 input channels on
         # planes of >= 14x14 outputs): odd channel counts, asymmetric pads <= 1, a plane
         # whose tiles overhang the last row and column, blocks of tiles crossing images

@@ -60,6 +60,24 @@ def test_item_runs_match_onnxruntime(tmp_path: Path, monkeypatch):
     keys = ("bs_cnn", "bs_transformer", "bs_lstm")
     cases = {f"{key}_b{batch}": (MODELS[key](), lambda g, batch=batch, key=key: _feeds(g, batch, key))
              for key in keys for batch in (3, 8)}
+    cases.update({f"bs_head_b{batch}": (head_model(), lambda g, batch=batch: _feeds(g, batch, "bs_head"))
+                  for batch in (3, 8)})
     run_per_thread_count(tmp_path, monkeypatch, "irc_item_runs", cases, env={"IRC_MIN_CHUNK_WORK": "1"})
     src = "\n".join(p.read_text() for p in (tmp_path / "crate" / "src").glob("bs_*.rs"))
     assert src.count("fn forward_items(") == len(cases)
+    # The CNNs' dense heads run once on the whole batch (`forward_tail`), the others have none.
+    assert src.count("fn forward_tail(") == 4
+
+
+def head_model():
+    """Conv, global pool, Flatten, then a two-layer dense head (Gemm, Relu, Gemm): the tail
+    `forward_items` batches across the items."""
+    from .test_batch_analysis import F, N, _model, _w
+
+    return _model([N("Conv", ["x", "w", "b"], ["c"], pads=[1, 1, 1, 1]), N("Relu", ["c"], ["r"]),
+                   N("GlobalAveragePool", ["r"], ["p"]), N("Flatten", ["p"], ["f"]),
+                   N("Gemm", ["f", "fw", "fb"], ["h"], transB=1), N("Relu", ["h"], ["hr"]),
+                   N("Gemm", ["hr", "gw", "gb"], ["y"], transB=1)],
+                  [("x", F, ["N", 3, 9, 7])], [("y", F)],
+                  [("w", _w(6, 3, 3, 3)), ("b", _w(6)), ("fw", _w(37, 6)), ("fb", _w(37)),
+                   ("gw", _w(5, 37)), ("gb", _w(5))])

@@ -103,6 +103,18 @@ def _blocked_depthwise(name: str, c: int, m: int, h: int, w: int, dw: int, seed:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
 
 
+def _pointwise(name: str, c: int, m: int, h: int, w: int, seed: int) -> onnx.ModelProto:
+    rng = np.random.default_rng(seed)
+    wt = (rng.standard_normal((m, c, 1, 1)) / np.sqrt(c)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w", "b"], ["h"]), helper.make_node("Relu", ["h"], ["y"])],
+        name, [helper.make_tensor_value_info("x", TP.FLOAT, ["N", c, h, w])],
+        [helper.make_tensor_value_info("y", TP.FLOAT, None)],
+        initializer=[numpy_helper.from_array(wt, "w"),
+                     numpy_helper.from_array((rng.standard_normal(m) * 0.1).astype(np.float32), "b")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
 @needs_cargo
 def test_split_blocked_fill_and_depthwise_batch1_match_one_thread(tmp_path: Path, monkeypatch):
     """Batch 1 on 2 threads: a 3x3 conv of 64 -> 67 channels at 61x59 (the blocked kernel:
@@ -112,7 +124,11 @@ def test_split_blocked_fill_and_depthwise_batch1_match_one_thread(tmp_path: Path
     from irc.oracle import random_inputs
 
     cases = {"case_thr_blocked_dw": (_blocked_depthwise("case_thr_blocked_dw", 64, 67, 61, 59, 509, 3),
-                                     lambda g: random_inputs(g, batch=1, seed=11))}
+                                     lambda g: random_inputs(g, batch=1, seed=11)),
+             # Pointwise 512 -> 161 at 7x7 (`conv_blocked` in place, 6 blocks split over the
+             # threads, each prefetching the next block's weights).
+             "case_thr_blocked_pw7": (_pointwise("case_thr_blocked_pw7", 512, 161, 7, 7, 4),
+                                      lambda g: random_inputs(g, batch=1, seed=12))}
     outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads_blocked", cases)
     assert_same_bits(outputs, cases)
 

@@ -25,7 +25,7 @@ training-mode BatchNorm, ...) makes the graph not separable and `forward` stays 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from math import prod
 
 import numpy as np
@@ -45,6 +45,7 @@ class BatchSplit:
     outputs: list[int]  # batch axis of each graph output, in order
     item_flops: int = 0  # rough work of one batch item (multiply-adds count two)
     item_bytes: int = 0  # the largest intermediate of one batch item, in bytes (4 per element)
+    axes: dict[str, int] = field(default_factory=dict)  # value name -> its batch axis (batch-carrying values)
 
 
 class NotSeparable(Exception):
@@ -577,7 +578,8 @@ def batch_split(graph: Graph, ops=None) -> BatchSplit | None:
             if any(an.symbol_axis(v) != s for v, s in zip(graph.outputs, outs, strict=True)):
                 continue
             largest = max((_item_elements(v, symbol) for op in ops for v in op.outputs), default=0)
-            return BatchSplit(symbol, split_inputs, outs, item_flops(graph, ops, symbol), 4 * largest)
+            axes = {v.name: s for v, s in an.state.items() if isinstance(s, int)}
+            return BatchSplit(symbol, split_inputs, outs, item_flops(graph, ops, symbol), 4 * largest, axes)
         except (NotSeparable, ValueError, TypeError, IndexError, KeyError, ZeroDivisionError):
             continue  # anything a rule did not foresee: not separable
     return None
