@@ -591,9 +591,14 @@ pub fn sgemm_packed_b(
 /// 4 M weights (16384x256: 391 -> 326 µs) and 16 M (5.4 -> 4.2 ms) ran faster. Those
 /// losses were the second core being busy: with the pool thread given a core (`chrt`) and
 /// kept polling between splits (now the pool's spin, runtime/par.rs), 1 M weights split well (mnist_cnn's fc1
-/// 63 -> 52 µs, mobilenet's 1024x1000 classifier 215 -> 148 µs; p10 of each op), so the
-/// split starts at 512 Ki (mlp's 0.2 M layers stay on one thread).
-const GEMV_SPLIT_FLOATS: usize = 512 * 1024;
+/// 63 -> 52 µs, mobilenet's 1024x1000 classifier 215 -> 148 µs; p10 of each op). With the
+/// runtime's own spinning pool (runtime/par.rs: a split costs well under 1 µs when the pool
+/// thread has a core, and the caller runs piece 1 itself when it does not), mlp's 784x256
+/// and 256x128 layers split well too: mlp b1 at 2 threads 11.2 -> 6.4-6.6 µs native (chrt,
+/// thresholds 32 / 64 / 128 Ki all 6.4-6.7; 8-16 Ki, which split nothing more in the
+/// suite, no better). Each thread always gets the same columns (the caller piece 0, the
+/// pool thread piece 1), so its half of the weights stays in its own L2 from call to call.
+const GEMV_SPLIT_FLOATS: usize = 32 * 1024;
 
 /// The `m` (< one tile) rows of C from a prepacked B, split by NR-aligned column ranges
 /// over the pool when B is large (see [`GEMV_SPLIT_FLOATS`]). Safety: as `gemv_prepacked_cols`.
