@@ -32,11 +32,13 @@ def _dense(name: str, k: int, n: int, seed: int) -> onnx.ModelProto:
 def test_split_dense_layers_match_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
     from irc.oracle import random_inputs
 
-    # (batch, k, n): 17 MB of weights at batch 1 (odd width; GEMVs split from 512 Ki weights),
+    # (batch, k, n): 17 MB of weights at batch 1 (odd width; GEMVs split from 32 Ki weights),
     # and a batch-8 product of 36 MFLOP (split by columns from 8 MFLOP), see runtime/gemm.rs;
     # short products (at most 8 rows) of 3.8 and 4.2 MFLOP, split by columns from 2 MFLOP
     # (SHORT_SPLIT_WORK; below the batch-parallel forward's 4 MFLOP chunks), odd m, n and k.
+    # Batch-1 GEMVs of mlp's size (784x256) and just above the 32 Ki-weight split (odd n, k).
     specs = {"case_thr_gemv": (1, 16384, 264), "case_thr_short": (8, 2048, 1100),
+             "case_thr_mlp1": (1, 784, 256), "case_thr_gemv33k": (1, 257, 130),
              "case_thr_mlp8": (8, 784, 300), "case_thr_odd5": (5, 999, 421)}
     cases = {key: (_dense(key, k, n, seed), lambda g, batch=batch: random_inputs(g, batch=batch, seed=5))
              for seed, (key, (batch, k, n)) in enumerate(specs.items())}

@@ -591,9 +591,24 @@ pub fn sgemm_packed_b(
 /// 4 M weights (16384x256: 391 -> 326 µs) and 16 M (5.4 -> 4.2 ms) ran faster. Those
 /// losses were the second core being busy: with the pool thread given a core (`chrt`) and
 /// kept polling between splits (now the pool's spin, runtime/par.rs), 1 M weights split well (mnist_cnn's fc1
-/// 63 -> 52 µs, mobilenet's 1024x1000 classifier 215 -> 148 µs; p10 of each op), so the
-/// split starts at 512 Ki (mlp's 0.2 M layers stay on one thread).
-const GEMV_SPLIT_FLOATS: usize = 512 * 1024;
+/// 63 -> 52 µs, mobilenet's 1024x1000 classifier 215 -> 148 µs; p10 of each op). With the
+/// runtime's own spinning pool (runtime/par.rs: a split costs well under 1 µs when the pool
+/// thread has a core, and the caller runs piece 1 itself when it does not), mlp's 784x256
+/// and 256x128 layers split well too: mlp b1 at 2 threads 11.2 -> 6.4-6.6 µs native (chrt,
+/// thresholds 32 / 64 / 128 Ki all 6.4-6.7; 8-16 Ki, which split nothing more in the
+/// suite, no better). Each thread always gets the same columns (the caller piece 0, the
+/// pool thread piece 1), so its half of the weights stays in its own L2 from call to call.
+const GEMV_SPLIT_FLOATS: usize = 32 * 1024;
+
+/// Below the old 512 Ki threshold a GEMV split only pays while the pool thread keeps up:
+/// when the caller ran piece 1 itself (the pool thread descheduled by a busy second core),
+/// the next [`GEMV_BACKOFF_CALLS`] such GEMVs run on one thread (each core's half of the
+/// weights would otherwise move between the two L2s). Measured, mlp b1 at 2 threads with
+/// the second core busy (load 2.5, no chrt): serial 11.3-11.7 µs, split 12.3-12.8, split
+/// with this backoff 11.3-11.9; with a free core (chrt) split 7.0-7.7, backoff 6.8-6.9.
+const GEMV_BACKOFF_BELOW: usize = 512 * 1024;
+const GEMV_BACKOFF_CALLS: usize = 64;
+static GEMV_BACKOFF: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The `m` (< one tile) rows of C from a prepacked B, split by NR-aligned column ranges
 /// over the pool when B is large (see [`GEMV_SPLIT_FLOATS`]). Safety: as `gemv_prepacked_cols`.
@@ -609,8 +624,22 @@ unsafe fn gemv_prepacked_split(p: &Problem, isa: Isa, nr: usize, data: &[f32]) {
         }
     }
     let shared = Shared(*p);
+    use std::sync::atomic::Ordering::Relaxed;
+    let small = floats < GEMV_BACKOFF_BELOW;
+    let mut threshold = GEMV_SPLIT_FLOATS;
+    if small && floats >= GEMV_SPLIT_FLOATS {
+        let backoff = GEMV_BACKOFF.load(Relaxed);
+        if backoff > 0 {
+            GEMV_BACKOFF.store(backoff - 1, Relaxed);
+            threshold = GEMV_BACKOFF_BELOW;
+        }
+    }
+    let caller = std::thread::current().id();
     // Work in the pool's units: 2 flops per weight read, the threshold likewise.
-    super::par::for_ranges_min(p.n, nr, 2 * floats, 2 * GEMV_SPLIT_FLOATS, |r| {
+    super::par::for_ranges_min(p.n, nr, 2 * floats, 2 * threshold, |r| {
+        if small && r.start > 0 && std::thread::current().id() == caller {
+            GEMV_BACKOFF.store(GEMV_BACKOFF_CALLS, Relaxed);
+        }
         let q = shared.get();
         // Columns r of C: B's column 0 is the packed column r.start (a sliver boundary).
         let sub = unsafe {
