@@ -412,8 +412,8 @@ pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + 
             }
         }
     }
-    // Set when the caller waited long for the pool thread (see LOCKSTEP_BACKOFF).
-    let stalled = AtomicBool::new(false);
+    // Nanoseconds the caller spent waiting for a late pool thread (see LOCKSTEP_BACKOFF).
+    let waited = AtomicU64::new(0);
     let start = Instant::now();
     // When the caller finished its rounds (ns after `start`).
     let caller_end = AtomicU64::new(u64::MAX);
@@ -441,9 +441,11 @@ pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + 
                 // A round takes a few µs: a pool thread this late was descheduled.
                 let t = *since.get_or_insert_with(Instant::now);
                 if t.elapsed() >= LOCKSTEP_LATE {
-                    stalled.store(true, Ordering::Relaxed);
                     std::thread::yield_now();
                 }
+            }
+            if let Some(t) = since.filter(|t| t.elapsed() >= LOCKSTEP_LATE) {
+                waited.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
             }
         }
         caller_end.store(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
@@ -474,20 +476,35 @@ pub fn lockstep(steps: usize, work: usize, min_work: usize, a: impl Fn(usize) + 
     };
     join_pieces(caller, helper);
     // The pool thread still inside its piece when the caller was done: descheduled too.
-    let end = caller_end.load(Ordering::Relaxed);
-    let late_end = end != u64::MAX && start.elapsed().as_nanos() as u64 >= end + LOCKSTEP_LATE.as_nanos() as u64;
-    if late_end || stalled.load(Ordering::Relaxed) {
-        LOCKSTEP_BACKOFF.store(LOCKSTEP_BACKOFF_CALLS, Ordering::Relaxed);
+    let (end, total) = (caller_end.load(Ordering::Relaxed), start.elapsed().as_nanos() as u64);
+    let mut lost = waited.load(Ordering::Relaxed);
+    if end != u64::MAX && total >= end + LOCKSTEP_LATE.as_nanos() as u64 {
+        lost += total - end;
+    }
+    if lost > 0 {
+        // Inline calls for LOCKSTEP_BACKOFF_FACTOR times the stall over the call's own time:
+        // a busy second core (stalls of a scheduler slice) turns the split off for a hundred
+        // calls or so, a brief preemption (another process waking for a few µs) for a few.
+        let own = total.saturating_sub(lost).max(1);
+        let calls = (LOCKSTEP_BACKOFF_FACTOR as u64 * lost).div_ceil(own).min(LOCKSTEP_BACKOFF_MAX as u64);
+        LOCKSTEP_BACKOFF.store(calls as usize, Ordering::Relaxed);
     }
 }
 
-/// A wait for the pool thread in [`lockstep`] this long means it was descheduled (a busy
-/// second core): the next [`LOCKSTEP_BACKOFF_CALLS`] calls then run inline. Unlike the
-/// other splits, whose pieces are short, the pool thread's piece of a lockstep spans the
-/// whole call, so a preemption anywhere in it would hold the caller until the OS runs that
-/// thread again (milliseconds), every few calls.
+/// A wait for the pool thread in [`lockstep`] this long means it was descheduled: the next
+/// calls then run inline, as many as [`LOCKSTEP_BACKOFF_FACTOR`] times the time lost over
+/// the call's own time (at most [`LOCKSTEP_BACKOFF_MAX`]), so the split pays for its stalls
+/// whether they are rare and short or a busy second core's. Unlike the other splits, whose
+/// pieces are short, the pool thread's piece of a lockstep spans the whole call, so a
+/// preemption anywhere in it holds the caller until the OS runs that thread again. Measured
+/// (lstm_text b1, 2 threads): a fixed 64-call backoff kept the split off for most calls
+/// when a process merely polled /proc every 2 ms (the bench's RSS poller: median 169-193
+/// µs, the 1-thread time, against 97-112 without it); this rule measured 105-114 µs with the
+/// poller, 106-113 without, and the same wall time as the fixed backoff with a busy loop
+/// pinned to the second core (native loop, 3000 calls, old and new binaries alternated).
 const LOCKSTEP_LATE: Duration = Duration::from_micros(30);
-const LOCKSTEP_BACKOFF_CALLS: usize = 64;
+const LOCKSTEP_BACKOFF_FACTOR: usize = 4;
+const LOCKSTEP_BACKOFF_MAX: usize = 1024;
 static LOCKSTEP_BACKOFF: AtomicUsize = AtomicUsize::new(0);
 
 /// Runs `a` on the caller and `b` on the pool (or on the caller after `a`, if nobody took
