@@ -69,6 +69,15 @@ def test_binding_matches_onnxruntime(installed, tmp_path):
                 f"s, l = m.forward(d['ids'], d['dense']); "
                 f"s2, l2 = m.forward(d['ids'][::-1].copy()[::-1], np.asfortranarray(d['dense'])); "
                 f"assert (s2 == s).all() and (l2 == l).all(); "
+                # Read in place (C-contiguous and aligned, also read-only or at an offset into a
+                # larger buffer) or copied (unaligned): the same outputs, the inputs untouched.
+                f"ro = d['dense'].copy(); ro.flags.writeable = False; before = ro.copy(); "
+                f"un = np.frombuffer(b'_' + d['dense'].tobytes(), np.float32, offset=1).reshape(ro.shape); "
+                f"assert not un.flags.aligned; "
+                f"wide = np.concatenate([d['dense'], d['dense']])\n"
+                f"for dense in [ro, un, wide[len(ro):]]:\n"
+                f"    s3, l3 = m.forward(d['ids'], dense); assert (s3 == s).all() and (l3 == l).all()\n"
+                f"assert (ro == before).all(); "
                 f"np.savez({str(tmp_path / 'out.npz')!r}, scores=s, label=l)")
         result = _in_binding(site, code)
         assert result.returncode == 0, result.stderr
