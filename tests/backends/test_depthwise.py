@@ -112,3 +112,46 @@ def test_depthwise_pointwise_bands_match_onnxruntime_and_one_thread(tmp_path: Pa
         assert "rt::depthwise_pointwise(" in source.body, key
     outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_dw_pw", cases)
     assert_same_bits(outputs, cases)
+
+
+def _dw_pw_chain(name: str, c: int, m1: int, m2: int, h: int, w: int, s1: int, s2: int, seed: int) -> onnx.ModelProto:
+    """Relu -> two depthwise 3x3 + Clip -> pointwise 1x1 + Clip pairs in a row (the chain
+    `rt::depthwise_pointwise2` takes)."""
+    rng = np.random.default_rng(seed)
+    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "lo"), numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
+    nodes = [helper.make_node("Relu", ["x"], ["x0"])]
+    for i, (ci, mi, st) in enumerate([(c, m1, s1), (m1, m2, s2)]):
+        inits += [numpy_helper.from_array((rng.standard_normal((ci, 1, 3, 3)) / 3).astype(np.float32), f"wd{i}"),
+                  numpy_helper.from_array((rng.standard_normal(ci) * 0.1).astype(np.float32), f"bd{i}"),
+                  numpy_helper.from_array((rng.standard_normal((mi, ci, 1, 1)) / np.sqrt(ci)).astype(np.float32), f"wp{i}"),
+                  numpy_helper.from_array((rng.standard_normal(mi) * 0.1).astype(np.float32), f"bp{i}")]
+        nodes += [helper.make_node("Conv", [f"x{i}", f"wd{i}", f"bd{i}"], [f"d{i}"], group=ci, pads=[1, 1, 1, 1],
+                                   strides=[st, st]),
+                  helper.make_node("Clip", [f"d{i}", "lo", "hi"], [f"dc{i}"]),
+                  helper.make_node("Conv", [f"dc{i}", f"wp{i}", f"bp{i}"], [f"p{i}"]),
+                  helper.make_node("Clip", [f"p{i}", "lo", "hi"], [f"x{i + 1}" if i == 0 else "y"])]
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("x", TP.FLOAT, ["N", c, h, w])],
+                              [helper.make_tensor_value_info("y", TP.FLOAT, None)], initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+@needs_cargo
+def test_depthwise_pointwise_chain_matches_onnxruntime_and_one_thread(tmp_path: Path, monkeypatch):
+    from irc.backends.rust.emitter import emit_model
+    from irc.backends.rust.prepare import prepare
+    from irc.ir.onnx_io import from_onnx
+    from irc.oracle import random_inputs
+
+    # (channels, mid channels, out channels, height, width, strides, batch): intermediates
+    # above the window threshold (several windows, rows carried over, the last band short)
+    # with a stride-2 and a stride-1 second pair, odd sizes, a batch of 2; one below the
+    # threshold (the two pairs as before). 2 threads: the split pairs, bit for bit the same.
+    specs = {"chain_s2": (16, 48, 40, 61, 59, (1, 2), 1), "chain_s1": (24, 64, 24, 97, 93, (2, 1), 2),
+             "chain_mobile": (32, 64, 128, 112, 112, (1, 2), 1), "chain_small": (8, 16, 24, 20, 22, (1, 2), 1)}
+    cases = {key: (_dw_pw_chain(key, c, m1, m2, h, w, *st, seed), lambda g, batch=batch: random_inputs(g, batch=batch, seed=5))
+             for seed, (key, (c, m1, m2, h, w, st, batch)) in enumerate(specs.items())}
+    for key, (model, _) in cases.items():
+        source = emit_model(prepare(from_onnx(model)), "Chained")
+        assert "rt::depthwise_pointwise2(" in source.body and "rt::depthwise_pointwise(" not in source.body, key
+    outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_dw_pw2", cases)
+    assert_same_bits(outputs, cases)

@@ -2199,6 +2199,195 @@ fn dw_pw_bands(
     }
 }
 
+/// Two [`depthwise_pointwise`] pairs in a row, the second reading only the first's output
+/// (mobilenet: 3x3 dw -> 1x1 32 -> 64 at 112x112, then 3x3/s2 dw -> 1x1 64 -> 128): where the
+/// intermediate is large (>= [`CHAIN_MIN_FLOATS`]) it never exists whole. Bands of the second
+/// pair's output rows: the first pair computes the rows of its output the band needs into a
+/// small window (every channel; the rows the previous band also read are carried over),
+/// the second pair reads the window while it is in L2. Otherwise the two calls.
+#[allow(clippy::too_many_arguments)]
+pub fn depthwise_pointwise2(
+    x: &ArrayD<f32>, dw_w: &ArrayD<f32>, dw_b: Option<&ArrayD<f32>>, win: &Window, dw_act: Act,
+    pw: &ConvWeights, pw_b: Option<&ArrayD<f32>>, pw_act: Act,
+    dw2_w: &ArrayD<f32>, dw2_b: Option<&ArrayD<f32>>, win2: &Window, dw2_act: Act,
+    pw2: &ConvWeights, pw2_b: Option<&ArrayD<f32>>, pw2_act: Act,
+) -> Result<ArrayD<f32>> {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(p1) = DwPw::plan(x.shape(), dw_w, dw_b, win, dw_act, pw, pw_b, pw_act)? {
+        let mid = [p1.n, p1.m, p1.g.oh, p1.g.ow];
+        if p1.n * p1.m * p1.p_out >= CHAIN_MIN_FLOATS {
+            if let Some(p2) = DwPw::plan(&mid, dw2_w, dw2_b, win2, dw2_act, pw2, pw2_b, pw2_act)? {
+                return dw_pw_chain(x, &p1, &p2);
+            }
+        }
+    }
+    let mid = depthwise_pointwise(x, dw_w, dw_b, win, dw_act, pw, pw_b, pw_act)?;
+    depthwise_pointwise(&mid, dw2_w, dw2_b, win2, dw2_act, pw2, pw2_b, pw2_act)
+}
+
+/// Intermediates of at least this many floats go through [`depthwise_pointwise2`]'s window
+/// (mobilenet's 112x112x64 and 56x56x128, 3.2 and 1.6 MB).
+const CHAIN_MIN_FLOATS: usize = 1 << 17;
+
+/// Floats of [`depthwise_pointwise2`]'s window of first-pair output rows (256 KB).
+const CHAIN_WINDOW_FLOATS: usize = 65536;
+
+/// One depthwise -> pointwise pair of [`depthwise_pointwise2`], checked and unpacked.
+#[cfg(target_arch = "x86_64")]
+struct DwPw<'a> {
+    n: usize,
+    c: usize,
+    m: usize,
+    p_out: usize,
+    g: Plane2,
+    w: ndarray::CowArray<'a, f32, IxDyn>,
+    bias: Option<Vec<f32>>,
+    lo: f32,
+    hi: f32,
+    masks: Vec<[u32; 3]>,
+    a: &'a PackedA,
+    pbias: Option<Vec<f32>>,
+    activation: Activation,
+}
+
+#[cfg(target_arch = "x86_64")]
+impl<'a> DwPw<'a> {
+    /// The pair on input dims `xd` when [`dw_pw_bands`] would take it, else None.
+    #[allow(clippy::too_many_arguments)]
+    fn plan(
+        xd: &[usize], dw_w: &'a ArrayD<f32>, dw_b: Option<&ArrayD<f32>>, win: &Window, dw_act: Act,
+        pw: &'a ConvWeights, pw_b: Option<&ArrayD<f32>>, pw_act: Act,
+    ) -> Result<Option<DwPw<'a>>> {
+        let wd = dw_w.shape();
+        if xd.len() != 4 || wd.len() != 4 || wd[1] != 1 || wd[0] != xd[1] || pw.dims.len() != 4 || pw.dims[1] != wd[0]
+            || pw.dims[2..] != [1, 1]
+        {
+            return Ok(None);
+        }
+        let ConvPacking::Rows(groups) = &pw.packed else { return Ok(None) };
+        let (lo, hi) = match dw_act {
+            Act::None => (f32::NEG_INFINITY, f32::INFINITY),
+            Act::Relu => (0.0, f32::INFINITY),
+            Act::Clip(lo, hi) => (lo, hi),
+            _ => return Ok(None),
+        };
+        let Some(activation) = pw_act.in_epilogue() else { return Ok(None) };
+        if groups.len() != 1 || !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")) {
+            return Ok(None);
+        }
+        let c = wd[0];
+        let s = ConvShape::new(xd, wd, win, c)?;
+        let Some(g) = Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo) else { return Ok(None) };
+        let m = pw.dims[0];
+        if !dw_unpadded(&g) || s.p_out == 0 || super::par::pieces_for(2 * s.n * m * s.p_out * c) > 1 {
+            return Ok(None);
+        }
+        let masks = dw_masks(&g);
+        Ok(Some(DwPw {
+            n: s.n, c, m, p_out: s.p_out, g, w: dw_w.as_standard_layout(), bias: bias_values(dw_b, c)?, lo, hi, masks,
+            a: &groups[0], pbias: bias_values(pw_b, m)?, activation,
+        }))
+    }
+
+    /// Depthwise output rows `y0..y1` of every channel from `src` (planes of `g`, `pitch`
+    /// floats apart: one image, or the window of [`dw_pw_chain`]) into `band` (channel
+    /// pitch `(y1 - y0) * ow`), then the pointwise product into `c` (row pitch `rsc`).
+    ///
+    /// # Safety
+    /// `src` holds `self.c` planes of `g.h * g.w` floats, `pitch` apart; `band` holds at
+    /// least `c * (y1 - y0) * ow` floats, `zero` at least `g.w`.
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn rows(
+        &self, g: &Plane2, src: *const f32, pitch: usize, zero: &[f32], y0: usize, y1: usize, band: &mut [f32], c: &mut [f32],
+        rsc: usize,
+    ) {
+        let n = (y1 - y0) * g.ow;
+        let wdata = self.w.as_slice().expect("standard layout");
+        for ch in 0..self.c {
+            let a = DwPlane {
+                inp: src.wrapping_add(ch * pitch), zero: zero.as_ptr(), masks: &self.masks, g,
+                y_begin: y0, y_end: y1, w: &wdata[ch * 9..][..9], bias: self.bias.as_ref().map_or(0.0, |v| v[ch]),
+                lo: self.lo, hi: self.hi, out: band[ch * n..].as_mut_ptr(),
+            };
+            // SAFETY: AVX-512F/VL (checked in `plan`); the caller's bounds.
+            unsafe { dw_plane_avx512(&a) };
+        }
+        let epi = Epilogue { bias: self.pbias.as_ref().map_or(Bias::None, |v| Bias::PerRow(v)), activation: self.activation };
+        let bv = OperandB::View { b: &band[..self.c * n], rs: n as isize, cs: 1 };
+        sgemm_packed_a(self.a, n, 1.0, bv, 0.0, c, rsc as isize, 1, &epi);
+    }
+}
+
+/// The band loop of [`depthwise_pointwise2`].
+#[cfg(target_arch = "x86_64")]
+fn dw_pw_chain(x: &ArrayD<f32>, p1: &DwPw, p2: &DwPw) -> Result<ArrayD<f32>> {
+    let xs = x.as_standard_layout();
+    let Some(src) = xs.as_slice() else { return shape_err("depthwise_pointwise2: input not contiguous") };
+    let (g1, g2) = (&p1.g, &p2.g);
+    let (h, w) = (g2.h, g2.w); // the intermediate's plane (= g1.oh x g1.ow)
+    let row = p1.m * w; // floats of one intermediate row, every channel
+    // Second-pair output rows per band: the window holds their input rows.
+    let k = ((CHAIN_WINDOW_FLOATS / row).saturating_sub(3) / g2.sh + 1).max(1);
+    let win_rows = (g2.sh * (k - 1) + 3).min(h);
+    let first = |a: usize| (g2.sh * a).saturating_sub(g2.ph).min(h);
+    let last = |b: usize| (g2.sh * (b - 1) + 3).saturating_sub(g2.ph).min(h);
+    let band1_len = p1.c * (win_rows * g1.ow);
+    let band2_len = p2.c * (k * g2.ow);
+    let mut out = output_buffer(p1.n * p2.m * p2.p_out);
+    let zero = vec![0.0f32; g1.w.max(w)];
+    // The window and both bands in the thread's depthwise band buffer (the next pair's
+    // `dw_pw_bands` then finds it in cache).
+    DW_BAND.with(|cell| {
+        let mut buf = cell.take();
+        let len = p1.m * win_rows * w + band1_len + band2_len;
+        if buf.len() < len {
+            buf.resize(len, 0.0);
+        }
+        let (window, rest) = buf.split_at_mut(p1.m * win_rows * w);
+        let (band1, band2) = rest.split_at_mut(band1_len);
+        let pitch = win_rows * w;
+        for b in 0..p1.n {
+            let image = &src[b * p1.c * g1.h * g1.w..][..p1.c * g1.h * g1.w];
+            // Window rows [row0, done) of the intermediate are computed.
+            let (mut row0, mut done) = (0usize, 0usize);
+            let mut a = 0;
+            while a < g2.oh {
+                let bnd = (a + k).min(g2.oh);
+                let (lo, hi) = (first(a), last(bnd));
+                if lo > row0 {
+                    // Carry the rows this band reads again to the window's top.
+                    let keep = done.saturating_sub(lo);
+                    for ch in 0..p1.m {
+                        let base = ch * pitch;
+                        window.copy_within(base + (done - keep - row0) * w..base + (done - row0) * w, base);
+                    }
+                    row0 = lo;
+                    done = done.max(lo);
+                }
+                if hi > done {
+                    // SAFETY: `image` holds p1.c planes of g1; band1 holds c * rows * ow floats
+                    // (rows <= win_rows); the product writes window rows done..hi of every
+                    // channel (row pitch `pitch`, inside the window: hi - row0 <= win_rows).
+                    unsafe {
+                        p1.rows(g1, image.as_ptr(), g1.h * g1.w, &zero, done, hi, band1, &mut window[(done - row0) * w..], pitch);
+                    }
+                    done = hi;
+                }
+                // The second pair on the window, as a plane of `done - row0` rows starting
+                // at intermediate row row0 (its padding shifted by row0).
+                let gw = Plane2 { h: done - row0, ph: g2.ph + row0, ..*g2 };
+                let o = &mut out[b * p2.m * p2.p_out + a * g2.ow..];
+                // SAFETY: the window holds p2.c (= p1.m) planes `pitch` floats apart, each
+                // with gw.h <= win_rows rows; band2 holds c * k * ow floats.
+                unsafe { p2.rows(&gw, window.as_ptr(), pitch, &zero, a, bnd, band2, o, p2.p_out) };
+                a = bnd;
+            }
+        }
+        cell.replace(buf);
+    });
+    ArrayD::from_shape_vec(IxDyn(&[p1.n, p2.m, g2.oh, g2.ow]), out).map_err(err2)
+}
+
 /// ONNX `ConvTranspose`: input `[N, C, D...]`, weight `[C, M/group, K...]`.
 #[allow(clippy::too_many_arguments)]
 pub fn conv_transpose<T: Num>(
