@@ -228,66 +228,31 @@ def _fusable_depthwise(c: OpCtx, act: str | None):
 
 def _defer_depthwise(c: OpCtx, act: str | None) -> bool:
     """Defers depthwise layer ``c`` into its pointwise reader when `_fusable_depthwise`: no
-    statement here, its input kept alive until the reader (which drops it). An input that
-    is itself a deferred pair (`_chained_pair`) goes along: the reader emits both pairs."""
+    statement here, its input kept alive until the reader (which drops it)."""
     p = _fusable_depthwise(c, act)
     if p is None:
         return False
     x = c.ins[0]
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
-    pair = c.b.deferred.get(x)
-    parts = {"x": None if pair else c.x(0), "w": c.x(1), "b": bias, "win": window(c),
-             "act": act_expr(c, act) if act else "rt::Act::None", "drop": None, "pair": pair and pair["pair"]}
-    if pair:
-        parts["drop"] = pair["drop"]
-    elif c.b.last_use.get(x) is c.op and x in c.b.names:
+    parts = {"x": c.x(0), "w": c.x(1), "b": bias, "win": window(c), "act": act_expr(c, act) if act else "rt::Act::None",
+             "drop": None}
+    if c.b.last_use.get(x) is c.op and x in c.b.names:
         c.b.last_use[x] = p
         parts["drop"] = c.b.names[x]
     c.b.deferred[c.outs[0]] = parts
     return True
 
 
-_DEPTHWISE_ACTS = {"Conv": None, "irc.ConvRelu": "Relu", "irc.ConvClip": "Clip"}
-
-
-def _chained_pair(c: OpCtx) -> bool:
-    """Whether the output of fused pair ``c`` (a pointwise layer whose depthwise input was
-    deferred) is read only by another depthwise layer that fuses with its own pointwise
-    reader (`rt::depthwise_pointwise2`: mobilenet's first two pairs; the runtime runs them as
-    one where the intermediate is large). Measured (mobilenet b1, 1 thread): the pair
-    ~1480 -> ~1350 us."""
-    g, out = c.b.graph, c.outs[0]
-    if out is None or g.is_output(out) or any(u[1] < 0 for u in g.uses(out)):
-        return False
-    readers = g.consumers(out)
-    if len(readers) != 1:
-        return False
-    q = readers[0]
-    key = q.op_type if q.domain in ("", "ai.onnx") else f"{q.domain}.{q.op_type}"
-    if key not in _DEPTHWISE_ACTS or q.inputs[0] is not out:
-        return False
-    return _fusable_depthwise(OpCtx(c.b, q, c.opset), _DEPTHWISE_ACTS[key]) is not None
-
-
 def _fused_pointwise(c: OpCtx, act: str) -> str | None:
-    """`rt::depthwise_pointwise(...)` when input 0 of pointwise layer ``c`` was deferred
-    (`rt::depthwise_pointwise2` when that depthwise layer's input was a deferred pair); None
-    and the call deferred itself when `_chained_pair`."""
+    """`rt::depthwise_pointwise(...)` when input 0 of pointwise layer ``c`` was deferred."""
     d = c.b.deferred.get(c.ins[0])
-    if d is None or "w" not in d:
+    if d is None:
         return None
     packed = c.b.prepared(c.ins[1], "rows", "rt::ConvWeights", "rt::ConvWeights::rows({}, 1)?")
     if packed is None:
         raise Unsupported("fused depthwise -> pointwise: pointwise weights not constant")
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
-    args = f"{d['w']}, {d['b']}, {d['win']}, {d['act']}, {packed}, {bias}, {act}"
-    if d.get("pair"):
-        call = f"rt::depthwise_pointwise2({d['pair']}, {args})"
-    else:
-        if _chained_pair(c):
-            c.b.deferred[c.outs[0]] = {"pair": f"{d['x']}, {args}", "drop": d["drop"]}
-            return ""
-        call = f"rt::depthwise_pointwise({d['x']}, {args})"
+    call = f"rt::depthwise_pointwise({d['x']}, {d['w']}, {d['b']}, {d['win']}, {d['act']}, {packed}, {bias}, {act})"
     if d["drop"] is None:
         return call
     return f"{{ let r = {call}; drop({d['drop']}); r }}"
@@ -299,7 +264,7 @@ def conv(c: OpCtx) -> str | None:
     bias = f"Some({c.x(2)})" if c.has(2) else "None"
     fused = _fused_pointwise(c, "rt::Act::None")
     if fused is not None:
-        return fused or None  # "": deferred into a second pair
+        return fused
     if _defer_depthwise(c, None):
         return None
     packed = packed_conv(c, "rt::Act::None")
@@ -316,7 +281,7 @@ def _conv_act(act: str):
         fused_f32(c)
         fused = _fused_pointwise(c, act_expr(c, act))
         if fused is not None:
-            return fused or None  # "": deferred into a second pair
+            return fused
         if _defer_depthwise(c, act):
             return None
         packed = packed_conv(c, act_expr(c, act))
