@@ -106,8 +106,8 @@ def direct_conv(c: OpCtx, w, group: int) -> bool:
 
 
 def winograd_conv(c: OpCtx, w, group: int) -> int | None:
-    """The output tile (2) of `rt::conv_winograd` (Winograd F(2 x 2, 3 x 3)) for this layer,
-    or None: 2-D 3x3, stride 1, no dilation, one group, pads <= 1, f32, and wide enough to
+    """The output tile (4 or 2) of `rt::conv_winograd` (Winograd F(r x r, 3 x 3)) for this
+    layer, or None: 2-D 3x3, stride 1, no dilation, one group, pads <= 1, f32, and wide enough to
     pay (>= 32 input channels on >= 196 output positions, measured per layer in bench/NOTES.md:
     with the AVX-512 transforms F(2x2) also beats the direct kernel on 32 -> 64 at 26x26; 7x7
     planes gain 7-9% at 1 thread but lose at 2 (16 tiles are one block) and cost 7 MB of
@@ -126,7 +126,11 @@ def winograd_conv(c: OpCtx, w, group: int) -> int | None:
     cin = w.shape[1]
     positions = out_positions(c)
     if cin >= 32 and positions is not None and positions >= 196:
-        return 2
+        # F(4x4) unless its tiles overhang the plane so much that it multiplies more than
+        # F(2x2) (36 products per 4x4 tile against 16 per 2x2 tile).
+        h, wd = x.shape[2:]
+        oh, ow = (h, wd) if auto_pad.startswith("SAME") else (h + pads[0] + pads[2] - 2, wd + pads[1] + pads[3] - 2)
+        return 4 if 36 * -(-oh // 4) * -(-ow // 4) < 16 * -(-oh // 2) * -(-ow // 2) else 2
     return None
 
 
