@@ -181,9 +181,10 @@ def build() -> dict[str, ModelProto]:
         ("wino_valid", {}, ["N", 64, 17, 16], (33, 64, 3, 3), "Sigmoid"),
         ("wino_same", {"pads": [1, 1, 1, 1]}, ["N", 70, 15, 15], (67, 70, 3, 3), "Relu"),
         ("wino_c32", {"pads": [1, 1, 1, 1]}, ["N", 32, 15, 14], (24, 32, 3, 3), "Relu"),
-        # The planes above take F(4x4, 3x3) (fewer multiplies than F(2x2) with their tile
-        # overhang); a plane of 2 output rows stays on F(2x2).
-        ("wino_f2", {}, ["N", 32, 4, 120], (24, 32, 3, 3), "Relu"),
+        # The layers above from 64 input channels take F(4x4, 3x3) (fewer multiplies than
+        # F(2x2) with their tile overhang), wino_c32 F(2x2); a plane of 2 output rows stays
+        # on F(2x2).
+        ("wino_f2", {}, ["N", 64, 4, 120], (24, 64, 3, 3), "Relu"),
     ]
     for key, attrs, xs, ws, act in packed:
         # Winograd layers with fan-in-scaled weights (outputs of unit scale, as in a trained
