@@ -11,7 +11,7 @@
 //! Tiles are processed in blocks of whole tile rows (across images), sized so that a
 //! block's `V` and `M` stay in L2: input transform -> `A²` GEMMs -> output transform (with
 //! bias, residual and activation in the store) before the next block. Blocks split over
-//! the pool's threads.
+//! the pool's threads; a layer of one block splits its three phases instead (`block_split`).
 
 use super::conv::Window;
 use super::error::{shape_err, Error, Result};
