@@ -85,7 +85,9 @@ def residual_models(rng) -> dict[str, ModelProto]:
     for key, attrs, xs, ws, rs, act in cases:
         nodes = [conv("Conv", ["x", "w", "b"], ["z"], **attrs), conv("Add", ["r", "z"], ["s" if act else "y"])]
         act_nodes, act_inits = _act_node(act, "s") if act else ([], [])
-        inits = [("w", w(rng, *ws)), ("b", w(rng, ws[0]))] + act_inits
+        # Fan-in-scaled weights on Winograd (see the `wino_*` cases below).
+        scale = np.float32(1 / np.sqrt(9 * ws[1]) if key == "res_winograd" else 1)
+        inits = [("w", w(rng, *ws) * scale), ("b", w(rng, ws[0]))] + act_inits
         out[key] = residual(nodes + act_nodes, [("x", F, xs), ("r", F, rs)], inits, key, "ConvAdd" + (act or ""))
     return out
 
@@ -171,7 +173,7 @@ def build() -> dict[str, ModelProto]:
         # 7x7 with 4 blocks (the last one of a single channel): each block's tiles prefetch
         # the next block's weights, the last block none.
         ("blk_pw_7x7_blocks", {}, ["N", 300, 7, 7], (97, 300, 1, 1), "Clip"),
-        # Winograd F(2x2, 3x3) (`rt::conv_winograd`, 3x3/s1 with >= 32 input channels on
+        # Winograd F(4x4, 3x3) (`rt::conv_winograd`, 3x3/s1 with >= 32 input channels on
         # planes of >= 14x14 outputs): odd channel counts, asymmetric pads <= 1, a plane
         # whose tiles overhang the last row and column, blocks of tiles crossing images
         # (batch 2), no padding, an activation outside the store (Sigmoid).
@@ -179,10 +181,18 @@ def build() -> dict[str, ModelProto]:
         ("wino_valid", {}, ["N", 64, 17, 16], (33, 64, 3, 3), "Sigmoid"),
         ("wino_same", {"pads": [1, 1, 1, 1]}, ["N", 70, 15, 15], (67, 70, 3, 3), "Relu"),
         ("wino_c32", {"pads": [1, 1, 1, 1]}, ["N", 32, 15, 14], (24, 32, 3, 3), "Relu"),
+        # The layers above from 64 input channels take F(4x4, 3x3) (fewer multiplies than
+        # F(2x2) with their tile overhang), wino_c32 F(2x2); a plane of 2 output rows stays
+        # on F(2x2).
+        ("wino_f2", {}, ["N", 64, 4, 120], (24, 64, 3, 3), "Relu"),
     ]
     for key, attrs, xs, ws, act in packed:
+        # Winograd layers with fan-in-scaled weights (outputs of unit scale, as in a trained
+        # network): F(4x4)'s rounding error, ~1e-5 of the output's scale, is above the 1e-4
+        # relative tolerance on outputs near zero of 585 unit-variance products.
+        scale = np.float32(1 / np.sqrt(9 * ws[1]) if key.startswith("wino") else 1)
         out[f"conv_{key}_{act.lower()}"] = fused([helper.make_node("Conv", ["x", "w", "b"], ["z"], **attrs)], act,
-                                                 [("x", F, xs)], [("w", w(rng, *ws)), ("b", w(rng, ws[0]))],
+                                                 [("x", F, xs)], [("w", w(rng, *ws) * scale), ("b", w(rng, ws[0]))],
                                                  f"conv_{key}")
     out["conv_pk_plain"] = model("conv_pk_plain", [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 0, 1, 0])],
                                  [("x", F, ["N", 6, 4, 4])], [("y", F)], [("w", w(rng, 20, 6, 3, 3))])

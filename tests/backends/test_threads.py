@@ -75,9 +75,12 @@ def test_split_conv_pool_batch1_match_onnxruntime_and_one_thread(tmp_path: Path,
     # 5 -> 70 channels at 61x59 (direct conv, 9 blocks of 8: 23 MFLOP, split), pool 70x31x30
     # (split), then 70 -> 73 channels stride 2; 3 -> 37 at 29x31 (stays on one thread); a
     # 7x7/s2 stem 3 -> 66 at 117x115 (packed rows, 59x58 out: 88 MFLOP in row bands); 64 -> 40
-    # at 29x31 (Winograd, tile blocks split over the threads).
+    # at 29x31 (Winograd, tile blocks split over the threads); 96 -> 80 at 15x14 (Winograd
+    # F(4x4), 16 tiles in one block: its phases split over the threads); 256 -> 64 at 7x7
+    # (Winograd F(2x2), one block of 16 tiles, split the same way).
     specs = {"case_thr_convpool": (5, 70, 61, 59), "case_thr_small": (3, 37, 29, 31),
-             "case_thr_stem": (3, 66, 117, 115, 7, 2), "case_thr_wino": (64, 40, 29, 31)}
+             "case_thr_stem": (3, 66, 117, 115, 7, 2), "case_thr_wino": (64, 40, 29, 31),
+             "case_thr_wino1": (96, 80, 15, 14), "case_thr_wino7": (256, 64, 7, 7)}
     cases = {key: (_conv_pool(key, *spec[:4], seed, *spec[4:]), lambda g: random_inputs(g, batch=1, seed=7))
              for seed, (key, spec) in enumerate(specs.items())}
     outputs = run_per_thread_count(tmp_path, monkeypatch, "irc_threads_conv", cases)

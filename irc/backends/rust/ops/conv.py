@@ -106,12 +106,12 @@ def direct_conv(c: OpCtx, w, group: int) -> bool:
 
 
 def winograd_conv(c: OpCtx, w, group: int) -> int | None:
-    """The output tile (2) of `rt::conv_winograd` (Winograd F(2 x 2, 3 x 3)) for this layer,
-    or None: 2-D 3x3, stride 1, no dilation, one group, pads <= 1, f32, and wide enough to
+    """The output tile (4 or 2) of `rt::conv_winograd` (Winograd F(r x r, 3 x 3)) for this
+    layer, or None: 2-D 3x3, stride 1, no dilation, one group, pads <= 1, f32, and wide enough to
     pay (>= 32 input channels on >= 196 output positions, measured per layer in bench/NOTES.md:
     with the AVX-512 transforms F(2x2) also beats the direct kernel on 32 -> 64 at 26x26; 7x7
-    planes gain 7-9% at 1 thread but lose at 2 (16 tiles are one block) and cost 7 MB of
-    weights per 512-channel layer, so they stay direct)."""
+    planes from 256 input channels on F(2x2): resnet18 b1 1 thread ~2 ms less, at 2 threads
+    their single tile block splits its phases; 7 MB more weights per 512-channel layer)."""
     strides = list(c.a("strides") or [1, 1])
     dilations = list(c.a("dilations") or [1, 1])
     pads = list(c.attr_list("pads") or [0, 0, 0, 0])
@@ -125,8 +125,14 @@ def winograd_conv(c: OpCtx, w, group: int) -> int | None:
         return None
     cin = w.shape[1]
     positions = out_positions(c)
-    if cin >= 32 and positions is not None and positions >= 196:
-        return 2
+    if cin >= 32 and positions is not None and (positions >= 196 or (cin >= 256 and positions >= 49)):
+        # F(4x4) from 64 input channels unless its tiles overhang the plane so much that it
+        # multiplies more than F(2x2) (36 products per 4x4 tile against 16 per 2x2 tile).
+        # mnist_cnn's 32 -> 64 layer at 26x26 ran 4-8% slower on F(4x4) (the transforms
+        # weigh more against short GEMMs; 49 tiles are 32 + 16 + 1 GEMM columns).
+        h, wd = x.shape[2:]
+        oh, ow = (h, wd) if auto_pad.startswith("SAME") else (h + pads[0] + pads[2] - 2, wd + pads[1] + pads[3] - 2)
+        return 4 if cin >= 64 and positions >= 196 and 36 * -(-oh // 4) * -(-ow // 4) < 16 * -(-oh // 2) * -(-ow // 2) else 2
     return None
 
 

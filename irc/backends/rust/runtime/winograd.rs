@@ -1,18 +1,17 @@
 //! Winograd convolution for 2-D 3x3 stride-1 layers (one group, no dilation, pads <= 1).
 //!
-//! `F(R x R, 3 x 3)` with R = 2: the output is cut into `R x R` tiles, each computed from
+//! `F(R x R, 3 x 3)` with R = 2 or 4: the output is cut into `R x R` tiles, each computed from
 //! an `A x A` input tile (A = R + 2) as `Y = AT · [Σ_c (G g G^T) ⊙ (BT d B)] · A`: the
 //! elementwise products over channels are `A²` GEMMs (one per transform point `t`),
 //! `M[t] (K x tiles) = U[t] (K x C) · V[t] (C x tiles)`, with the weights `U[t]` packed
 //! once at load for the runtime's GEMM kernel ([`PackedA`]) and the transformed input
 //! `V[t]` read in place by it. Per output value that is `A² / R²` multiplies per input
-//! channel instead of 9 (F(2x2): 4). F(4x4) (2.25) measured slower with these transforms
-//! (bench/NOTES.md, perf-winograd), so it is not built.
+//! channel instead of 9 (F(2x2): 4, F(4x4): 2.25).
 //!
 //! Tiles are processed in blocks of whole tile rows (across images), sized so that a
 //! block's `V` and `M` stay in L2: input transform -> `A²` GEMMs -> output transform (with
 //! bias, residual and activation in the store) before the next block. Blocks split over
-//! the pool's threads.
+//! the pool's threads; a layer of one block splits its three phases instead (`block_split`).
 
 use super::conv::Window;
 use super::error::{shape_err, Error, Result};
@@ -31,11 +30,21 @@ pub struct WinogradWeights {
 /// `G` of F(2x2, 3x3) (points 0, 1, -1, ∞).
 const G2: [[f64; 3]; 4] = [[1.0, 0.0, 0.0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0.0, 0.0, 1.0]];
 
+/// `G` of F(4x4, 3x3) (points 0, 1, -1, 2, -2, ∞).
+const G4: [[f64; 3]; 6] = [
+    [0.25, 0.0, 0.0],
+    [-1.0 / 6.0, -1.0 / 6.0, -1.0 / 6.0],
+    [-1.0 / 6.0, 1.0 / 6.0, -1.0 / 6.0],
+    [1.0 / 24.0, 1.0 / 12.0, 1.0 / 6.0],
+    [1.0 / 24.0, -1.0 / 12.0, 1.0 / 6.0],
+    [0.0, 0.0, 1.0],
+];
+
 impl WinogradWeights {
-    /// Transforms `[K, C, 3, 3]` weights for output tiles of `r x r` (r = 2).
+    /// Transforms `[K, C, 3, 3]` weights for output tiles of `r x r` (2 or 4).
     pub fn new(w: ArrayD<f32>, r: usize) -> Result<WinogradWeights> {
         let dims = w.shape().to_vec();
-        if dims.len() != 4 || dims[2] != 3 || dims[3] != 3 || r != 2 {
+        if dims.len() != 4 || dims[2] != 3 || dims[3] != 3 || !(r == 2 || r == 4) {
             return shape_err(format!("winograd: weights {dims:?} are not 3x3 (tile {r})"));
         }
         let (k, c) = (dims[0], dims[1]);
@@ -43,7 +52,7 @@ impl WinogradWeights {
         let Some(data) = w.as_slice() else {
             return shape_err("winograd: weights not contiguous");
         };
-        let g: &[[f64; 3]] = &G2;
+        let g: &[[f64; 3]] = if r == 2 { &G2 } else { &G4 };
         let a = r + 2;
         // U[t][o][i] for t = (row point, column point), computed in f64.
         let mut u = vec![vec![0.0f32; k * c]; a * a];
@@ -180,6 +189,25 @@ fn winograd_impl(
     let optr = OutPtr(out.as_mut_ptr());
     let mut padded = PADDED.with(|cell| cell.take());
     pad_input(&g, src, &mut padded);
+    #[cfg(target_arch = "x86_64")]
+    if blocks == 1 && super::par::pieces_for(flops) > 1 && avx512_cpu() && matches!(act, Act::None | Act::Relu | Act::Clip(..)) {
+        // One block (resnet18's 14x14 layers at batch 1 on F(4x4): 16 tiles): its phases
+        // split over the threads instead.
+        SCRATCH.with(|cell| {
+            let mut buf = cell.take();
+            // SAFETY: the CPU has AVX-512F; the block is all the tiles.
+            unsafe {
+                if g.r == 2 {
+                    block_split::<4, 2>(&g, wt, &padded, &bias, act, add, optr.get(), 0..tiles, &mut buf, flops)
+                } else {
+                    block_split::<6, 4>(&g, wt, &padded, &bias, act, add, optr.get(), 0..tiles, &mut buf, flops)
+                }
+            };
+            cell.replace(buf);
+        });
+        PADDED.with(|cell| cell.replace(padded));
+        return Ok(result);
+    }
     let padded_ref = &padded;
     super::par::for_ranges(blocks, 1, flops, |range| {
         let padded = padded_ref;
@@ -191,7 +219,11 @@ fn winograd_impl(
                     let tr = b * nb..((b + 1) * nb).min(tiles);
                     // SAFETY: block b writes the output pixels of its tiles only.
                     unsafe {
-                        block::<4, 2>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
+                        if g.r == 2 {
+                            block::<4, 2>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
+                        } else {
+                            block::<6, 4>(&g, wt, padded, &bias, act, add, optr.get(), tr, &mut buf)
+                        }
                     };
                 }
                 cell.replace(buf);
@@ -215,6 +247,15 @@ fn pad_input(g: &Geo, src: &[f32], padded: &mut Vec<f32>) {
         }
         // SAFETY: the CPU has AVX-512F; `padded` holds n · c · pp floats.
         unsafe { pad_avx512(g, src, padded) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if r == 4 && avx512_cpu() {
+        if padded.len() < g.n * g.c * g.pp {
+            padded.resize(g.n * g.c * g.pp, 0.0);
+        }
+        // SAFETY: the CPU has AVX-512F; `padded` holds n · c · pp floats.
+        unsafe { pad4_avx512(g, src, padded) };
         return;
     }
     padded.clear();
@@ -272,22 +313,54 @@ fn lanes(f: impl Fn(usize) -> f32) -> Lanes {
 /// 1-D input transform `BT · x` of `A` lane vectors.
 #[inline(always)]
 fn bt_lanes<const A: usize>(x: &[Lanes; A], y: &mut [Lanes; A]) {
-    let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
-    let r = [
-        lanes(|u| x[0][u] - x[2][u]),
-        lanes(|u| x[1][u] + x[2][u]),
-        lanes(|u| x[2][u] - x[1][u]),
-        lanes(|u| x[1][u] - x[3][u]),
-    ];
-    y.copy_from_slice(&r);
+    if A == 4 {
+        let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
+        let r = [
+            lanes(|u| x[0][u] - x[2][u]),
+            lanes(|u| x[1][u] + x[2][u]),
+            lanes(|u| x[2][u] - x[1][u]),
+            lanes(|u| x[1][u] - x[3][u]),
+        ];
+        y.copy_from_slice(&r);
+    } else {
+        let x: &[Lanes; 6] = x.as_slice().try_into().unwrap();
+        let p = lanes(|u| x[4][u] - 4.0 * x[2][u]);
+        let q = lanes(|u| x[3][u] - 4.0 * x[1][u]);
+        let p2 = lanes(|u| x[4][u] - x[2][u]);
+        let q2 = lanes(|u| 2.0 * (x[3][u] - x[1][u]));
+        let r = [
+            lanes(|u| 4.0 * x[0][u] - 5.0 * x[2][u] + x[4][u]),
+            lanes(|u| p[u] + q[u]),
+            lanes(|u| p[u] - q[u]),
+            lanes(|u| p2[u] + q2[u]),
+            lanes(|u| p2[u] - q2[u]),
+            lanes(|u| 4.0 * x[1][u] - 5.0 * x[3][u] + x[5][u]),
+        ];
+        y.copy_from_slice(&r);
+    }
 }
 
 /// 1-D output transform `AT · x` of `A` lane vectors into `R`.
 #[inline(always)]
 fn at_lanes<const A: usize, const R: usize>(x: &[Lanes; A], y: &mut [Lanes; R]) {
-    let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
-    let r = [lanes(|u| x[0][u] + x[1][u] + x[2][u]), lanes(|u| x[1][u] - x[2][u] - x[3][u])];
-    y.copy_from_slice(&r);
+    if A == 4 {
+        let x: &[Lanes; 4] = x.as_slice().try_into().unwrap();
+        let r = [lanes(|u| x[0][u] + x[1][u] + x[2][u]), lanes(|u| x[1][u] - x[2][u] - x[3][u])];
+        y.copy_from_slice(&r);
+    } else {
+        let x: &[Lanes; 6] = x.as_slice().try_into().unwrap();
+        let p = lanes(|u| x[1][u] + x[2][u]);
+        let q = lanes(|u| x[1][u] - x[2][u]);
+        let p2 = lanes(|u| x[3][u] + x[4][u]);
+        let q2 = lanes(|u| x[3][u] - x[4][u]);
+        let r = [
+            lanes(|u| x[0][u] + p[u] + p2[u]),
+            lanes(|u| q[u] + 2.0 * q2[u]),
+            lanes(|u| p[u] + 4.0 * p2[u]),
+            lanes(|u| q[u] + 8.0 * q2[u] + x[5][u]),
+        ];
+        y.copy_from_slice(&r);
+    }
 }
 
 /// Tiles `tiles` (global: (image · th + tile row) · tw + tile column) through the input
@@ -317,13 +390,19 @@ unsafe fn block<const A: usize, const R: usize>(
     let vp = v.as_mut_ptr();
     // Input transform: V[t][c][tile], from the padded, phase-split copy.
     #[cfg(target_arch = "x86_64")]
-    let wide = A == 4 && R == 2 && avx512_cpu();
+    let wide = ((A == 4 && R == 2) || (A == 6 && R == 4)) && avx512_cpu();
     #[cfg(not(target_arch = "x86_64"))]
     let wide = false;
     #[cfg(target_arch = "x86_64")]
     if wide {
         // SAFETY: the CPU has AVX-512F; V holds t · vs floats (see `input_avx512`).
-        unsafe { input_avx512(g, &segs, padded, vp, vs, nb) };
+        unsafe {
+            if A == 4 {
+                input_avx512(g, &segs, padded, vp, vs, nb, 0..g.c)
+            } else {
+                input6_avx512(g, &segs, padded, vp, vs, nb, 0..g.c)
+            }
+        };
     }
     for sg in segs.iter().filter(|_| !wide) {
         for c in 0..g.c {
@@ -385,7 +464,13 @@ unsafe fn block<const A: usize, const R: usize>(
     #[cfg(target_arch = "x86_64")]
     if wide && fused {
         // SAFETY: the CPU has AVX-512F; M holds t · ms + L floats; `out` as this function's.
-        unsafe { output_avx512(g, &segs, m.as_ptr(), ms, nb, bias, lo, hi, add, out) };
+        unsafe {
+            if A == 4 {
+                output_avx512(g, &segs, m.as_ptr(), ms, nb, bias, lo, hi, add, out, 0..g.k)
+            } else {
+                output6_avx512(g, &segs, m.as_ptr(), ms, nb, bias, lo, hi, add, out, 0..g.k)
+            }
+        };
         return;
     }
     let oplane = g.oh * g.ow;
@@ -440,6 +525,65 @@ unsafe fn block<const A: usize, const R: usize>(
             }
         }
     }
+}
+
+/// [`block`] of all the tiles on AVX-512 with its phases split over the pool: the input
+/// transform by input channels, the A² GEMMs by transform points, the output transform by
+/// output channels (the same arithmetic as `block`, so results do not depend on the split).
+///
+/// Safety: AVX-512F; `act` is None, Relu or Clip; `out` as for `block`.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn block_split<const A: usize, const R: usize>(
+    g: &Geo, wt: &WinogradWeights, padded: &[f32], bias: &[f32], act: Act, add: bool, out: *mut f32,
+    tiles: std::ops::Range<usize>, buf: &mut Vec<f32>, flops: usize,
+) {
+    let t = A * A;
+    let nb = tiles.len();
+    let segs = segments(g, tiles);
+    let (vs, ms) = (g.c * nb + L, g.k * nb + L);
+    let v_len = t * vs;
+    let m_len = t * ms + L;
+    if buf.len() < v_len + m_len {
+        buf.resize(v_len + m_len, 0.0);
+    }
+    let (lo, hi) = match act {
+        Act::Relu => (0.0, f32::INFINITY),
+        Act::Clip(lo, hi) => (lo, hi),
+        _ => (f32::NEG_INFINITY, f32::INFINITY),
+    };
+    let (vp, mp, op) = (OutPtr(buf.as_mut_ptr()), OutPtr(buf.as_mut_ptr().add(v_len)), OutPtr(out));
+    let segs = &segs;
+    // SAFETY (the three phases): each range writes its own channels' V, points' M, output
+    // channels' pixels; the CPU has AVX-512F.
+    super::par::for_ranges(g.c, 1, flops, |cr| unsafe {
+        if A == 4 {
+            input_avx512(g, segs, padded, vp.get(), vs, nb, cr)
+        } else {
+            input6_avx512(g, segs, padded, vp.get(), vs, nb, cr)
+        }
+    });
+    super::par::for_ranges(t, 1, flops, |pr| {
+        for ti in pr {
+            let (v, m) = unsafe {
+                (
+                    std::slice::from_raw_parts(vp.get().add(ti * vs), g.c * nb),
+                    std::slice::from_raw_parts_mut(mp.get().add(ti * ms), g.k * nb),
+                )
+            };
+            sgemm_packed_a(
+                &wt.u[ti], nb, 1.0, OperandB::View { b: v, rs: nb as isize, cs: 1 }, 0.0, m, nb as isize, 1,
+                &Epilogue::NONE,
+            );
+        }
+    });
+    super::par::for_ranges(g.k, 1, flops, |kr| unsafe {
+        if A == 4 {
+            output_avx512(g, segs, mp.get(), ms, nb, bias, lo, hi, add, op.get(), kr)
+        } else {
+            output6_avx512(g, segs, mp.get(), ms, nb, bias, lo, hi, add, op.get(), kr)
+        }
+    });
 }
 
 /// `(a0 b0 a1 b1 .. a7 b7, a8 b8 .. a15 b15)`.
@@ -513,12 +657,14 @@ fn first(n: usize) -> u16 {
 /// Safety: AVX-512F; `vp` points to V (`16 · vs` floats), `padded` as for `block`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn input_avx512(g: &Geo, segs: &[Segment], padded: &[f32], vp: *mut f32, vs: usize, nb: usize) {
+unsafe fn input_avx512(
+    g: &Geo, segs: &[Segment], padded: &[f32], vp: *mut f32, vs: usize, nb: usize, chans: std::ops::Range<usize>,
+) {
     use std::arch::x86_64::*;
     let u_len = g.u_len;
     let lin = 2 * u_len;
     for sg in segs {
-        for c in 0..g.c {
+        for c in chans.clone() {
             let phases = &padded[(sg.img * g.c + c) * g.pp + sg.ty * 4 * u_len..][..8 * u_len];
             let dst = vp.add(c * nb + sg.off);
             let mut x = 0;
@@ -554,7 +700,7 @@ unsafe fn input_avx512(g: &Geo, segs: &[Segment], padded: &[f32], vp: *mut f32, 
 #[allow(clippy::too_many_arguments)]
 unsafe fn output_avx512(
     g: &Geo, segs: &[Segment], m: *const f32, ms: usize, nb: usize, bias: &[f32], lo: f32, hi: f32, add: bool,
-    out: *mut f32,
+    out: *mut f32, ks: std::ops::Range<usize>,
 ) {
     use std::arch::x86_64::*;
     let oplane = g.oh * g.ow;
@@ -562,8 +708,8 @@ unsafe fn output_avx512(
     let ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
     for sg in segs {
-        for (k, &bk) in bias.iter().enumerate() {
-            let bk = _mm512_set1_ps(bk);
+        for k in ks.clone() {
+            let bk = _mm512_set1_ps(bias[k]);
             let src = m.add(k * nb + sg.off);
             let plane = out.add((sg.img * g.k + k) * oplane);
             let mut x = 0;
@@ -652,6 +798,208 @@ unsafe fn pad_avx512(g: &Geo, src: &[f32], padded: &mut [f32]) {
                     let a = _mm512_maskz_loadu_ps(m0, row.wrapping_offset(col0));
                     let b = _mm512_maskz_loadu_ps(m1, row.wrapping_offset(col0 + 16));
                     _mm512_storeu_ps(drow.add(u), _mm512_permutex2var_ps(a, even, b));
+                }
+            }
+        }
+    }
+}
+
+
+/// `BT · x` of F(4x4, 3x3) on 16 tiles (the portable `bt_lanes` order of operations).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn bt6(x: [std::arch::x86_64::__m512; 6]) -> [std::arch::x86_64::__m512; 6] {
+    use std::arch::x86_64::*;
+    let (four, five, two) = (_mm512_set1_ps(4.0), _mm512_set1_ps(5.0), _mm512_set1_ps(2.0));
+    let p = _mm512_sub_ps(x[4], _mm512_mul_ps(four, x[2]));
+    let q = _mm512_sub_ps(x[3], _mm512_mul_ps(four, x[1]));
+    let p2 = _mm512_sub_ps(x[4], x[2]);
+    let q2 = _mm512_mul_ps(two, _mm512_sub_ps(x[3], x[1]));
+    [
+        _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(four, x[0]), _mm512_mul_ps(five, x[2])), x[4]),
+        _mm512_add_ps(p, q),
+        _mm512_sub_ps(p, q),
+        _mm512_add_ps(p2, q2),
+        _mm512_sub_ps(p2, q2),
+        _mm512_add_ps(_mm512_sub_ps(_mm512_mul_ps(four, x[1]), _mm512_mul_ps(five, x[3])), x[5]),
+    ]
+}
+
+/// `AT · x` of F(4x4, 3x3) on 16 tiles (the portable `at_lanes` order of operations).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+unsafe fn at6(x: [std::arch::x86_64::__m512; 6]) -> [std::arch::x86_64::__m512; 4] {
+    use std::arch::x86_64::*;
+    let p = _mm512_add_ps(x[1], x[2]);
+    let q = _mm512_sub_ps(x[1], x[2]);
+    let p2 = _mm512_add_ps(x[3], x[4]);
+    let q2 = _mm512_sub_ps(x[3], x[4]);
+    [
+        _mm512_add_ps(_mm512_add_ps(x[0], p), p2),
+        _mm512_add_ps(q, _mm512_mul_ps(_mm512_set1_ps(2.0), q2)),
+        _mm512_add_ps(p, _mm512_mul_ps(_mm512_set1_ps(4.0), p2)),
+        _mm512_add_ps(_mm512_add_ps(q, _mm512_mul_ps(_mm512_set1_ps(8.0), q2)), x[5]),
+    ]
+}
+
+/// The input transform of `block::<6, 4>` in zmm registers: 16 tiles of one channel at a
+/// time, the 6x6 input values loaded from the phase-split copy column by column through
+/// `BT` (36 vectors), then row by row through `BT`, the 36 points stored to V (masked on a
+/// segment's last, partial chunk).
+///
+/// Safety: AVX-512F; `vp` points to V (`36 · vs` floats), `padded` as for `block`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn input6_avx512(
+    g: &Geo, segs: &[Segment], padded: &[f32], vp: *mut f32, vs: usize, nb: usize, chans: std::ops::Range<usize>,
+) {
+    use std::arch::x86_64::*;
+    let u_len = g.u_len;
+    let lin = 4 * u_len;
+    for sg in segs {
+        for c in chans.clone() {
+            let phases = &padded[(sg.img * g.c + c) * g.pp + sg.ty * 16 * u_len..][..24 * u_len];
+            let dst = vp.add(c * nb + sg.off);
+            let mut x = 0;
+            while x < sg.len {
+                let mask = first(sg.len - x);
+                // SAFETY: as the portable loop: column s' / 4 + x0 + x + 16 <= u_len.
+                let q = phases.as_ptr().add(sg.x0 + x);
+                // Column s' of tile x is phase s' mod 4 at u = x + s' / 4.
+                let ld = |s: usize, s2: usize| _mm512_loadu_ps(q.add(s * lin + (s2 % 4) * u_len + s2 / 4));
+                let cols: [[__m512; 6]; 6] =
+                    std::array::from_fn(|s2| bt6([ld(0, s2), ld(1, s2), ld(2, s2), ld(3, s2), ld(4, s2), ld(5, s2)]));
+                for i in 0..6 {
+                    let v = bt6([cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]]);
+                    for (j, &vj) in v.iter().enumerate() {
+                        _mm512_mask_storeu_ps(dst.add((i * 6 + j) * vs + x), mask, vj);
+                    }
+                }
+                x += 16;
+            }
+        }
+    }
+}
+
+/// The output transform of `block::<6, 4>` in zmm registers: 16 tiles of one output channel
+/// at a time, `AT · M · A`, the four columns of each tile interleaved into output rows of 64
+/// values, bias, residual and the clamp applied, masked stores.
+///
+/// Safety: AVX-512F; `m` points to M (`36 · ms + 16` floats); `out` as for `block`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn output6_avx512(
+    g: &Geo, segs: &[Segment], m: *const f32, ms: usize, nb: usize, bias: &[f32], lo: f32, hi: f32, add: bool,
+    out: *mut f32, ks: std::ops::Range<usize>,
+) {
+    use std::arch::x86_64::*;
+    let oplane = g.oh * g.ow;
+    let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
+    let ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    let ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for sg in segs {
+        for k in ks.clone() {
+            let bk = _mm512_set1_ps(bias[k]);
+            let src = m.add(k * nb + sg.off);
+            let plane = out.add((sg.img * g.k + k) * oplane);
+            let mut x = 0;
+            while x < sg.len {
+                let cl = 16.min(sg.len - x);
+                // SAFETY: reads end at most 16 floats past the block's tiles (M's slack).
+                let ld = |t: usize| _mm512_loadu_ps(src.add(t * ms + x));
+                // rows[i][b] = Σ_j AT[b][j] · M[i · 6 + j]
+                let rows: [[__m512; 4]; 6] = std::array::from_fn(|i| {
+                    at6([ld(i * 6), ld(i * 6 + 1), ld(i * 6 + 2), ld(i * 6 + 3), ld(i * 6 + 4), ld(i * 6 + 5)])
+                });
+                // y[b][a'] = Σ_i AT[a'][i] · rows[i][b]
+                let y: [[__m512; 4]; 4] =
+                    std::array::from_fn(|b| at6([rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b], rows[5][b]]));
+                let ox0 = (sg.x0 + x) * 4;
+                let ox1 = ((sg.x0 + x + cl) * 4).min(g.ow);
+                let n = ox1 - ox0;
+                let masks = [first(n), first(n.saturating_sub(16)), first(n.saturating_sub(32)), first(n.saturating_sub(48))];
+                for aa in 0..4 {
+                    let oy = sg.ty * 4 + aa;
+                    if oy >= g.oh {
+                        break;
+                    }
+                    let o = plane.add(oy * g.ow + ox0);
+                    // (y0 y1 y2 y3) of each tile side by side: zip(zip(y0, y2), zip(y1, y3)).
+                    let (p_lo, p_hi) =
+                        (_mm512_permutex2var_ps(y[0][aa], ilo, y[2][aa]), _mm512_permutex2var_ps(y[0][aa], ihi, y[2][aa]));
+                    let (q_lo, q_hi) =
+                        (_mm512_permutex2var_ps(y[1][aa], ilo, y[3][aa]), _mm512_permutex2var_ps(y[1][aa], ihi, y[3][aa]));
+                    let vals = [
+                        _mm512_permutex2var_ps(p_lo, ilo, q_lo),
+                        _mm512_permutex2var_ps(p_lo, ihi, q_lo),
+                        _mm512_permutex2var_ps(p_hi, ilo, q_hi),
+                        _mm512_permutex2var_ps(p_hi, ihi, q_hi),
+                    ];
+                    for (e, (&v, &mk)) in vals.iter().zip(&masks).enumerate() {
+                        if mk == 0 {
+                            break;
+                        }
+                        let oe = o.add(16 * e);
+                        let mut s = _mm512_add_ps(v, bk);
+                        if add {
+                            s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, oe));
+                        }
+                        // max(lo, s) and min(hi, s) keep a NaN s, as the portable clamp.
+                        s = _mm512_min_ps(vhi, _mm512_max_ps(vlo, s));
+                        _mm512_mask_storeu_ps(oe, mk, s);
+                    }
+                }
+                x += 16;
+            }
+        }
+    }
+}
+
+/// `pad_input` for r = 4 in zmm registers: every float of the planes written once (zeros
+/// outside the input), each phase row from four masked loads of 64 input columns, every
+/// fourth one kept.
+///
+/// Safety: AVX-512F; `padded` holds at least n · c · pp floats, `src` n · c · h · w.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn pad4_avx512(g: &Geo, src: &[f32], padded: &mut [f32]) {
+    use std::arch::x86_64::*;
+    let u_len = g.u_len;
+    let rows = g.pp / (4 * u_len);
+    let plane = g.h * g.w;
+    let zero = _mm512_setzero_ps();
+    // Lanes 0..8 of phase p from a pair of 16-column loads: columns p, p + 4, .., p + 28.
+    let idx: [__m512i; 4] = std::array::from_fn(|p| {
+        let p = p as i32;
+        _mm512_setr_epi32(p, p + 4, p + 8, p + 12, p + 16, p + 20, p + 24, p + 28, 0, 0, 0, 0, 0, 0, 0, 0)
+    });
+    let (w, pw) = (g.w as isize, g.pw as isize);
+    for (pl, dst) in padded[..g.n * g.c * g.pp].chunks_exact_mut(g.pp).enumerate() {
+        let chan = src[pl * plane..][..plane].as_ptr();
+        let d = dst.as_mut_ptr();
+        for yp in 0..rows {
+            let drow = d.add(yp * 4 * u_len);
+            let Some(y) = yp.checked_sub(g.ph).filter(|&y| y < g.h) else {
+                for u in (0..4 * u_len).step_by(16) {
+                    _mm512_storeu_ps(drow.add(u), zero);
+                }
+                continue;
+            };
+            let row = chan.add(y * g.w);
+            for u in (0..u_len).step_by(16) {
+                // Input column of lane e of the 64 loaded: col0 + e, in the row if 0 <= . < w.
+                let col0 = 4 * u as isize - pw;
+                let ld = |j: isize| {
+                    let m = lanes_mask(-col0 - 16 * j, w - col0 - 16 * j);
+                    // SAFETY: only lanes inside the row are read (wrapping: the address may lie before it).
+                    _mm512_maskz_loadu_ps(m, row.wrapping_offset(col0 + 16 * j))
+                };
+                let (a, b, c, e) = (ld(0), ld(1), ld(2), ld(3));
+                for (p, ip) in idx.iter().enumerate() {
+                    let lo = _mm512_permutex2var_ps(a, *ip, b);
+                    let hi = _mm512_permutex2var_ps(c, *ip, e);
+                    _mm512_storeu_ps(drow.add(p * u_len + u), _mm512_shuffle_f32x4::<0x44>(lo, hi));
                 }
             }
         }
