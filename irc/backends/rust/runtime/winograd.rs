@@ -850,6 +850,7 @@ unsafe fn at6(x: [std::arch::x86_64::__m512; 6]) -> [std::arch::x86_64::__m512; 
 /// Safety: AVX-512F; `vp` points to V (`36 · vs` floats), `padded` as for `block`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[allow(clippy::needless_range_loop)] // i picks column i of each of the six transformed rows
 unsafe fn input6_avx512(
     g: &Geo, segs: &[Segment], padded: &[f32], vp: *mut f32, vs: usize, nb: usize, chans: std::ops::Range<usize>,
 ) {
@@ -888,7 +889,7 @@ unsafe fn input6_avx512(
 /// Safety: AVX-512F; `m` points to M (`36 · ms + 16` floats); `out` as for `block`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments, clippy::needless_range_loop)] // a row index into several 2-D register arrays
 unsafe fn output6_avx512(
     g: &Geo, segs: &[Segment], m: *const f32, ms: usize, nb: usize, bias: &[f32], lo: f32, hi: f32, add: bool,
     out: *mut f32, ks: std::ops::Range<usize>,
