@@ -2106,8 +2106,8 @@ const DW_BAND_WIDE_FROM: usize = 64;
 /// per channel) fall in different L1 sets. mobilenet's first pair (bands of 16 rows of 112:
 /// 1792 floats, 112 lines) put its 32 rows in 8 of the 64 sets, 8 lines each.
 fn band_stride(n: usize) -> usize {
-    let r = n.div_ceil(16) * 16;
-    if (r / 16) % 2 == 0 { r + 16 } else { r }
+    let lines = n.div_ceil(16);
+    (lines | 1) * 16
 }
 
 /// A depthwise 3x3 convolution (`dw_w` `[C, 1, 3, 3]`, bias and activation fused) whose only
