@@ -156,14 +156,6 @@ class FunctionBuilder:
             raise Unsupported(f"dtype {name.replace('TensorProto.', '')} of value {v.name!r}")
         return RUST_TYPES[dtype]
 
-    def free(self, v: Value) -> str:
-        """The statement ending local ``v``: f32 buffers go back to the runtime's pool."""
-        try:
-            f32 = self.rtype(v) == "f32"
-        except Unsupported:
-            f32 = False
-        return f"rt::recycle({self.names[v]});" if f32 else f"drop({self.names[v]});"
-
     def ref(self, v: Value) -> str:
         if v in self.params:
             return self.params[v]
@@ -365,11 +357,11 @@ class Emitter:
 
     @staticmethod
     def _free_dead_inputs(node, ctx: OpCtx, builder: FunctionBuilder, stmts: list[str]) -> None:
-        """Free the locals this node read last (those it took by value are gone already)."""
+        """`drop` the locals this node read last (those it took by value are gone already)."""
         dead = [v for v in dict.fromkeys(builder.graph.nx.predecessors(node))
                 if builder.last_use.get(v) is node and v in builder.names and v not in ctx.moved]
         for v in dead:
-            stmts.append(builder.free(v))
+            stmts.append(f"drop({builder.names[v]});")
 
     def _bind_outputs(self, node, ctx: OpCtx, expr: str, builder: FunctionBuilder, stmts: list[str]) -> None:
         base = node.name or (node.outputs[0].name if node.outputs[0] is not None else node.op_type)

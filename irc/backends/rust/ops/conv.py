@@ -244,7 +244,7 @@ def _defer_depthwise(c: OpCtx, act: str | None) -> bool:
              "drop": None}
     if c.b.last_use.get(x) is c.op and x in c.b.names:
         c.b.last_use[x] = p
-        parts["drop"] = c.b.free(x)
+        parts["drop"] = c.b.names[x]
     c.b.deferred[c.outs[0]] = parts
     return True
 
@@ -261,7 +261,7 @@ def _fused_pointwise(c: OpCtx, act: str) -> str | None:
     call = f"rt::depthwise_pointwise({d['x']}, {d['w']}, {d['b']}, {d['win']}, {d['act']}, {packed}, {bias}, {act})"
     if d["drop"] is None:
         return call
-    return f"{{ let r = {call}; {d['drop']} r }}"
+    return f"{{ let r = {call}; drop({d['drop']}); r }}"
 
 
 @op("Conv")

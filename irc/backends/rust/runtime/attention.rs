@@ -210,12 +210,11 @@ pub fn attention_chain(q: &ArrayD<f32>, k: &ArrayD<f32>, v: &ArrayD<f32>, scale:
     let heads: usize = q.shape()[..r - 2].iter().product();
     let (q, k, v) = (q.as_standard_layout(), k.as_standard_layout(), v.as_standard_layout());
     let (qs, ks, vs) = (q.as_slice().unwrap_or(&[]), k.as_slice().unwrap_or(&[]), v.as_slice().unwrap_or(&[]));
-    // Written whole by the heads' beta = 0 GEMMs: a recycled buffer will do.
-    let mut out = super::recycle::take_buffer(heads * sq * dv);
+    let mut out = vec![0.0f32; heads * sq * dv];
     let work = heads * sq * sk * (d + dv) * 2;
     if sq * dv > 0 {
         super::par::for_each_chunk_mut(&mut out, sq * dv, work, |h, o| {
-            let mut s = super::recycle::take_buffer(sq * sk);
+            let mut s = vec![0.0f32; sq * sk];
             let (qh, kh, vh) = (&qs[h * sq * d..][..sq * d], &ks[h * sk * d..][..sk * d], &vs[h * sk * dv..][..sk * dv]);
             if sk > 0 {
                 // SAFETY: qh is [sq, d] row-major, kh [sk, d] read as its transpose [d, sk]
@@ -245,7 +244,6 @@ pub fn attention_chain(q: &ArrayD<f32>, k: &ArrayD<f32>, v: &ArrayD<f32>, scale:
                 sgemm_raw(sq, dv, sk, 1.0, s.as_ptr(), sk as isize, 1, vh.as_ptr(), dv as isize, 1, 0.0,
                           o.as_mut_ptr(), dv as isize, 1, &Epilogue::NONE);
             }
-            super::recycle::give(s);
         });
     }
     let mut shape = q.shape()[..r - 2].to_vec();

@@ -1097,23 +1097,19 @@ const TRANSPOSED_STORE_MR: usize = 8;
 /// Floats of [`conv_transposed`]'s product block per GEMM (whole images; at least one).
 const TRANSPOSED_BLOCK: usize = 1 << 17;
 
-/// A `len`-element f32 buffer for a conv output the caller writes whole (beta = 0 GEMMs):
-/// a recycled one (stale floats, no memset; see `recycle`), else a zeroed one. (Leaving it
-/// uninitialized would be undefined behaviour in Rust.)
+/// A zeroed `len`-element f32 buffer for a conv output. (Leaving it uninitialized saved a
+/// memset of ~1% of a CNN, but a `Vec<f32>` over uninitialized memory is undefined behaviour
+/// in Rust, and clippy rejects it; the GEMMs below still write it with beta = 0.)
 fn output_buffer(len: usize) -> Vec<f32> {
-    super::recycle::take_buffer(len)
+    vec![0.0; len]
 }
 
 /// `par` work units per float of a padded copy or a zeroed buffer (memory-bound: ~1 ns).
 const FILL_WORK: usize = 128;
 
-/// A `len`-element buffer for a conv output the caller writes whole: a recycled one, else
-/// one zeroed in `chunk`-long pieces split over the threads (the same split of its channel
-/// blocks then writes it).
+/// A zeroed `len`-element buffer, zeroed in `chunk`-long pieces split over the threads (a
+/// conv output that the same split of its channel blocks then writes).
 fn zeroed_split(len: usize, chunk: usize) -> Vec<f32> {
-    if let Some(v) = super::recycle::reuse(len) {
-        return v;
-    }
     let mut v = Vec::with_capacity(len);
     super::par::for_each_chunk_mut(&mut v.spare_capacity_mut()[..len], chunk, len * FILL_WORK / 2, |_, c| {
         c.fill(std::mem::MaybeUninit::new(0.0))
@@ -1503,10 +1499,9 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
             return None;
         }
         let g = &Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo)?;
-        // Every element is written by exactly one tile below (a recycled buffer's stale
-        // floats never show): items cover every (image, channel) plane, tiles every row and
-        // column of a plane.
-        let mut out = output_buffer(s.n * s.m * s.p_out);
+        // Every element is written by exactly one tile below before `assume_init`: items
+        // cover every (image, channel) plane, tiles every row and column of a plane.
+        let mut out = Box::<[f32]>::new_uninit_slice(s.n * s.m * s.p_out);
         let wide = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
         let d = Direct::new(g);
         let (lo, hi, fused) = match act {
@@ -1517,7 +1512,7 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
         };
         let ck = s.cg * s.kk;
         let p_out = s.p_out;
-        let optr = OutPtr(out.as_mut_ptr());
+        let optr = OutPtr(out.as_mut_ptr().cast::<f32>());
         let flops = 2 * s.n * s.m * p_out * ck;
         if depthwise && wide && s.kk == 9 && dw_unpadded(g) {
             let plane = s.plane;
@@ -1542,7 +1537,7 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
                 }
             });
             // SAFETY: every element was written (see above).
-            return Some(out);
+            return Some(unsafe { out.assume_init() }.into_vec());
         }
         if depthwise {
             let plane = s.plane;
@@ -1573,7 +1568,7 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
                 })
             });
             // SAFETY: every element was written (see above).
-            return Some(out);
+            return Some(unsafe { out.assume_init() }.into_vec());
         }
         let mr = if wide { 8 } else { 4 };
         let blocks = s.m.div_ceil(mr);
@@ -1603,7 +1598,7 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
             }
         });
         // SAFETY: every element was written (see above).
-        Some(out)
+        Some(unsafe { out.assume_init() }.into_vec())
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

@@ -511,8 +511,7 @@ pub fn gemm_act(
     let mut out;
     let bias: Vec<f32>;
     let gemm_beta = if per_col || beta == 0.0 {
-        // Written whole with beta = 0.
-        out = ArrayD::from_shape_vec(IxDyn(&[m, n]), super::recycle::take_buffer(m * n)).map_err(|e| super::error::Error::Shape(e.to_string()))?;
+        out = ArrayD::from_elem(IxDyn(&[m, n]), 0.0f32);
         bias = if per_col && beta != 0.0 { c.iter().map(|&v| beta * v).collect() } else { Vec::new() };
         0.0
     } else {
@@ -608,13 +607,13 @@ pub fn gemm_packed(
                     &scaled
                 }
             };
-            (super::recycle::take_buffer(m * n), 0.0, bias)
+            (vec![0.0f32; m * n], 0.0, bias)
         }
         Some(c) if beta != 0.0 => {
             let full = broadcast_to(c, &[m, n])?;
             (full.iter().copied().collect(), beta, &[])
         }
-        _ => (super::recycle::take_buffer(m * n), 0.0, &[]),
+        _ => (vec![0.0f32; m * n], 0.0, &[]),
     };
     let epi_bias = if bias.is_empty() { super::gemm::Bias::None } else { super::gemm::Bias::PerCol(bias) };
     b.product(alpha as f32, &a2, gemm_beta, &mut out, epi_bias, act)?;
@@ -631,7 +630,7 @@ pub fn matmul_packed(a: &ArrayD<f32>, b: &PackedMat, act: Act) -> Result<ArrayD<
     let a_std = a.as_standard_layout();
     let rows: usize = a.shape()[..a.ndim() - 1].iter().product();
     let a2 = ArrayView2::from_shape((rows, k), a_std.as_slice().unwrap_or(&[])).map_err(|e| super::error::Error::Shape(e.to_string()))?;
-    let mut out = super::recycle::take_buffer(rows * n);
+    let mut out = vec![0.0f32; rows * n];
     b.product(1.0, &a2, 0.0, &mut out, super::gemm::Bias::None, act)?;
     let mut dims = a.shape()[..a.ndim() - 1].to_vec();
     dims.push(n);

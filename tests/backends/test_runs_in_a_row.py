@@ -1,8 +1,8 @@
-"""Recycled intermediate buffers (runtime/recycle.rs): the emitted `forward` returns its f32
-intermediates to a per-thread pool and the kernels that overwrite their outputs take stale
-buffers from it. One harness process runs the same model several times in a row, with
-batch sizes that change between runs, so later runs get buffers holding the earlier runs'
-values: every run must still match onnxruntime (stale floats never leak into outputs)."""
+"""Buffers reused from one call to the next (the conv column buffer, the depthwise bands,
+the padded-plane and product-block scratch kept per thread; perf-pool's recycled outputs,
+measured and not kept, bench/NOTES.md "Eleventh round"): one harness process runs the same
+model several times in a row, with batch sizes that change between runs, so later runs get
+scratch holding the earlier runs' values: every run must still match onnxruntime."""
 
 from __future__ import annotations
 
@@ -66,12 +66,12 @@ def test_runs_in_a_row_with_changing_batch_match_onnxruntime(tmp_path: Path, mon
     cases, expected = [], {}
     # Same model, one process: batch 2, again 2 (different values), 1, 3, then 2 again.
     for i, batch in enumerate([2, 2, 1, 3, 2]):
-        key = f"case_recycle_{i}"
+        key = f"case_row_{i}"
         feeds = {"x": (np.random.default_rng(10 + i).standard_normal((batch, 3, 46, 42)) * (1 + i)).astype(np.float32)}
         expected[key] = run(model, feeds)
         cases.append(Case(key, from_onnx(model), list(feeds.values())))
     logs: list[str] = []
-    build_and_run(cases, tmp_path / "crate", name="irc_recycle", log=logs.append)
+    build_and_run(cases, tmp_path / "crate", name="irc_runs_in_a_row", log=logs.append)
     for case in cases:
         assert case.error is None, f"{case.key}: {case.stage}: {case.error}\n" + "\n".join(logs)[-2000:]
         got = dict(zip(case.output_names, case.outputs, strict=True))
