@@ -153,8 +153,17 @@ struct Pool {
 unsafe impl Sync for Pool {}
 unsafe impl Send for Pool {}
 
+/// The pool, once a split has started it.
+static POOL: OnceLock<&'static Pool> = OnceLock::new();
+
+/// Whether the pool is started and none of its threads sleeps: a split then reaches a
+/// polling thread (well under 1 µs) and never pays a wake-up (a futex call, tens of µs on
+/// the KVM bench machine). Small splits ([`for_ranges_polling`]) ask this first.
+pub fn pool_polling() -> bool {
+    POOL.get().is_some_and(|p| p.sleepers.load(Ordering::Relaxed) == 0)
+}
+
 fn pool() -> &'static Pool {
-    static POOL: OnceLock<&'static Pool> = OnceLock::new();
     POOL.get_or_init(|| {
         let pool: &'static Pool = Box::leak(Box::new(Pool {
             state: AtomicU64::new(0),
@@ -315,6 +324,16 @@ pub fn for_ranges_min(n: usize, align: usize, work: usize, min_work: usize, f: i
     run_pieces(split_range(n, pieces, align), &f);
 }
 
+/// [`for_ranges_min`] splitting from `min_work` only while the pool's threads are polling
+/// ([`pool_polling`]: some other op of the same forward split moments ago), else from
+/// [`MIN_PARALLEL_WORK`]: for ops of a few µs beside larger split ops (mnist_cnn b1's
+/// first conv and its max-pool beside the 3x3 conv and the dense layer), which must not
+/// wake a sleeping thread on their own (a model of only small ops, e.g. tiny_classifier).
+pub fn for_ranges_polling(n: usize, align: usize, work: usize, min_work: usize, f: impl Fn(Range<usize>) + Sync) {
+    let min_work = if pool_polling() { min_work } else { MIN_PARALLEL_WORK };
+    for_ranges_min(n, align, work, min_work, f)
+}
+
 /// Parallel for over items `0..n` (e.g. batch items or channel blocks), `work` being the
 /// total cost of all `n`: `f(i)` once per item, items grouped into one range per thread.
 pub fn for_each_index(n: usize, work: usize, f: impl Fn(usize) + Sync) {
@@ -325,9 +344,20 @@ pub fn for_each_index(n: usize, work: usize, f: impl Fn(usize) + Sync) {
 /// output, one channel plane): `f(chunk_index, chunk)`, the last chunk may be shorter.
 /// `work` is the total cost of all chunks.
 pub fn for_each_chunk_mut<T: Send>(data: &mut [T], chunk_len: usize, work: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    for_each_chunk_mut_min(data, chunk_len, work, MIN_PARALLEL_WORK, f)
+}
+
+/// [`for_each_chunk_mut`] splitting from `min_work` while the pool polls (see
+/// [`for_ranges_polling`]).
+pub fn for_each_chunk_mut_polling<T: Send>(data: &mut [T], chunk_len: usize, work: usize, min_work: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    let min_work = if pool_polling() { min_work } else { MIN_PARALLEL_WORK };
+    for_each_chunk_mut_min(data, chunk_len, work, min_work, f)
+}
+
+fn for_each_chunk_mut_min<T: Send>(data: &mut [T], chunk_len: usize, work: usize, min_work: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     let chunk_len = chunk_len.max(1);
     let chunks = data.len().div_ceil(chunk_len);
-    let pieces = pieces_for(work).min(chunks);
+    let pieces = pieces_for_min(work, min_work).min(chunks);
     if pieces <= 1 {
         data.chunks_mut(chunk_len).enumerate().for_each(|(i, c)| f(i, c));
         return;
