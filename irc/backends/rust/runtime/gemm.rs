@@ -100,8 +100,8 @@ impl Isa {
         #[cfg(target_arch = "x86_64")]
         {
             // The AVX-512 path also runs the AVX2+FMA GEMV kernels, so it needs all three.
-            let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-            if avx2 && is_x86_feature_detected!("avx512f") {
+            let avx2 = super::cpu::avx2_fma();
+            if super::cpu::avx512() {
                 return Isa::Avx512;
             }
             if avx2 {
@@ -1294,7 +1294,7 @@ unsafe fn pack_a(kc: usize, mc: usize, mr: usize, origin: *const f32, a: View, d
             let packed = unsafe {
                 match mr {
                     #[cfg(target_arch = "x86_64")]
-                    8 if a.cs == 1 && is_x86_feature_detected!("avx") => {
+                    8 if a.cs == 1 && super::cpu::avx() => {
                         x86::pack_a_sliver8_avx(kc, first, a.rs, sliver);
                         true
                     }

@@ -618,7 +618,7 @@ fn interleave<const R: usize>(y: &[Lanes; R]) -> [f32; 4 * L] {
 
 #[cfg(target_arch = "x86_64")]
 fn avx512_cpu() -> bool {
-    is_x86_feature_detected!("avx512f")
+    super::cpu::avx512()
 }
 
 /// `BT · (a, b, c, d)` of F(2x2, 3x3) on 16 tiles.
