@@ -98,6 +98,7 @@ thread_local! {
     /// A thread's `V` and `M`, kept between calls.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// The six padded, phase-split rows of one tile row and channel (`input6_avx512`).
+    #[cfg(target_arch = "x86_64")]
     static TILE_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
