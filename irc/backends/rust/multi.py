@@ -34,6 +34,8 @@ rayon = "1"
 
 [features]
 blas = []
+portable = []
+no-avx = []
 
 [profile.fast]
 inherits = "release"
@@ -99,6 +101,10 @@ def _write_crate(root: Path, name: str, cases: list[Case]) -> None:
             "fn main() {\n"
             "    std::panic::set_hook(Box::new(|_| {}));\n"
             "    let args: Vec<String> = std::env::args().collect();\n"
+            "    if args.get(1).map(String::as_str) == Some(\"--isa\") {\n"
+            f"        println!(\"{{}}\", {name}::runtime::cpu::widest());\n"
+            "        return;\n"
+            "    }\n"
             "    let root = Path::new(&args[1]).to_path_buf();\n"
             "    let only: Vec<String> = args[2..].to_vec();\n"
             "    let want = |k: &str| only.is_empty() || only.iter().any(|o| o == k);\n"

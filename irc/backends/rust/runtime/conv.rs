@@ -1156,7 +1156,7 @@ fn transpose_tiles<const ADD: bool>(src: &[f32], rows: usize, cols: usize, dst: 
     const T: usize = 8;
     assert!(src.len() >= rows * cols && dst.len() >= rows * cols, "transpose: buffers too short");
     #[cfg(target_arch = "x86_64")]
-    let avx = is_x86_feature_detected!("avx");
+    let avx = super::cpu::avx();
     #[cfg(not(target_arch = "x86_64"))]
     let avx = false;
     for r0 in (0..rows).step_by(T) {
@@ -1333,7 +1333,7 @@ unsafe fn depthwise_avx2(out: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2
 
 fn depthwise_f32(out: &mut [f32], chan: &[f32], taps: &[f32], g: &Plane2, phases: &mut Vec<f32>) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if super::cpu::avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA (checked just above).
         return unsafe { depthwise_avx2(out, chan, taps, g, phases) };
     }
@@ -1411,11 +1411,11 @@ impl Direct {
             unsafe fn avx2(d: &Direct, buf: &mut [f32], chans: &[f32], g: &Plane2, clear: bool) {
                 d.fill_body(buf, chans, g, clear)
             }
-            if is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl") {
+            if super::cpu::avx512vl() {
                 // SAFETY: the CPU has the features (checked just above).
                 return unsafe { wide(self, buf, chans, g, clear) };
             }
-            if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+            if super::cpu::avx2_fma() {
                 // SAFETY: as above.
                 return unsafe { avx2(self, buf, chans, g, clear) };
             }
@@ -1495,14 +1495,14 @@ fn conv_direct(src: &[f32], wdata: &[f32], bias: Option<&[f32]>, s: &ConvShape, 
         if !(depthwise || small) || s.p_out == 0 || src.len() != s.n * s.c * s.plane {
             return None;
         }
-        if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+        if !super::cpu::avx2_fma() {
             return None;
         }
         let g = &Plane2::new(&s.in_sp, &s.kernel, &s.out_sp, &s.geo)?;
         // Every element is written by exactly one tile below before `assume_init`: items
         // cover every (image, channel) plane, tiles every row and column of a plane.
         let mut out = Box::<[f32]>::new_uninit_slice(s.n * s.m * s.p_out);
-        let wide = is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl");
+        let wide = super::cpu::avx512vl();
         let d = Direct::new(g);
         let (lo, hi, fused) = match act {
             Act::None => (f32::NEG_INFINITY, f32::INFINITY, true),
@@ -2155,7 +2155,7 @@ fn dw_pw_bands(
             _ => return Ok(None),
         };
         let Some(activation) = pw_act.in_epilogue() else { return Ok(None) };
-        if groups.len() != 1 || !(is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("avx512vl")) {
+        if groups.len() != 1 || !super::cpu::avx512vl() {
             return Ok(None);
         }
         let c = wd[0];
@@ -2555,7 +2555,7 @@ impl BlockedWeights {
 fn blocked_cpu() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        is_x86_feature_detected!("avx512f") && is_x86_feature_detected!("fma")
+        super::cpu::avx512()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {

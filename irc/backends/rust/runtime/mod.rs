@@ -4,6 +4,7 @@ pub mod attention;
 pub mod batch;
 pub mod cli;
 pub mod conv;
+pub mod cpu;
 pub mod detect;
 pub mod elem;
 pub mod elementwise;

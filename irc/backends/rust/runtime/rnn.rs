@@ -884,7 +884,7 @@ impl UnitBlocks {
     /// `None` without AVX-512 or unless `r` is an LSTM's `[4k, k]`.
     fn new(r: &[f32], k: usize) -> Option<UnitBlocks> {
         #[cfg(target_arch = "x86_64")]
-        let avx512 = is_x86_feature_detected!("avx512f");
+        let avx512 = super::cpu::avx512();
         #[cfg(not(target_arch = "x86_64"))]
         let avx512 = false;
         if !avx512 || k == 0 || r.len() != 4 * k * k {

@@ -34,8 +34,8 @@ fn isa() -> u8 {
     if known != u8::MAX {
         return known;
     }
-    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-    let found = match (avx2, is_x86_feature_detected!("avx512f")) {
+    let avx2 = super::cpu::avx2_fma();
+    let found = match (avx2, super::cpu::avx512()) {
         (true, true) => 2,
         (true, false) => 1,
         _ => 0,

@@ -97,6 +97,9 @@ thread_local! {
     static PADDED: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
     /// A thread's `V` and `M`, kept between calls.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// The six padded, phase-split rows of one tile row and channel (`input6_avx512`).
+    #[cfg(target_arch = "x86_64")]
+    static TILE_ROWS: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 struct OutPtr(*mut f32);
@@ -188,7 +191,14 @@ fn winograd_impl(
     let blocks = tiles.div_ceil(nb);
     let optr = OutPtr(out.as_mut_ptr());
     let mut padded = PADDED.with(|cell| cell.take());
-    pad_input(&g, src, &mut padded, flops);
+    // F(4x4) on AVX-512 pads inside its input transform: the blocks read `src` itself.
+    #[cfg(target_arch = "x86_64")]
+    let fused_pad = r == 4 && avx512_cpu();
+    #[cfg(not(target_arch = "x86_64"))]
+    let fused_pad = false;
+    if !fused_pad {
+        pad_input(&g, src, &mut padded, flops);
+    }
     #[cfg(target_arch = "x86_64")]
     if blocks == 1 && super::par::pieces_for(flops) > 1 && avx512_cpu() && matches!(act, Act::None | Act::Relu | Act::Clip(..)) {
         // One block (resnet18's 14x14 layers at batch 1 on F(4x4): 16 tiles): its phases
@@ -200,7 +210,7 @@ fn winograd_impl(
                 if g.r == 2 {
                     block_split::<4, 2>(&g, wt, &padded, &bias, act, add, optr.get(), 0..tiles, &mut buf, flops)
                 } else {
-                    block_split::<6, 4>(&g, wt, &padded, &bias, act, add, optr.get(), 0..tiles, &mut buf, flops)
+                    block_split::<6, 4>(&g, wt, src, &bias, act, add, optr.get(), 0..tiles, &mut buf, flops)
                 }
             };
             cell.replace(buf);
@@ -208,7 +218,7 @@ fn winograd_impl(
         PADDED.with(|cell| cell.replace(padded));
         return Ok(result);
     }
-    let padded_ref = &padded;
+    let padded_ref: &[f32] = if fused_pad { src } else { &padded };
     super::par::for_ranges(blocks, 1, flops, |range| {
         let padded = padded_ref;
         // The GEMMs of a block run on this thread: the blocks are the split.
@@ -251,15 +261,6 @@ fn pad_input(g: &Geo, src: &[f32], padded: &mut Vec<f32>, work: usize) {
         // SAFETY: the CPU has AVX-512F; `padded` holds n · c · pp floats, each range of
         // planes is written by one piece only.
         super::par::for_ranges(g.n * g.c, 1, work, |planes| unsafe { pad_avx512(g, src, dst.get(), planes) });
-        return;
-    }
-    #[cfg(target_arch = "x86_64")]
-    if r == 4 && avx512_cpu() {
-        if padded.len() < g.n * g.c * g.pp {
-            padded.resize(g.n * g.c * g.pp, 0.0);
-        }
-        // SAFETY: the CPU has AVX-512F; `padded` holds n · c · pp floats.
-        unsafe { pad4_avx512(g, src, padded) };
         return;
     }
     padded.clear();
@@ -392,7 +393,8 @@ unsafe fn block<const A: usize, const R: usize>(
     }
     let (v, m) = buf.split_at_mut(v_len);
     let vp = v.as_mut_ptr();
-    // Input transform: V[t][c][tile], from the padded, phase-split copy.
+    // Input transform: V[t][c][tile], from the padded, phase-split copy (F(4x4) on AVX-512:
+    // from the unpadded input, padded a tile row at a time).
     #[cfg(target_arch = "x86_64")]
     let wide = ((A == 4 && R == 2) || (A == 6 && R == 4)) && avx512_cpu();
     #[cfg(not(target_arch = "x86_64"))]
@@ -622,7 +624,7 @@ fn interleave<const R: usize>(y: &[Lanes; R]) -> [f32; 4 * L] {
 
 #[cfg(target_arch = "x86_64")]
 fn avx512_cpu() -> bool {
-    is_x86_feature_detected!("avx512f")
+    super::cpu::avx512()
 }
 
 /// `BT · (a, b, c, d)` of F(2x2, 3x3) on 16 tiles.
@@ -846,30 +848,39 @@ unsafe fn at6(x: [std::arch::x86_64::__m512; 6]) -> [std::arch::x86_64::__m512; 
     ]
 }
 
-/// The input transform of `block::<6, 4>` in zmm registers: 16 tiles of one channel at a
-/// time, the 6x6 input values loaded from the phase-split copy column by column through
-/// `BT` (36 vectors), then row by row through `BT`, the 36 points stored to V (masked on a
-/// segment's last, partial chunk).
+/// The input transform of `block::<6, 4>` in zmm registers, from the unpadded input `src`:
+/// for each tile row and channel, its six input rows padded and split by column phase into
+/// a small buffer that stays in L1 (`pad4_rows`), then 16 tiles at a time the 6x6 input
+/// values loaded from it column by column through `BT` (36 vectors), then row by row
+/// through `BT`, the 36 points stored to V (masked on a segment's last, partial chunk).
 ///
-/// Safety: AVX-512F; `vp` points to V (`36 · vs` floats), `padded` as for `block`.
+/// Safety: AVX-512F; `vp` points to V (`36 · vs` floats), `src` holds n · c · h · w floats.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(clippy::needless_range_loop)] // i picks column i of each of the six transformed rows
 unsafe fn input6_avx512(
-    g: &Geo, segs: &[Segment], padded: &[f32], vp: *mut f32, vs: usize, nb: usize, chans: std::ops::Range<usize>,
+    g: &Geo, segs: &[Segment], src: &[f32], vp: *mut f32, vs: usize, nb: usize, chans: std::ops::Range<usize>,
 ) {
     use std::arch::x86_64::*;
     let u_len = g.u_len;
     let lin = 4 * u_len;
+    let plane = g.h * g.w;
+    assert!(src.len() >= g.n * g.c * plane, "winograd: input too short");
+    let mut rows = TILE_ROWS.with(|cell| cell.take());
+    if rows.len() < 24 * u_len {
+        rows.resize(24 * u_len, 0.0);
+    }
     for sg in segs {
+        // The phase columns the loads below read: u = x0 + x + s' / 4 + 0..16 for x < len.
+        let us = (sg.x0 / 16) * 16..(sg.x0 + (sg.len - 1) / 16 * 16 + 17).next_multiple_of(16).min(u_len);
         for c in chans.clone() {
-            let phases = &padded[(sg.img * g.c + c) * g.pp + sg.ty * 16 * u_len..][..24 * u_len];
+            pad4_rows(g, src.as_ptr().add((sg.img * g.c + c) * plane), sg.ty * 4, 6, us.clone(), rows.as_mut_ptr());
             let dst = vp.add(c * nb + sg.off);
             let mut x = 0;
             while x < sg.len {
                 let mask = first(sg.len - x);
-                // SAFETY: as the portable loop: column s' / 4 + x0 + x + 16 <= u_len.
-                let q = phases.as_ptr().add(sg.x0 + x);
+                // SAFETY: as the portable loop: column s' / 4 + x0 + x + 16 <= u_len, inside `us`.
+                let q = rows.as_ptr().add(sg.x0 + x);
                 // Column s' of tile x is phase s' mod 4 at u = x + s' / 4.
                 let ld = |s: usize, s2: usize| _mm512_loadu_ps(q.add(s * lin + (s2 % 4) * u_len + s2 / 4));
                 let cols: [[__m512; 6]; 6] =
@@ -884,6 +895,7 @@ unsafe fn input6_avx512(
             }
         }
     }
+    TILE_ROWS.with(|cell| cell.replace(rows));
 }
 
 /// The output transform of `block::<6, 4>` in zmm registers: 16 tiles of one output channel
@@ -961,18 +973,18 @@ unsafe fn output6_avx512(
     }
 }
 
-/// `pad_input` for r = 4 in zmm registers: every float of the planes written once (zeros
-/// outside the input), each phase row from four masked loads of 64 input columns, every
-/// fourth one kept.
+/// The padding and phase split of `pad_input` for r = 4 in zmm registers, for the padded
+/// rows `yp0 .. yp0 + rows` of one input plane `chan` (`h · w` floats) and the columns
+/// `us` (whole chunks of 16) of each phase: zeros outside the input, each phase row from
+/// four masked loads of 64 input columns, every fourth one kept. Row `j` phase `p` goes to
+/// `dst + (j · 4 + p) · u_len`.
 ///
-/// Safety: AVX-512F; `padded` holds at least n · c · pp floats, `src` n · c · h · w.
+/// Safety: AVX-512F; `dst` holds `rows · 4 · u_len` floats, `us` ends at most at `u_len`.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
-unsafe fn pad4_avx512(g: &Geo, src: &[f32], padded: &mut [f32]) {
+unsafe fn pad4_rows(g: &Geo, chan: *const f32, yp0: usize, rows: usize, us: std::ops::Range<usize>, dst: *mut f32) {
     use std::arch::x86_64::*;
     let u_len = g.u_len;
-    let rows = g.pp / (4 * u_len);
-    let plane = g.h * g.w;
     let zero = _mm512_setzero_ps();
     // Lanes 0..8 of phase p from a pair of 16-column loads: columns p, p + 4, .., p + 28.
     let idx: [__m512i; 4] = std::array::from_fn(|p| {
@@ -980,32 +992,30 @@ unsafe fn pad4_avx512(g: &Geo, src: &[f32], padded: &mut [f32]) {
         _mm512_setr_epi32(p, p + 4, p + 8, p + 12, p + 16, p + 20, p + 24, p + 28, 0, 0, 0, 0, 0, 0, 0, 0)
     });
     let (w, pw) = (g.w as isize, g.pw as isize);
-    for (pl, dst) in padded[..g.n * g.c * g.pp].chunks_exact_mut(g.pp).enumerate() {
-        let chan = src[pl * plane..][..plane].as_ptr();
-        let d = dst.as_mut_ptr();
-        for yp in 0..rows {
-            let drow = d.add(yp * 4 * u_len);
-            let Some(y) = yp.checked_sub(g.ph).filter(|&y| y < g.h) else {
-                for u in (0..4 * u_len).step_by(16) {
-                    _mm512_storeu_ps(drow.add(u), zero);
+    for j in 0..rows {
+        let drow = dst.add(j * 4 * u_len);
+        let Some(y) = (yp0 + j).checked_sub(g.ph).filter(|&y| y < g.h) else {
+            for p in 0..4 {
+                for u in us.clone().step_by(16) {
+                    _mm512_storeu_ps(drow.add(p * u_len + u), zero);
                 }
-                continue;
+            }
+            continue;
+        };
+        let row = chan.add(y * g.w);
+        for u in us.clone().step_by(16) {
+            // Input column of lane e of the 64 loaded: col0 + e, in the row if 0 <= . < w.
+            let col0 = 4 * u as isize - pw;
+            let ld = |j: isize| {
+                let m = lanes_mask(-col0 - 16 * j, w - col0 - 16 * j);
+                // SAFETY: only lanes inside the row are read (wrapping: the address may lie before it).
+                _mm512_maskz_loadu_ps(m, row.wrapping_offset(col0 + 16 * j))
             };
-            let row = chan.add(y * g.w);
-            for u in (0..u_len).step_by(16) {
-                // Input column of lane e of the 64 loaded: col0 + e, in the row if 0 <= . < w.
-                let col0 = 4 * u as isize - pw;
-                let ld = |j: isize| {
-                    let m = lanes_mask(-col0 - 16 * j, w - col0 - 16 * j);
-                    // SAFETY: only lanes inside the row are read (wrapping: the address may lie before it).
-                    _mm512_maskz_loadu_ps(m, row.wrapping_offset(col0 + 16 * j))
-                };
-                let (a, b, c, e) = (ld(0), ld(1), ld(2), ld(3));
-                for (p, ip) in idx.iter().enumerate() {
-                    let lo = _mm512_permutex2var_ps(a, *ip, b);
-                    let hi = _mm512_permutex2var_ps(c, *ip, e);
-                    _mm512_storeu_ps(drow.add(p * u_len + u), _mm512_shuffle_f32x4::<0x44>(lo, hi));
-                }
+            let (a, b, c, e) = (ld(0), ld(1), ld(2), ld(3));
+            for (p, ip) in idx.iter().enumerate() {
+                let lo = _mm512_permutex2var_ps(a, *ip, b);
+                let hi = _mm512_permutex2var_ps(c, *ip, e);
+                _mm512_storeu_ps(drow.add(p * u_len + u), _mm512_shuffle_f32x4::<0x44>(lo, hi));
             }
         }
     }
