@@ -26,13 +26,59 @@ pub fn tune_allocator() {
         }
         const M_TRIM_THRESHOLD: i32 = -1;
         const M_MMAP_THRESHOLD: i32 = -3;
-        // SAFETY: `mallopt` only changes allocator parameters; it is thread-safe in glibc.
-        ONCE.call_once(|| unsafe {
-            mallopt(M_MMAP_THRESHOLD, 32 << 20);
-            mallopt(M_TRIM_THRESHOLD, 512 << 20);
+        ONCE.call_once(|| {
+            // SAFETY: `mallopt` only changes allocator parameters; it is thread-safe in glibc.
+            unsafe {
+                mallopt(M_MMAP_THRESHOLD, 32 << 20);
+                mallopt(M_TRIM_THRESHOLD, 512 << 20);
+            }
+            reserve_huge_heap();
         });
     }
 }
+
+/// Grows glibc's heap by [`HUGE_HEAP`] of address space advised for transparent huge pages,
+/// then frees it back to the heap's top, where the weights and intermediates loaded next are
+/// carved from. With 4 KiB pages, the weights that stream through every `forward` and the
+/// layers' outputs cost TLB misses and page walks; on 2 MiB pages mobilenet b1 ran 4-6%
+/// faster and resnet18 3% (measured with glibc's own `glibc.malloc.hugetlb=1` tunable, which
+/// does this on every heap growth but only when set in the environment before the process
+/// starts). Address space only: a page is backed when first touched, and peak RSS did not
+/// move. The kernel honours the advice when THP is "madvise" or "always"; otherwise a no-op.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn reserve_huge_heap() {
+    use std::ffi::c_void;
+    extern "C" {
+        fn malloc(size: usize) -> *mut c_void;
+        fn free(ptr: *mut c_void);
+        fn madvise(addr: *mut c_void, len: usize, advice: i32) -> i32;
+    }
+    const MADV_HUGEPAGE: i32 = 14;
+    const HUGE_PAGE: usize = 2 << 20;
+    // Below the 32 MiB mmap threshold set above, so each piece comes from the heap.
+    const PIECE: usize = 30 << 20;
+    let pieces: Vec<*mut c_void> = (0..HUGE_HEAP / PIECE)
+        // SAFETY: plain malloc; every non-null result is freed below.
+        .map(|_| unsafe { malloc(PIECE) })
+        .filter(|p| !p.is_null())
+        .collect();
+    for &p in &pieces {
+        // Rounded outwards to whole huge pages: the neighbours are heap memory too (a piece
+        // or the top chunk), and madvise skips what is not mapped.
+        let start = p as usize / HUGE_PAGE * HUGE_PAGE;
+        let end = (p as usize + PIECE).next_multiple_of(HUGE_PAGE);
+        // SAFETY: MADV_HUGEPAGE is advice only; it never changes the contents of memory.
+        unsafe { madvise(start as *mut c_void, end - start, MADV_HUGEPAGE) };
+    }
+    for p in pieces.into_iter().rev() {
+        // SAFETY: each pointer came from `malloc` above and is freed once.
+        unsafe { free(p) };
+    }
+}
+
+/// Heap address space [`reserve_huge_heap`] advises for huge pages.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const HUGE_HEAP: usize = 240 << 20;
 
 use super::elem::Num;
 use super::elementwise::{broadcast_shape, broadcast_to};
