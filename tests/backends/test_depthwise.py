@@ -17,11 +17,14 @@ from .conftest import needs_cargo
 from .thread_runs import assert_same_bits, run_per_thread_count
 
 
-def _depthwise(name: str, c: int, h: int, w: int, seed: int, act: str | None = "Clip", **attrs) -> onnx.ModelProto:
+def _depthwise(name: str, c: int, h: int, w: int, seed: int, act: str | None = "Clip", bias: bool = True,
+               **attrs) -> onnx.ModelProto:
     rng = np.random.default_rng(seed)
     inits = [numpy_helper.from_array((rng.standard_normal((c, 1, 3, 3)) / 3).astype(np.float32), "w"),
              numpy_helper.from_array((rng.standard_normal(c) * 0.1).astype(np.float32), "b")]
-    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["h" if act else "y"], group=c, **attrs)]
+    if not bias:
+        inits.pop()
+    nodes = [helper.make_node("Conv", ["x", "w", "b"] if bias else ["x", "w"], ["h" if act else "y"], group=c, **attrs)]
     if act == "Clip":
         inits += [numpy_helper.from_array(np.array(0.0, np.float32), "lo"),
                   numpy_helper.from_array(np.array(6.0, np.float32), "hi")]
@@ -59,6 +62,19 @@ def test_depthwise_unpadded_match_onnxruntime_and_one_thread(tmp_path: Path, mon
         "dw_pad2": (11, 17, 25, None, {"pads": [2, 2, 2, 2], **s2}, 1),
         "dw_asym": (13, 18, 21, "Clip", {"pads": [1, 0, 0, 1]}, 1),
         "dw_asym_s2": (13, 19, 40, "Relu", {"pads": [0, 1, 1, 0], **s2}, 1),
+        # Stride 2 with more than 8 output columns (`dwv_tile`, 16-float vectors in tiles of
+        # 2): 9 to 16 columns (one masked vector), 17-32 (two), whole unmasked tiles with a
+        # tail of one or two vectors, a tile ending exactly at the row's end (pads 0, width
+        # 67: columns 0..64 unmasked, the next column in range), pads 2, asymmetric pads,
+        # no bias, a batch of 2.
+        "dw2_9": (6, 17, 17, "Clip", {**p1, **s2}, 1),
+        "dw2_16": (7, 11, 32, "Relu", {**p1, **s2}, 2),
+        "dw2_25": (5, 13, 49, None, {**p1, **s2}, 1),
+        "dw2_56": (9, 23, 112, "Clip", {**p1, **s2}, 1),
+        "dw2_edge": (4, 9, 67, "Clip", {**s2}, 1),
+        "dw2_pad2": (6, 15, 75, "Relu", {"pads": [2, 2, 2, 2], **s2}, 2),
+        "dw2_asym": (5, 21, 83, None, {"pads": [1, 0, 0, 1], **s2}, 1),
+        "dw2_nobias": (8, 27, 97, "Clip", {**p1, **s2, "bias": False}, 2),
     }
     cases = {key: (_depthwise(key, c, h, w, seed, act, **attrs),
                    lambda g, batch=batch: random_inputs(g, batch=batch, seed=3))
@@ -104,6 +120,7 @@ def test_depthwise_pointwise_bands_match_onnxruntime_and_one_thread(tmp_path: Pa
     # a 2-thread split of the pair (falls back to the two layers) and a depthwise input read
     # again after the pair.
     specs = {"dwpw_s1": (20, 24, 61, 59, 1, 1, False), "dwpw_s2": (37, 19, 57, 63, 2, 1, True),
+             "dwpw_s2_wide": (70, 24, 90, 113, 2, 2, False),
              "dwpw_b2": (16, 40, 30, 33, 1, 2, False), "dwpw_big": (64, 96, 56, 56, 1, 1, False)}
     cases = {key: (_dw_pw(key, c, m, h, w, st, seed, extra), lambda g, batch=batch: random_inputs(g, batch=batch, seed=5))
              for seed, (key, (c, m, h, w, st, batch, extra)) in enumerate(specs.items())}
