@@ -75,6 +75,20 @@ def test_depthwise_unpadded_match_onnxruntime_and_one_thread(tmp_path: Path, mon
         "dw2_pad2": (6, 15, 75, "Relu", {"pads": [2, 2, 2, 2], **s2}, 2),
         "dw2_asym": (5, 21, 83, None, {"pads": [1, 0, 0, 1], **s2}, 1),
         "dw2_nobias": (8, 27, 97, "Clip", {**p1, **s2, "bias": False}, 2),
+        # Stride 1, pads 1, rows of at most 16 columns (`dwr_body`: one vector per row, 16
+        # floats for 9-16 columns, 8 up to 8): mobilenet's 14x14 (512 channels: splits over
+        # 2 threads) and 7x7, 16 and 9 columns, 8 and 1, tiles of 7 rows with a short last
+        # one, channels not a multiple of 16, no bias, Clip / Relu / none, batches of 2; 17
+        # columns stay on the old kernel.
+        "dwr_14": (37, 14, 14, "Clip", p1, 2),
+        "dwr_512": (512, 14, 14, "Clip", p1, 1),
+        "dwr_7": (21, 7, 7, "Relu", p1, 1),
+        "dwr_7b": (1024, 7, 7, "Clip", p1, 2),
+        "dwr_16": (6, 16, 16, None, p1, 1),
+        "dwr_9": (5, 12, 9, "Clip", {**p1, "bias": False}, 1),
+        "dwr_8": (7, 10, 8, "Relu", {**p1, "bias": False}, 2),
+        "dwr_tall": (3, 40, 5, "Clip", p1, 2),
+        "dwr_17": (4, 9, 17, "Clip", p1, 1),
     }
     cases = {key: (_depthwise(key, c, h, w, seed, act, **attrs),
                    lambda g, batch=batch: random_inputs(g, batch=batch, seed=3))
@@ -121,7 +135,11 @@ def test_depthwise_pointwise_bands_match_onnxruntime_and_one_thread(tmp_path: Pa
     # again after the pair.
     specs = {"dwpw_s1": (20, 24, 61, 59, 1, 1, False), "dwpw_s2": (37, 19, 57, 63, 2, 1, True),
              "dwpw_s2_wide": (70, 24, 90, 113, 2, 2, False),
-             "dwpw_b2": (16, 40, 30, 33, 1, 2, False), "dwpw_big": (64, 96, 56, 56, 1, 1, False)}
+             "dwpw_b2": (16, 40, 30, 33, 1, 2, False), "dwpw_big": (64, 96, 56, 56, 1, 1, False),
+             # Rows of at most 16 columns (`dwr_body`) in bands: 14 and 7 columns in one band,
+             # 16 columns in two bands (the second from row 128).
+             "dwpw_14": (19, 21, 14, 14, 1, 2, False), "dwpw_7": (40, 48, 7, 7, 1, 1, False),
+             "dwpw_narrow": (32, 24, 200, 16, 1, 1, False)}
     cases = {key: (_dw_pw(key, c, m, h, w, st, seed, extra), lambda g, batch=batch: random_inputs(g, batch=batch, seed=5))
              for seed, (key, (c, m, h, w, st, batch, extra)) in enumerate(specs.items())}
     for key, (model, _) in cases.items():
