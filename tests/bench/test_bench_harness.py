@@ -81,3 +81,23 @@ def test_timing_advisory_gates_only_on_correctness(tmp_path):
     slow["engines"]["irc_python"]["verified"] = False
     path.write_text(json.dumps({"rows": [slow], "gemm": None}))
     assert check_bars.main([str(path), "--timing-advisory"]) == 1
+
+
+def test_native_loop_timed_without_rss_poller(monkeypatch, tmp_path):
+    """The timed native processes run without the driver's 2 ms RSS poller (it takes ~5% of
+    a core from a 2-thread loop); one untimed polled process after the rounds gives the peak."""
+    from irc.benchmark import harness, irc_engine
+
+    calls = []
+
+    def fake_bench_native(build, names, input_dir, runs, threads, measure_rss=True):
+        calls.append(measure_rss)
+        return 10.0, 12.0, (42.0 if measure_rss else None)
+
+    monkeypatch.setattr(irc_engine, "bench_native", fake_bench_native)
+    settings = harness.Settings(work=tmp_path, batches=[1], threads=[2], irc=False, runs=6, rounds=3, settle=0.0)
+    native = harness.EngineResult(verified=True)
+    harness.Bench(settings).time_rounds({}, {}, native, None, [], tmp_path, harness.Config("m", 1, 2))
+    assert calls == [False, False, False, True]
+    assert native.round_stats == [(10.0, 12.0)] * 3
+    assert native.rss_mb == 42.0
