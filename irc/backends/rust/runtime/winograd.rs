@@ -306,6 +306,37 @@ fn segments(g: &Geo, tiles: std::ops::Range<usize>) -> Vec<Segment> {
     out
 }
 
+/// Segments packed side by side into the 16 lanes of the AVX-512 transforms: runs of
+/// consecutive segments (at most 4, at most 16 tiles together), or `None` when a segment is
+/// wider than 8 tiles (one per vector already fills it). On small planes a tile row is a
+/// few tiles (7x7 on F(2x2) and 14x14 on F(4x4): 4 tiles, 28x28 on F(4x4): 7), so one
+/// segment per vector left 9-12 of the 16 lanes idle in every transform.
+#[cfg(target_arch = "x86_64")]
+fn lane_groups(segs: &[Segment]) -> Option<Vec<std::ops::Range<usize>>> {
+    if segs.iter().any(|s| s.len > 8) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < segs.len() {
+        let (mut j, mut lanes) = (i, 0);
+        while j < segs.len() && j - i < 4 && lanes + segs[j].len <= L {
+            lanes += segs[j].len;
+            j += 1;
+        }
+        out.push(i..j);
+        i = j;
+    }
+    Some(out)
+}
+
+/// Lanes `l .. l + len` of a group (segment offset `l` in it, `len` tiles).
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn seg_mask(l: usize, len: usize) -> u16 {
+    first(len) << l
+}
+
 /// Lanes of the transforms: tiles side by side.
 const L: usize = 16;
 type Lanes = [f32; L];
@@ -669,6 +700,46 @@ unsafe fn input_avx512(
     use std::arch::x86_64::*;
     let u_len = g.u_len;
     let lin = 2 * u_len;
+    if let Some(groups) = lane_groups(segs) {
+        for grp in groups {
+            let gs = &segs[grp];
+            let base = gs[0].off;
+            let lanes: usize = gs.iter().map(|sg| sg.len).sum();
+            let mask = first(lanes);
+            for c in chans.clone() {
+                let dst = vp.add(c * nb + base);
+                // Segment j's tiles in lanes off - base .. + len, read from its own rows: lane
+                // l + t at column x0 + t, as the one-segment loop reads it (the address of
+                // lane 0 may lie before the row; masked-off lanes are never read).
+                let mut qs = [(std::ptr::null::<f32>(), 0u16); 4];
+                for (q, sg) in qs.iter_mut().zip(gs) {
+                    let l = sg.off - base;
+                    let phases = &padded[(sg.img * g.c + c) * g.pp + sg.ty * 4 * u_len..][..8 * u_len];
+                    *q = (phases.as_ptr().add(sg.x0).wrapping_sub(l), seg_mask(l, sg.len));
+                }
+                let qs = &qs[..gs.len()];
+                let ld = |s: usize, s2: usize| {
+                    let at = s * lin + (s2 % 2) * u_len + s2 / 2;
+                    let mut v = _mm512_setzero_ps();
+                    for &(q, mk) in qs {
+                        v = _mm512_mask_loadu_ps(v, mk, q.wrapping_add(at));
+                    }
+                    v
+                };
+                let c0 = bt4(ld(0, 0), ld(1, 0), ld(2, 0), ld(3, 0));
+                let c1 = bt4(ld(0, 1), ld(1, 1), ld(2, 1), ld(3, 1));
+                let c2 = bt4(ld(0, 2), ld(1, 2), ld(2, 2), ld(3, 2));
+                let c3 = bt4(ld(0, 3), ld(1, 3), ld(2, 3), ld(3, 3));
+                for i in 0..4 {
+                    let v = bt4(c0[i], c1[i], c2[i], c3[i]);
+                    for (j, &vj) in v.iter().enumerate() {
+                        _mm512_mask_storeu_ps(dst.add((i * 4 + j) * vs), mask, vj);
+                    }
+                }
+            }
+        }
+        return;
+    }
     for sg in segs {
         for c in chans.clone() {
             let phases = &padded[(sg.img * g.c + c) * g.pp + sg.ty * 4 * u_len..][..8 * u_len];
@@ -713,6 +784,54 @@ unsafe fn output_avx512(
     let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
     let ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    if let Some(groups) = lane_groups(segs) {
+        for grp in groups {
+            let gs = &segs[grp];
+            let base = gs[0].off;
+            for k in ks.clone() {
+                let bk = _mm512_set1_ps(bias[k]);
+                let src = m.add(k * nb + base);
+                // SAFETY: reads end at most 16 floats past the block's tiles (M's slack).
+                let ld = |t: usize| _mm512_loadu_ps(src.add(t * ms));
+                let r0 = at4(ld(0), ld(1), ld(2), ld(3));
+                let r1 = at4(ld(4), ld(5), ld(6), ld(7));
+                let r2 = at4(ld(8), ld(9), ld(10), ld(11));
+                let r3 = at4(ld(12), ld(13), ld(14), ld(15));
+                let y0 = at4(r0[0], r1[0], r2[0], r3[0]);
+                let y1 = at4(r0[1], r1[1], r2[1], r3[1]);
+                for aa in 0..2 {
+                    // Outputs 2t, 2t + 1 of lane t: vector e holds outputs 16e .. 16e + 16.
+                    let vals = [_mm512_permutex2var_ps(y0[aa], ilo, y1[aa]), _mm512_permutex2var_ps(y0[aa], ihi, y1[aa])];
+                    for sg in gs {
+                        let oy = sg.ty * 2 + aa;
+                        if oy >= g.oh {
+                            continue;
+                        }
+                        let l2 = 2 * (sg.off - base) as isize;
+                        let ox0 = sg.x0 * 2;
+                        let n = ((sg.x0 + sg.len) * 2).min(g.ow) - ox0;
+                        let o = out.add((sg.img * g.k + k) * oplane + oy * g.ow + ox0);
+                        for (e, &v) in vals.iter().enumerate() {
+                            let lo16 = l2 - 16 * e as isize;
+                            let mk = lanes_mask(lo16, lo16 + n as isize);
+                            if mk == 0 {
+                                continue;
+                            }
+                            // Lane i of vector e is output 16e + i - l2 of the segment's row.
+                            let oe = o.wrapping_offset(-lo16);
+                            let mut s = _mm512_add_ps(v, bk);
+                            if add {
+                                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, oe));
+                            }
+                            s = _mm512_min_ps(vhi, _mm512_max_ps(vlo, s));
+                            _mm512_mask_storeu_ps(oe, mk, s);
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for sg in segs {
         for k in ks.clone() {
             let bk = _mm512_set1_ps(bias[k]);
@@ -867,6 +986,50 @@ unsafe fn input6_avx512(
     let plane = g.h * g.w;
     assert!(src.len() >= g.n * g.c * plane, "winograd: input too short");
     let mut rows = TILE_ROWS.with(|cell| cell.take());
+    if let Some(groups) = lane_groups(segs) {
+        // Each segment of a group pads its six rows into its own quarter of `rows`.
+        if rows.len() < 4 * 24 * u_len {
+            rows.resize(4 * 24 * u_len, 0.0);
+        }
+        for grp in groups {
+            let gs = &segs[grp];
+            let base = gs[0].off;
+            let lanes: usize = gs.iter().map(|sg| sg.len).sum();
+            let mask = first(lanes);
+            for c in chans.clone() {
+                let mut qs = [(std::ptr::null::<f32>(), 0u16); 4];
+                for (j, (q, sg)) in qs.iter_mut().zip(gs).enumerate() {
+                    // Segments are at most 8 tiles: columns x0 .. x0 + 8 + 2 of each phase.
+                    let us = (sg.x0 / 16) * 16..(sg.x0 + 17).next_multiple_of(16).min(u_len);
+                    let rj = rows.as_mut_ptr().add(j * 24 * u_len);
+                    pad4_rows(g, src.as_ptr().add((sg.img * g.c + c) * plane), sg.ty * 4, 6, us, rj);
+                    let l = sg.off - base;
+                    // Lane l + t reads column x0 + t (the address of lane 0 may lie before it).
+                    *q = (rj.add(sg.x0).cast_const().wrapping_sub(l), seg_mask(l, sg.len));
+                }
+                let qs = &qs[..gs.len()];
+                let dst = vp.add(c * nb + base);
+                let ld = |s: usize, s2: usize| {
+                    let at = s * lin + (s2 % 4) * u_len + s2 / 4;
+                    let mut v = _mm512_setzero_ps();
+                    for &(q, mk) in qs {
+                        v = _mm512_mask_loadu_ps(v, mk, q.wrapping_add(at));
+                    }
+                    v
+                };
+                let cols: [[__m512; 6]; 6] =
+                    std::array::from_fn(|s2| bt6([ld(0, s2), ld(1, s2), ld(2, s2), ld(3, s2), ld(4, s2), ld(5, s2)]));
+                for i in 0..6 {
+                    let v = bt6([cols[0][i], cols[1][i], cols[2][i], cols[3][i], cols[4][i], cols[5][i]]);
+                    for (j, &vj) in v.iter().enumerate() {
+                        _mm512_mask_storeu_ps(dst.add((i * 6 + j) * vs), mask, vj);
+                    }
+                }
+            }
+        }
+        TILE_ROWS.with(|cell| cell.replace(rows));
+        return;
+    }
     if rows.len() < 24 * u_len {
         rows.resize(24 * u_len, 0.0);
     }
@@ -915,6 +1078,62 @@ unsafe fn output6_avx512(
     let (vlo, vhi) = (_mm512_set1_ps(lo), _mm512_set1_ps(hi));
     let ilo = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     let ihi = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    if let Some(groups) = lane_groups(segs) {
+        for grp in groups {
+            let gs = &segs[grp];
+            let base = gs[0].off;
+            for k in ks.clone() {
+                let bk = _mm512_set1_ps(bias[k]);
+                let src = m.add(k * nb + base);
+                // SAFETY: reads end at most 16 floats past the block's tiles (M's slack).
+                let ld = |t: usize| _mm512_loadu_ps(src.add(t * ms));
+                let rows: [[__m512; 4]; 6] = std::array::from_fn(|i| {
+                    at6([ld(i * 6), ld(i * 6 + 1), ld(i * 6 + 2), ld(i * 6 + 3), ld(i * 6 + 4), ld(i * 6 + 5)])
+                });
+                let y: [[__m512; 4]; 4] =
+                    std::array::from_fn(|b| at6([rows[0][b], rows[1][b], rows[2][b], rows[3][b], rows[4][b], rows[5][b]]));
+                for aa in 0..4 {
+                    // Outputs 4t .. 4t + 4 of lane t: vector e holds outputs 16e .. 16e + 16.
+                    let (p_lo, p_hi) =
+                        (_mm512_permutex2var_ps(y[0][aa], ilo, y[2][aa]), _mm512_permutex2var_ps(y[0][aa], ihi, y[2][aa]));
+                    let (q_lo, q_hi) =
+                        (_mm512_permutex2var_ps(y[1][aa], ilo, y[3][aa]), _mm512_permutex2var_ps(y[1][aa], ihi, y[3][aa]));
+                    let vals = [
+                        _mm512_permutex2var_ps(p_lo, ilo, q_lo),
+                        _mm512_permutex2var_ps(p_lo, ihi, q_lo),
+                        _mm512_permutex2var_ps(p_hi, ilo, q_hi),
+                        _mm512_permutex2var_ps(p_hi, ihi, q_hi),
+                    ];
+                    for sg in gs {
+                        let oy = sg.ty * 4 + aa;
+                        if oy >= g.oh {
+                            continue;
+                        }
+                        let l4 = 4 * (sg.off - base) as isize;
+                        let ox0 = sg.x0 * 4;
+                        let n = ((sg.x0 + sg.len) * 4).min(g.ow) - ox0;
+                        let o = out.add((sg.img * g.k + k) * oplane + oy * g.ow + ox0);
+                        for (e, &v) in vals.iter().enumerate() {
+                            let lo16 = l4 - 16 * e as isize;
+                            let mk = lanes_mask(lo16, lo16 + n as isize);
+                            if mk == 0 {
+                                continue;
+                            }
+                            // Lane i of vector e is output 16e + i - l4 of the segment's row.
+                            let oe = o.wrapping_offset(-lo16);
+                            let mut s = _mm512_add_ps(v, bk);
+                            if add {
+                                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, oe));
+                            }
+                            s = _mm512_min_ps(vhi, _mm512_max_ps(vlo, s));
+                            _mm512_mask_storeu_ps(oe, mk, s);
+                        }
+                    }
+                }
+            }
+        }
+        return;
+    }
     for sg in segs {
         for k in ks.clone() {
             let bk = _mm512_set1_ps(bias[k]);
