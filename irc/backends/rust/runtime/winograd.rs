@@ -802,31 +802,7 @@ unsafe fn output_avx512(
                 for aa in 0..2 {
                     // Outputs 2t, 2t + 1 of lane t: vector e holds outputs 16e .. 16e + 16.
                     let vals = [_mm512_permutex2var_ps(y0[aa], ilo, y1[aa]), _mm512_permutex2var_ps(y0[aa], ihi, y1[aa])];
-                    for sg in gs {
-                        let oy = sg.ty * 2 + aa;
-                        if oy >= g.oh {
-                            continue;
-                        }
-                        let l2 = 2 * (sg.off - base) as isize;
-                        let ox0 = sg.x0 * 2;
-                        let n = ((sg.x0 + sg.len) * 2).min(g.ow) - ox0;
-                        let o = out.add((sg.img * g.k + k) * oplane + oy * g.ow + ox0);
-                        for (e, &v) in vals.iter().enumerate() {
-                            let lo16 = l2 - 16 * e as isize;
-                            let mk = lanes_mask(lo16, lo16 + n as isize);
-                            if mk == 0 {
-                                continue;
-                            }
-                            // Lane i of vector e is output 16e + i - l2 of the segment's row.
-                            let oe = o.wrapping_offset(-lo16);
-                            let mut s = _mm512_add_ps(v, bk);
-                            if add {
-                                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, oe));
-                            }
-                            s = _mm512_min_ps(vhi, _mm512_max_ps(vlo, s));
-                            _mm512_mask_storeu_ps(oe, mk, s);
-                        }
-                    }
+                    store_group_row::<2>(g, gs, aa, &vals, k, bk, (vlo, vhi), add, out);
                 }
             }
         }
@@ -874,6 +850,46 @@ unsafe fn output_avx512(
                 }
                 x += 16;
             }
+        }
+    }
+}
+
+/// The stores of the grouped output transforms: output row `aa` of every segment in `gs`,
+/// whose tiles lie side by side in `vals` with `S` outputs per tile (lane `16e + i` of vector
+/// `e` is output `i - S·(off - base)` of its segment's row), bias `bk`, the residual and the
+/// clamp applied, masked to the segment's columns.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[inline]
+#[allow(clippy::too_many_arguments)]
+unsafe fn store_group_row<const S: usize>(
+    g: &Geo, gs: &[Segment], aa: usize, vals: &[std::arch::x86_64::__m512], k: usize, bk: std::arch::x86_64::__m512,
+    (vlo, vhi): (std::arch::x86_64::__m512, std::arch::x86_64::__m512), add: bool, out: *mut f32,
+) {
+    use std::arch::x86_64::*;
+    let base = gs[0].off;
+    for sg in gs {
+        let oy = sg.ty * S + aa;
+        if oy >= g.oh {
+            continue;
+        }
+        let first = (S * (sg.off - base)) as isize;
+        let ox0 = sg.x0 * S;
+        let n = ((sg.x0 + sg.len) * S).min(g.ow) - ox0;
+        let o = out.add((sg.img * g.k + k) * g.oh * g.ow + oy * g.ow + ox0);
+        for (e, &v) in vals.iter().enumerate() {
+            let lo16 = first - 16 * e as isize;
+            let mk = lanes_mask(lo16, lo16 + n as isize);
+            if mk == 0 {
+                continue;
+            }
+            let oe = o.wrapping_offset(-lo16);
+            let mut s = _mm512_add_ps(v, bk);
+            if add {
+                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, oe));
+            }
+            s = _mm512_min_ps(vhi, _mm512_max_ps(vlo, s));
+            _mm512_mask_storeu_ps(oe, mk, s);
         }
     }
 }
@@ -1104,31 +1120,7 @@ unsafe fn output6_avx512(
                         _mm512_permutex2var_ps(p_hi, ilo, q_hi),
                         _mm512_permutex2var_ps(p_hi, ihi, q_hi),
                     ];
-                    for sg in gs {
-                        let oy = sg.ty * 4 + aa;
-                        if oy >= g.oh {
-                            continue;
-                        }
-                        let l4 = 4 * (sg.off - base) as isize;
-                        let ox0 = sg.x0 * 4;
-                        let n = ((sg.x0 + sg.len) * 4).min(g.ow) - ox0;
-                        let o = out.add((sg.img * g.k + k) * oplane + oy * g.ow + ox0);
-                        for (e, &v) in vals.iter().enumerate() {
-                            let lo16 = l4 - 16 * e as isize;
-                            let mk = lanes_mask(lo16, lo16 + n as isize);
-                            if mk == 0 {
-                                continue;
-                            }
-                            // Lane i of vector e is output 16e + i - l4 of the segment's row.
-                            let oe = o.wrapping_offset(-lo16);
-                            let mut s = _mm512_add_ps(v, bk);
-                            if add {
-                                s = _mm512_add_ps(s, _mm512_maskz_loadu_ps(mk, oe));
-                            }
-                            s = _mm512_min_ps(vhi, _mm512_max_ps(vlo, s));
-                            _mm512_mask_storeu_ps(oe, mk, s);
-                        }
-                    }
+                    store_group_row::<4>(g, gs, aa, &vals, k, bk, (vlo, vhi), add, out);
                 }
             }
         }
