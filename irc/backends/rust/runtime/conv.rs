@@ -1207,6 +1207,32 @@ fn madd<const FMA: bool>(a: f32, b: f32, d: f32) -> f32 {
     if FMA { a.mul_add(b, d) } else { d + a * b }
 }
 
+/// `line` split into its `sw` column phases: phase `p` (columns p, p + sw, ...) goes to
+/// `dst[p * plen..]`, `plen = dst.len() / sw`; slots past a phase's last column are left as
+/// they are. Strided kernels read each phase as a unit-stride row.
+#[inline]
+pub(crate) fn split_phases<T: Copy>(line: &[T], sw: usize, dst: &mut [T]) {
+    let plen = dst.len() / sw;
+    if sw == 2 {
+        // The common stride: even and odd columns in one pass over column pairs
+        // (a shuffle the compiler vectorizes; `step_by` compiled to a scalar loop).
+        let (even, odd) = dst.split_at_mut(plen);
+        let pairs = line.chunks_exact(2);
+        if let [last] = pairs.remainder() {
+            even[plen - 1] = *last;
+        }
+        for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
+            (*e, *o) = (pair[0], pair[1]);
+        }
+        return;
+    }
+    for (p, run) in dst.chunks_exact_mut(plen).enumerate() {
+        for (d, &v) in run.iter_mut().zip(line.iter().skip(p).step_by(sw)) {
+            *d = v;
+        }
+    }
+}
+
 /// f32 depthwise convolution of one plane onto `out` (preloaded with the bias): per kernel
 /// tap, a multiply-add of a contiguous input run into a contiguous output run. Strided
 /// convolutions first split each input row into its `sw` phases, so runs stay contiguous.
@@ -1217,24 +1243,7 @@ fn depthwise_body<const FMA: bool>(out: &mut [f32], chan: &[f32], taps: &[f32], 
         // Row `iy`, phase `p` (columns p, p + sw, ...) lives at `(iy * sw + p) * plen`.
         phases.resize(g.h * g.sw * plen, 0.0);
         for (line, rows) in chan.chunks_exact(g.w).zip(phases.chunks_exact_mut(g.sw * plen)) {
-            if g.sw == 2 {
-                // The common stride: even and odd columns in one pass over column pairs
-                // (a shuffle the compiler vectorizes; `step_by` compiled to a scalar loop).
-                let (even, odd) = rows.split_at_mut(plen);
-                let pairs = line.chunks_exact(2);
-                if let [last] = pairs.remainder() {
-                    even[plen - 1] = *last;
-                }
-                for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
-                    (*e, *o) = (pair[0], pair[1]);
-                }
-                continue;
-            }
-            for (p, run) in rows.chunks_exact_mut(plen).enumerate() {
-                for (d, &v) in run.iter_mut().zip(line[p..].iter().step_by(g.sw)) {
-                    *d = v;
-                }
-            }
+            split_phases(line, g.sw, rows);
         }
     }
     let interior = (0..g.kw).map(|kx| g.cols(kx)).fold((0, g.ow), |(a, b), (x0, x1)| (a.max(x0), b.min(x1)));

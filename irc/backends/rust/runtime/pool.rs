@@ -1,6 +1,6 @@
 //! Pooling: max (with indices), average, Lp, and their global forms.
 
-use super::conv::{next_index, strides_of, valid_range, Window};
+use super::conv::{next_index, split_phases, strides_of, valid_range, Window};
 use super::elem::{Float, Num};
 use super::error::{shape_err, Error, Result};
 use ndarray::{ArrayD, IxDyn};
@@ -185,20 +185,7 @@ fn max_pool_planes<T: Num>(x: &ArrayD<T>, win: &Window, taps: &Taps) -> Option<A
             let src_row: &[T] = if sw == 1 {
                 &vrow
             } else {
-                if sw == 2 {
-                    let (even, odd) = phases.split_at_mut(plen);
-                    let pairs = vrow.chunks_exact(2);
-                    if let [last] = pairs.remainder() {
-                        even[plen - 1] = *last;
-                    }
-                    for ((e, o), pair) in even.iter_mut().zip(odd.iter_mut()).zip(pairs) {
-                        (*e, *o) = (pair[0], pair[1]);
-                    }
-                } else {
-                    for (i, &v) in vrow.iter().enumerate() {
-                        phases[i % sw * plen + i / sw] = v;
-                    }
-                }
+                split_phases(&vrow, sw, &mut phases);
                 &phases
             };
             for &(x0, x1, start) in &runs {
